@@ -1,0 +1,41 @@
+# One command for each common job. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+UV ?= uv
+export DJANGO_SETTINGS_MODULE ?= berth.settings.dev
+PY := $(UV) run --frozen python
+
+.PHONY: deps run test test-fast lint format bench testbed migrate
+
+deps:
+	@command -v $(UV) >/dev/null || pip install --quiet uv
+	$(UV) sync --frozen --quiet
+
+migrate: deps
+	@scripts/ensure-database.sh
+	$(PY) manage.py migrate --noinput
+
+## run: web, worker and beat against the local PostgreSQL, Redis and Docker engine
+run: deps migrate
+	@scripts/ensure-docker.sh
+	$(PY) manage.py bootstrap
+	$(UV) run --frozen honcho start -f Procfile
+
+## test: the whole suite, on the real PostgreSQL, Redis, Docker engine and Chromium
+test: deps testbed
+	$(UV) run --frozen pytest
+
+testbed:
+	@scripts/ensure-docker.sh
+	@scripts/ensure-chromium.sh
+
+lint: deps
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+format: deps
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+## bench: benchmarks in benchmarks/, results printed and appended to benchmarks/results/
+bench: deps
+	$(PY) benchmarks/run.py

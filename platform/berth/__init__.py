@@ -1,0 +1,1 @@
+"""Berth control plane: tenancy, applications, the REST API and the operator console."""

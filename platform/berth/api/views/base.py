@@ -1,0 +1,51 @@
+"""Base views: every route under /orgs/<slug>/ resolves the organization from the URL and the actor."""
+
+import re
+from functools import cached_property
+
+from rest_framework import permissions, viewsets
+from rest_framework.exceptions import NotFound
+
+from berth.core.validators import SLUG_PATTERN
+from berth.tenancy.models import Membership
+
+from ..permissions import HasOrganizationAction
+
+_SLUG_RE = re.compile(SLUG_PATTERN)
+
+
+def is_slug(value: str) -> bool:
+    # Anything that could never be a slug is answered 404 without touching the database.
+    return len(value) <= 40 and bool(_SLUG_RE.match(value))
+
+
+class OrganizationScopedViewSet(viewsets.GenericViewSet):
+    """A view of one organization's objects. `required_actions` maps each view action to a role action."""
+
+    permission_classes = [permissions.IsAuthenticated, HasOrganizationAction]
+    required_actions: dict[str, str] = {}
+    lookup_value_regex = r"[^/]+"
+
+    @cached_property
+    def membership(self) -> Membership:
+        """The actor's membership in the URL's organization; a foreign or unknown slug is the same 404."""
+        slug = self.kwargs["org_slug"]
+        membership = (
+            Membership.objects.select_related("organization")
+            .filter(user=self.request.user, organization__slug=slug)
+            .first()
+            if is_slug(slug)
+            else None
+        )
+        if membership is None:
+            raise NotFound("Not found.")
+        return membership
+
+    @property
+    def organization(self):
+        return self.membership.organization
+
+    def scoped(self, model):
+        """Rows of `model` the actor may act on here, through the one scoping method."""
+        action = self.required_actions[self.action]
+        return model.objects.for_actor(self.request.user, action).filter(organization=self.organization)

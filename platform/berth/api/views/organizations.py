@@ -1,0 +1,140 @@
+"""Organizations, their members and invitations."""
+
+from django.db.models import OuterRef, Subquery
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from berth.tenancy import services
+from berth.tenancy.models import Invitation, Membership, Organization
+from berth.tenancy.roles import Action
+
+from .. import serializers
+from .base import OrganizationScopedViewSet, is_slug
+
+
+class OrganizationViewSet(viewsets.GenericViewSet):
+    """Organizations the user belongs to, with the user's role in each."""
+
+    queryset = Organization.objects.none()  # for the schema; get_queryset scopes real requests
+    serializer_class = serializers.OrganizationSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    lookup_field = "slug"
+    lookup_url_kwarg = "org_slug"
+    lookup_value_regex = r"[^/]+"
+    required_actions = {
+        "list": Action.ORG_VIEW,
+        "retrieve": Action.ORG_VIEW,
+        "partial_update": Action.ORG_UPDATE,
+        "destroy": Action.ORG_DELETE,
+    }
+
+    def get_queryset(self):
+        user = self.request.user
+        my_role = Membership.objects.filter(organization=OuterRef("pk"), user=user).values("role")[:1]
+        return Organization.objects.for_actor(user, Action.ORG_VIEW).annotate(role=Subquery(my_role))
+
+    def get_object(self):
+        # Same 404 for a slug that does not exist and one the user is not a member of.
+        slug = self.kwargs["org_slug"]
+        organization = self.get_queryset().filter(slug=slug).first() if is_slug(slug) else None
+        if organization is None:
+            raise NotFound("Not found.")
+        required = self.required_actions[self.action]
+        if not Organization.objects.for_actor(self.request.user, required).filter(pk=organization.pk).exists():
+            self.permission_denied(self.request, message="Your role in this organization does not allow this.")
+        return organization
+
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, org_slug=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        request=serializers.OrganizationCreateSerializer, responses={201: serializers.OrganizationSerializer}
+    )
+    def create(self, request):
+        data = serializers.OrganizationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        organization = services.organization_create(actor=request.user, **data.validated_data)
+        organization.role = Membership.objects.get(organization=organization, user=request.user).role
+        return Response(self.get_serializer(organization).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.OrganizationUpdateSerializer)
+    def partial_update(self, request, org_slug=None):
+        organization = self.get_object()
+        data = serializers.OrganizationUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.organization_update(actor=request.user, organization=organization, **data.validated_data)
+        return Response(self.get_serializer(organization).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, org_slug=None):
+        services.organization_delete(actor=request.user, organization=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
+    """Members of an organization and their roles. Any member may remove themselves."""
+
+    queryset = Membership.objects.none()  # for the schema; get_queryset scopes real requests
+    serializer_class = serializers.MembershipSerializer
+    required_actions = {
+        "list": Action.MEMBER_VIEW,
+        "retrieve": Action.MEMBER_VIEW,
+        "partial_update": Action.MEMBER_MANAGE,
+        # Leaving is allowed to every member; removing someone else is checked by the service.
+        "destroy": Action.MEMBER_VIEW,
+    }
+
+    def get_queryset(self):
+        return self.scoped(Membership).select_related("user")
+
+    @extend_schema(request=serializers.MembershipUpdateSerializer)
+    def partial_update(self, request, org_slug=None, pk=None):
+        membership = self.get_object()
+        data = serializers.MembershipUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.membership_update_role(actor=request.user, membership=membership, **data.validated_data)
+        return Response(self.get_serializer(membership).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, org_slug=None, pk=None):
+        services.membership_remove(actor=request.user, membership=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
+    """Pending and accepted invitations to an organization. DELETE revokes a pending one."""
+
+    queryset = Invitation.objects.none()  # for the schema; get_queryset scopes real requests
+    serializer_class = serializers.InvitationSerializer
+    required_actions = {
+        "list": Action.MEMBER_MANAGE,
+        "retrieve": Action.MEMBER_MANAGE,
+        "create": Action.MEMBER_MANAGE,
+        "destroy": Action.MEMBER_MANAGE,
+    }
+
+    def get_queryset(self):
+        return self.scoped(Invitation).select_related("invited_by")
+
+    @extend_schema(
+        request=serializers.InvitationCreateSerializer, responses={201: serializers.InvitationCreatedSerializer}
+    )
+    def create(self, request, org_slug=None):
+        data = serializers.InvitationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invitation, token = services.invitation_create(
+            actor=request.user, organization=self.organization, **data.validated_data
+        )
+        invitation.token = token
+        return Response(serializers.InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, org_slug=None, pk=None):
+        services.invitation_revoke(actor=request.user, invitation=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,47 @@
+"""Encryption at rest for tenant secrets, with key rotation (BERTH_FIELD_ENCRYPTION_KEYS)."""
+
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+
+
+@cache
+def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    try:
+        return MultiFernet([Fernet(key.encode()) for key in keys])
+    except (ValueError, TypeError) as error:
+        raise ImproperlyConfigured(f"BERTH_FIELD_ENCRYPTION_KEYS holds an invalid Fernet key: {error}") from None
+
+
+def fernet() -> MultiFernet:
+    return _fernet(tuple(settings.FIELD_ENCRYPTION_KEYS))
+
+
+def encrypt(plaintext: str) -> str:
+    return fernet().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(ciphertext: str) -> str:
+    try:
+        return fernet().decrypt(ciphertext.encode()).decode()
+    except InvalidToken:
+        raise ImproperlyConfigured("A stored value cannot be decrypted with any configured key.") from None
+
+
+def reencrypt(ciphertext: str) -> str:
+    """Re-encrypt with the newest key, so the oldest can be retired."""
+    return fernet().rotate(ciphertext.encode()).decode()
+
+
+class EncryptedTextField(models.TextField):
+    """Text stored as a Fernet token; Python code only ever sees the plaintext."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else decrypt(value)
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        return None if value is None else encrypt(value)

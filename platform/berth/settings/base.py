@@ -1,0 +1,173 @@
+"""Settings shared by every environment. Values that differ per deployment come from the environment."""
+
+from pathlib import Path
+
+import dj_database_url
+
+from .env import env_int, env_list, env_str
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+# Development-only defaults. prod.py refuses to start while either is still in use.
+INSECURE_SECRET_KEY = "insecure-berth-development-key-do-not-use-in-production"  # noqa: S105
+INSECURE_FIELD_ENCRYPTION_KEYS = "wHt5TyCXHT1Mf1P8HlsO_NMrR9HF2q8yK3RIv58nKgE="
+
+SECRET_KEY = env_str("BERTH_SECRET_KEY", INSECURE_SECRET_KEY)
+# Fernet keys, newest first: the first encrypts, all of them decrypt, so keys can rotate.
+FIELD_ENCRYPTION_KEYS = env_list("BERTH_FIELD_ENCRYPTION_KEYS", INSECURE_FIELD_ENCRYPTION_KEYS)
+DEBUG = False
+ALLOWED_HOSTS = env_list("BERTH_ALLOWED_HOSTS", "localhost,127.0.0.1")
+CSRF_TRUSTED_ORIGINS = env_list("BERTH_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "berth.console.apps.ConsoleConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "berth.core",
+    "berth.tenancy",
+    "berth.applications",
+    "berth.audit",
+    "berth.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "berth.api.middleware.ApiBodyLimitMiddleware",
+    "berth.audit.context.AuditContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "berth.urls"
+WSGI_APPLICATION = "berth.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [REPO_ROOT / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/berth"),
+        conn_max_age=env_int("BERTH_DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("BERTH_CACHE_PREFIX", "berth"),
+    }
+}
+
+AUTH_USER_MODEL = "tenancy.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/console/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = REPO_ROOT / "var" / "static"
+STATICFILES_DIRS = [REPO_ROOT / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Request bodies: Django's own limit covers form posts; the API middleware applies the same
+# number to JSON bodies, which Django does not count.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BERTH_MAX_BODY_BYTES", 256 * 1024)
+
+# Number of reverse proxies in front of Berth whose X-Forwarded-For entries are trusted.
+BERTH_NUM_PROXIES = env_int("BERTH_NUM_PROXIES", 0)
+BERTH_INVITATION_TTL_DAYS = env_int("BERTH_INVITATION_TTL_DAYS", 7)
+# Seconds between writes of ApiToken.last_used_at, so a busy token is not a write per request.
+BERTH_TOKEN_TOUCH_INTERVAL = env_int("BERTH_TOKEN_TOUCH_INTERVAL", 60)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "berth.api.authentication.BearerTokenAuthentication",
+        "berth.api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "berth.api.pagination.PageNumberPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "berth.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "berth.api.throttling.UserRateThrottle",
+        "berth.api.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("BERTH_THROTTLE_USER", "1200/min"),
+        "anon": env_str("BERTH_THROTTLE_ANON", "60/min"),
+    },
+    "NUM_PROXIES": BERTH_NUM_PROXIES,
+    "PAGE_SIZE": 50,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Berth API",
+    "DESCRIPTION": "Tenant REST API of Berth, a self-hosted platform-as-a-service.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "berth.tenancy.roles.Role.choices"},
+}
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# Results only for the few tasks that report back (health); job state lives in PostgreSQL.
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
+
+EMAIL_BACKEND = env_str("BERTH_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("BERTH_FROM_EMAIL", "berth@localhost")
+BERTH_PUBLIC_URL = env_str("BERTH_PUBLIC_URL", "http://127.0.0.1:8000")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("BERTH_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,12 @@
+"""The test suite: the real PostgreSQL and Redis, fast password hashing, mail kept in memory."""
+
+from .base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+# Tests share one Redis with a developer's running Berth: keep their keys apart.
+CACHES["default"]["KEY_PREFIX"] = "berth-test"  # noqa: F405
+# The suite makes many requests as one user; the throttle itself is tested with its own rates.
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": "100000/min", "anon": "100000/min"}  # noqa: F405
+CELERY_TASK_ALWAYS_EAGER = False

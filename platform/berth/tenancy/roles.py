@@ -1,0 +1,48 @@
+"""Roles and the one table that says which actions each role may take in its organization."""
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    DEVELOPER = "developer", "Developer"
+    VIEWER = "viewer", "Viewer"
+    BILLING = "billing", "Billing"
+
+
+class Action(models.TextChoices):
+    ORG_VIEW = "org.view"
+    ORG_UPDATE = "org.update"
+    ORG_DELETE = "org.delete"
+    MEMBER_VIEW = "member.view"
+    MEMBER_MANAGE = "member.manage"
+    # Granting, changing or removing the owner role.
+    OWNER_MANAGE = "owner.manage"
+    APP_VIEW = "app.view"
+    APP_CREATE = "app.create"
+    APP_UPDATE = "app.update"
+    APP_DELETE = "app.delete"
+    AUDIT_VIEW = "audit.view"
+    BILLING_VIEW = "billing.view"
+
+
+_READ = {Action.ORG_VIEW, Action.MEMBER_VIEW}
+_APPS = {Action.APP_VIEW, Action.APP_CREATE, Action.APP_UPDATE, Action.APP_DELETE}
+_ADMIN = _READ | _APPS | {Action.ORG_UPDATE, Action.MEMBER_MANAGE, Action.AUDIT_VIEW, Action.BILLING_VIEW}
+
+ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    Role.OWNER: frozenset(_ADMIN | {Action.ORG_DELETE, Action.OWNER_MANAGE}),
+    Role.ADMIN: frozenset(_ADMIN),
+    Role.DEVELOPER: frozenset(_READ | _APPS),
+    Role.VIEWER: frozenset(_READ | {Action.APP_VIEW}),
+    Role.BILLING: frozenset(_READ | {Action.APP_VIEW, Action.BILLING_VIEW}),
+}
+
+
+def role_allows(role: str | None, action: str) -> bool:
+    return role is not None and action in ROLE_ACTIONS.get(role, frozenset())
+
+
+def roles_allowing(action: str) -> list[str]:
+    return [role for role, actions in ROLE_ACTIONS.items() if action in actions]

@@ -1,0 +1,275 @@
+"""Changes to organizations, memberships, invitations and API tokens. Every change is audited."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from berth.audit.services import audit_record
+from berth.core.errors import Conflict, Forbidden, Invalid, NotFound
+
+from .models import ApiToken, Invitation, Membership, Organization, User
+from .roles import Action, Role, role_allows
+from .selectors import role_of
+from .tokens import token_digest, token_generate, token_key_id, token_matches
+
+# --- organizations ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def organization_create(*, actor: User, slug: str, name: str) -> Organization:
+    """Create an organization with the actor as its first owner."""
+    try:
+        with transaction.atomic():
+            organization = Organization.objects.create(slug=slug, name=name, created_by=actor)
+    except IntegrityError:
+        raise Conflict("An organization with this slug already exists.", field="slug", code="slug_taken") from None
+    Membership.objects.create(user=actor, organization=organization, role=Role.OWNER)
+    audit_record(
+        actor=actor,
+        action="organization.create",
+        target=organization,
+        organization=organization,
+        changes={"slug": slug, "name": name},
+    )
+    return organization
+
+
+@transaction.atomic
+def organization_update(*, actor: User, organization: Organization, name: str) -> Organization:
+    old = organization.name
+    organization.name = name
+    organization.save(update_fields=["name"])
+    audit_record(
+        actor=actor,
+        action="organization.update",
+        target=organization,
+        organization=organization,
+        changes={"name": [old, name]},
+    )
+    return organization
+
+
+@transaction.atomic
+def organization_delete(*, actor: User, organization: Organization) -> None:
+    audit_record(actor=actor, action="organization.delete", target=organization, organization=organization)
+    organization.delete()
+
+
+# --- memberships ------------------------------------------------------------------------------
+
+
+def _lock_owners(organization: Organization) -> list[int]:
+    """Lock the organization's owner rows, so two concurrent changes cannot both remove the last one."""
+    return list(
+        Membership.objects.select_for_update()
+        .filter(organization=organization, role=Role.OWNER)
+        .values_list("pk", flat=True)
+    )
+
+
+def _require_owner_rights(actor: User, organization: Organization, *roles: str) -> None:
+    if Role.OWNER in roles and not role_allows(role_of(actor, organization), Action.OWNER_MANAGE):
+        raise Forbidden("Only an owner can grant, change or remove the owner role.")
+
+
+@transaction.atomic
+def membership_update_role(*, actor: User, membership: Membership, role: str, as_operator: bool = False) -> Membership:
+    """Change a member's role. `as_operator` is the console's path: staff act without a tenant role."""
+    organization = membership.organization
+    current = Membership.objects.select_for_update().get(pk=membership.pk).role
+    if not as_operator:
+        _require_owner_rights(actor, organization, current, role)
+    owners = _lock_owners(organization)
+    if current == Role.OWNER and role != Role.OWNER and owners == [membership.pk]:
+        raise Conflict("An organization must keep at least one owner.", field="role", code="last_owner")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(
+        actor=actor,
+        action="membership.update",
+        target=membership,
+        organization=organization,
+        changes={"user": membership.user.email, "role": [current, role]},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: User, membership: Membership, as_operator: bool = False) -> None:
+    """Remove a member; any member may remove themselves (leave), others need member.manage."""
+    organization = membership.organization
+    if membership.user_id != actor.pk and not as_operator:
+        if not role_allows(role_of(actor, organization), Action.MEMBER_MANAGE):
+            raise Forbidden("Your role does not allow managing members.")
+        _require_owner_rights(actor, organization, membership.role)
+    if _lock_owners(organization) == [membership.pk]:
+        raise Conflict("An organization must keep at least one owner.", code="last_owner")
+    audit_record(
+        actor=actor,
+        action="membership.remove",
+        target=membership,
+        organization=organization,
+        changes={"user": membership.user.email, "role": membership.role},
+    )
+    membership.delete()
+
+
+# --- invitations ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def invitation_create(*, actor: User, organization: Organization, email: str, role: str) -> tuple[Invitation, str]:
+    """Invite an email address; returns the invitation and its token, which is shown only once."""
+    email = email.strip().lower()
+    _require_owner_rights(actor, organization, role)
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise Conflict("This person is already a member.", field="email", code="already_member")
+    Invitation.objects.filter(
+        organization=organization, email=email, accepted_at__isnull=True, expires_at__lte=timezone.now()
+    ).delete()
+    token = token_generate()
+    try:
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                organization=organization,
+                email=email,
+                role=role,
+                token_digest=token.digest,
+                invited_by=actor,
+                expires_at=timezone.now() + timedelta(days=settings.BERTH_INVITATION_TTL_DAYS),
+            )
+    except IntegrityError:
+        raise Conflict("This email already has a pending invitation.", field="email", code="already_invited") from None
+    audit_record(
+        actor=actor,
+        action="invitation.create",
+        target=invitation,
+        organization=organization,
+        changes={"email": email, "role": role},
+    )
+    transaction.on_commit(lambda: _send_invitation(invitation, token.plaintext))
+    return invitation, token.plaintext
+
+
+def _send_invitation(invitation: Invitation, token: str) -> None:
+    send_mail(
+        subject=f"You are invited to {invitation.organization.name} on Berth",
+        message=(
+            f"{invitation.invited_by} invited you to join {invitation.organization.name} as {invitation.role}.\n\n"
+            f"Log in as {invitation.email} and accept with this token (valid until "
+            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n\n{token}\n\n"
+            f'POST {settings.BERTH_PUBLIC_URL}/api/v1/invitations/accept {{"token": "…"}}\n'
+        ),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+@transaction.atomic
+def invitation_revoke(*, actor: User, invitation: Invitation) -> None:
+    audit_record(
+        actor=actor,
+        action="invitation.revoke",
+        target=invitation,
+        organization=invitation.organization,
+        changes={"email": invitation.email},
+    )
+    invitation.delete()
+
+
+@transaction.atomic
+def invitation_accept(*, actor: User, token: str) -> Membership:
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("organization")
+        .filter(token_digest=token_digest(token), accepted_at__isnull=True)
+        .first()
+    )
+    # One answer for unknown, used and someone else's invitations: a token holder learns nothing more.
+    if invitation is None or invitation.email != actor.email.lower():
+        raise NotFound("No pending invitation matches this token for your account.", field="token")
+    if invitation.expires_at <= timezone.now():
+        raise Invalid("This invitation has expired; ask for a new one.", field="token", code="expired")
+    if Membership.objects.filter(user=actor, organization=invitation.organization).exists():
+        raise Conflict("You are already a member of this organization.", field="token", code="already_member")
+    membership = Membership.objects.create(user=actor, organization=invitation.organization, role=invitation.role)
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = actor
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_record(
+        actor=actor,
+        action="invitation.accept",
+        target=invitation,
+        organization=invitation.organization,
+        changes={"email": invitation.email, "role": invitation.role},
+    )
+    return membership
+
+
+def invitations_purge_expired(*, now: datetime | None = None) -> int:
+    """Delete invitations that expired unaccepted; returns how many."""
+    deleted, _ = Invitation.objects.filter(accepted_at__isnull=True, expires_at__lte=now or timezone.now()).delete()
+    return deleted
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+class TokenRejected(Exception):
+    """A presented API token that does not authenticate; `code` says why."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@transaction.atomic
+def api_token_create(*, actor: User, name: str, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """Create a personal token; returns the row and the plaintext, which is never stored or shown again."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise Invalid("The expiry must be in the future.", field="expires_at", code="expiry_in_past")
+    token = token_generate()
+    api_token = ApiToken.objects.create(
+        user=actor, name=name, key_id=token.key_id, digest=token.digest, expires_at=expires_at
+    )
+    audit_record(
+        actor=actor, action="api_token.create", target=api_token, changes={"name": name, "prefix": api_token.prefix}
+    )
+    return api_token, token.plaintext
+
+
+@transaction.atomic
+def api_token_revoke(*, actor: User, api_token: ApiToken) -> ApiToken:
+    if api_token.revoked_at is None:
+        api_token.revoked_at = timezone.now()
+        api_token.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, action="api_token.revoke", target=api_token, changes={"prefix": api_token.prefix})
+    return api_token
+
+
+def api_token_authenticate(plaintext: str) -> tuple[User, ApiToken]:
+    """The user a presented token belongs to; raises TokenRejected with the reason otherwise."""
+    key_id = token_key_id(plaintext)
+    api_token = ApiToken.objects.select_related("user").filter(key_id=key_id).first() if key_id is not None else None
+    if api_token is None or not token_matches(plaintext, api_token.digest):
+        raise TokenRejected("invalid_token", "The API token is not valid.")
+    if api_token.revoked_at is not None:
+        raise TokenRejected("token_revoked", "The API token has been revoked.")
+    if api_token.is_expired:
+        raise TokenRejected("token_expired", "The API token has expired.")
+    if not api_token.user.is_active:
+        raise TokenRejected("user_inactive", "The account that owns this token is disabled.")
+    _touch(api_token)
+    return api_token.user, api_token
+
+
+def _touch(api_token: ApiToken) -> None:
+    now = timezone.now()
+    interval = timedelta(seconds=settings.BERTH_TOKEN_TOUCH_INTERVAL)
+    if api_token.last_used_at is None or now - api_token.last_used_at >= interval:
+        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
+        api_token.last_used_at = now

@@ -1,0 +1,42 @@
+"""The Celery app, configured from Django settings (CELERY_* names)."""
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from celery import Celery
+
+# The control plane's source root, as manage.py sets it (STYLE.md, "Layout").
+_PLATFORM = str(Path(__file__).resolve().parents[1] / "platform")
+if _PLATFORM not in sys.path:
+    sys.path.insert(0, _PLATFORM)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "berth.settings.dev")
+
+app = Celery("berth")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    # A task is acknowledged only once it finished: a worker killed mid-task leaves it queued again.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_soft_time_limit=300,
+    task_time_limit=360,
+    task_ignore_result=True,
+    result_expires=3600,
+    imports=["worker.tasks"],
+    broker_connection_retry_on_startup=True,
+    # No ETA or countdown may exceed this (DESIGN §4): past it, Redis would hand the task out twice.
+    broker_transport_options={"visibility_timeout": 3600},
+    timezone="UTC",
+    beat_schedule={
+        "purge-expired-invitations": {
+            "task": "berth.tenancy.purge_expired_invitations",
+            "schedule": timedelta(hours=1),
+        },
+        "heartbeat": {"task": "berth.health", "schedule": timedelta(minutes=1)},
+    },
+)
