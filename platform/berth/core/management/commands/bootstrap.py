@@ -12,7 +12,6 @@ from berth.applications.services import app_create
 from berth.tenancy.models import Organization, User
 from berth.tenancy.services import api_token_create, organization_create
 
-
 UNCHANGED = "(unchanged)"
 
 

@@ -1,0 +1,57 @@
+"""Fixtures shared by the suite: people with each role in an organization, and API clients for them."""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from berth.tenancy.roles import Role
+from berth.tenancy.services import api_token_create
+
+from .factories import MembershipFactory, OrganizationFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _clear_throttle_cache():
+    """Throttle counters live in the real Redis; each test starts with none."""
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def organization(db):
+    return OrganizationFactory(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def members(organization):
+    """One user per role in `organization`, keyed by role."""
+    return {role: MembershipFactory(organization=organization, role=role).user for role in Role.values}
+
+
+@pytest.fixture
+def outsider(db):
+    """A member of another organization, who must learn nothing about `organization`."""
+    return MembershipFactory(organization=OrganizationFactory(slug="globex"), role=Role.OWNER).user
+
+
+def token_client(user) -> APIClient:
+    """An API client that authenticates like a real caller: with a personal bearer token."""
+    _, plaintext = api_token_create(actor=user, name="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client
+
+
+@pytest.fixture
+def client_for():
+    return token_client
+
+
+@pytest.fixture
+def owner_client(members):
+    return token_client(members[Role.OWNER])
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
