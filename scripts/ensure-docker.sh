@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Install (Debian's docker.io) and start the local Docker engine if it is not answering yet.
+# Install (Debian's docker.io and docker-compose) and start the local Docker engine if it is not answering yet.
 set -euo pipefail
-if docker version >/dev/null 2>&1; then exit 0; fi
-if ! command -v dockerd >/dev/null; then
-  echo "installing docker.io…"
+apt_install() {
+  echo "installing $1…"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
-fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+# tests/test_compose.py validates docker-compose.yml with it.
+if ! command -v docker-compose >/dev/null; then apt_install docker-compose; fi
+if docker version >/dev/null 2>&1; then exit 0; fi
+if ! command -v dockerd >/dev/null; then apt_install docker.io; fi
 mkdir -p /var/log/berth
 echo "starting dockerd…"
 nohup dockerd --host unix:///var/run/docker.sock >/var/log/berth/dockerd.log 2>&1 &

@@ -1,6 +1,7 @@
 """Fixtures shared by the suite: people with each role in an organization, and API clients for them."""
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -12,9 +13,14 @@ from .factories import MembershipFactory, OrganizationFactory, UserFactory
 
 @pytest.fixture(autouse=True)
 def _clear_throttle_cache():
-    """Throttle counters live in the real Redis; each test starts with none."""
-    cache.clear()
-    yield
+    """Throttle counters live in the real Redis; each test starts with none.
+
+    Only the test prefix's keys go: cache.clear() would flush the whole Redis database, broker
+    queues of a running Berth included.
+    """
+    client = cache._cache.get_client(write=True)
+    for key in client.scan_iter(f"{settings.CACHES['default']['KEY_PREFIX']}:*"):
+        client.delete(key)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ class HasOrganizationAction(permissions.BasePermission):
     message = "Your role in this organization does not allow this."
 
     def has_permission(self, request, view) -> bool:
+        membership = view.membership  # resolves the organization: 404 for non-members, before anything else
+        if view.action is None:
+            return True  # a method this route does not serve: the view answers 405
         required = view.required_actions.get(view.action)
-        if required is None:
-            return False
-        return role_allows(view.membership.role, required)
+        return required is not None and role_allows(membership.role, required)

@@ -4,6 +4,9 @@ from .base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Static files come straight from the finders; there is nothing collected to serve.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Tests share one Redis with a developer's running Berth: keep their keys apart.
 CACHES["default"]["KEY_PREFIX"] = "berth-test"  # noqa: F405

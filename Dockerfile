@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# Berth's one image. docker-compose.yml runs it as web (the default command below), worker,
+# beat and the one-shot migrate. Dependencies are exactly those in uv.lock, without the dev group.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
+
+FROM ${PYTHON_IMAGE} AS build
+COPY --from=uv /uv /usr/local/bin/uv
+# The venv must use the base image's interpreter, which the final stage has at the same path.
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /app
+# Dependencies first, in their own layer: a code change does not reinstall them.
+COPY pyproject.toml uv.lock ./
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev
+# Only what runs; tests, benchmarks and docs stay out of the image.
+COPY manage.py ./
+COPY platform platform
+COPY worker worker
+COPY templates templates
+COPY static static
+# prod settings refuse to load without real secrets. collectstatic touches neither the database nor
+# encrypted fields, so it gets throwaway values that exist only in this RUN step, never in the image.
+RUN BERTH_SECRET_KEY=collectstatic-only-build-placeholder-not-a-secret \
+    BERTH_FIELD_ENCRYPTION_KEYS=collectstatic-only-build-placeholder \
+    DJANGO_SETTINGS_MODULE=berth.settings.prod \
+    .venv/bin/python manage.py collectstatic --noinput \
+    && .venv/bin/python -m compileall -q manage.py platform worker
+
+FROM ${PYTHON_IMAGE}
+# The code is root's and read-only to the image user; /var/lib/berth is its one writable path (beat's state).
+RUN useradd --system --user-group --uid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin berth \
+    && install -d -o berth -g berth /var/lib/berth
+COPY --from=build /app /app
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    DJANGO_SETTINGS_MODULE=berth.settings.prod
+WORKDIR /app
+USER berth
+EXPOSE 8000
+# No control socket: it would live in $HOME, which the image user cannot write, and nothing uses it.
+CMD ["gunicorn", "berth.wsgi", "--pythonpath", "platform,.", "--bind", "0.0.0.0:8000", "--workers", "3", \
+     "--access-logfile", "-", "--no-control-socket"]

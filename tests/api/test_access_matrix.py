@@ -1,0 +1,143 @@
+"""Every API route against every role and a foreign tenant (issue: "Must hold", first point).
+
+The expectations below are written by hand, independently of the views' own declarations.
+`test_every_route_has_expectations` fails the day a route is added without a row here, so a
+new endpoint is covered from the start.
+"""
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from berth.api import urls as api_urls
+from berth.audit.models import AuditEvent
+from berth.tenancy.roles import Role
+from berth.tenancy.services import invitation_create
+from tests.conftest import token_client
+from tests.factories import AppFactory, MembershipFactory
+
+ALL = set(Role.values)
+MANAGERS = {Role.OWNER, Role.ADMIN}
+BUILDERS = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
+SUCCESS = {"GET": 200, "POST": 201, "PATCH": 200, "PUT": 200, "DELETE": 204}
+
+# (route name, method) -> roles that may do it, the path, and the body sent.
+ORG_ROUTES = {
+    ("organization-detail", "GET"): (ALL, "/orgs/{org}/", None),
+    ("organization-detail", "PATCH"): (MANAGERS, "/orgs/{org}/", {"name": "Renamed"}),
+    ("organization-detail", "DELETE"): ({Role.OWNER}, "/orgs/{org}/", None),
+    ("membership-list", "GET"): (ALL, "/orgs/{org}/members/", None),
+    ("membership-detail", "GET"): (ALL, "/orgs/{org}/members/{member}/", None),
+    ("membership-detail", "PATCH"): (MANAGERS, "/orgs/{org}/members/{member}/", {"role": "viewer"}),
+    ("membership-detail", "DELETE"): (MANAGERS, "/orgs/{org}/members/{member}/", None),
+    ("invitation-list", "GET"): (MANAGERS, "/orgs/{org}/invitations/", None),
+    ("invitation-list", "POST"): (MANAGERS, "/orgs/{org}/invitations/", {"email": "new@example.test", "role": "viewer"}),
+    ("invitation-detail", "GET"): (MANAGERS, "/orgs/{org}/invitations/{invitation}/", None),
+    ("invitation-detail", "DELETE"): (MANAGERS, "/orgs/{org}/invitations/{invitation}/", None),
+    ("app-list", "GET"): (ALL, "/orgs/{org}/apps/", None),
+    ("app-list", "POST"): (BUILDERS, "/orgs/{org}/apps/", {"name": "fresh-app"}),
+    ("app-detail", "GET"): (ALL, "/orgs/{org}/apps/{app}/", None),
+    ("app-detail", "PATCH"): (BUILDERS, "/orgs/{org}/apps/{app}/", {"description": "changed"}),
+    ("app-detail", "DELETE"): (BUILDERS, "/orgs/{org}/apps/{app}/", None),
+    ("audit-event-list", "GET"): (MANAGERS, "/orgs/{org}/audit-events/", None),
+    ("audit-event-detail", "GET"): (MANAGERS, "/orgs/{org}/audit-events/{event}/", None),
+}
+
+# Routes that belong to the person, not to an organization: every authenticated user may call them.
+PERSONAL_ROUTES = {
+    ("me", "GET"), ("me", "PATCH"),
+    ("token-list", "GET"), ("token-list", "POST"), ("token-detail", "GET"), ("token-detail", "DELETE"),
+    ("organization-list", "GET"), ("organization-list", "POST"),
+    ("invitation-accept", "POST"),
+}
+
+
+def discovered_routes() -> set[tuple[str, str]]:
+    """(route name, HTTP method) for every operation the API's URL map serves."""
+    routes = set()
+    for pattern in api_urls.urlpatterns:
+        callback = pattern.callback
+        if getattr(callback, "actions", None):
+            methods = {method.upper() for method in callback.actions}
+        else:
+            methods = {m.upper() for m in callback.cls.http_method_names if hasattr(callback.cls, m)}
+        routes |= {(pattern.name, method) for method in methods - {"OPTIONS", "HEAD"}}
+    return routes
+
+
+def test_every_route_has_expectations():
+    assert discovered_routes() == set(ORG_ROUTES) | PERSONAL_ROUTES
+
+
+@pytest.fixture
+def world(organization, members, owner_client):
+    """Objects for every detail route: a victim member, an invitation, an app and an audit event."""
+    victim = MembershipFactory(organization=organization, role=Role.DEVELOPER)
+    invitation, _ = invitation_create(
+        actor=members[Role.OWNER], organization=organization, email="pending@example.test", role=Role.VIEWER
+    )
+    app = AppFactory(organization=organization, name="web")
+    event = AuditEvent.objects.filter(organization=organization).first()
+    return {"org": organization.slug, "member": victim.pk, "invitation": invitation.pk, "app": app.name,
+            "event": event.pk}
+
+
+def call(client: APIClient, method: str, path: str, body):
+    return client.generic(method, f"/api/v1{path}", data=None if body is None else json.dumps(body),
+                          content_type="application/json")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", Role.values)
+@pytest.mark.parametrize("route", sorted(ORG_ROUTES), ids="{0[0]} {0[1]}".format)
+def test_role_may_or_may_not(route, role, world, members):
+    allowed, path, body = ORG_ROUTES[route]
+    response = call(token_client(members[role]), route[1], path.format(**world), body)
+    if role in allowed:
+        assert response.status_code == SUCCESS[route[1]], response.content
+    else:
+        assert response.status_code == 403, response.content
+        assert response.json()["error"] == "permission_denied"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", sorted(ORG_ROUTES), ids="{0[0]} {0[1]}".format)
+def test_foreign_tenant_gets_the_same_404_as_for_nothing(route, world, outsider):
+    _, path, body = ORG_ROUTES[route]
+    client = token_client(outsider)
+    foreign = call(client, route[1], path.format(**world), body)
+    missing = call(client, route[1], path.format(**{**world, "org": "no-such-org"}), body)
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.json() == missing.json() == {"error": "not_found", "message": "Not found.", "fields": {}}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", sorted(ORG_ROUTES | dict.fromkeys(PERSONAL_ROUTES)), ids=str)
+def test_anonymous_gets_401(route, world):
+    path = ORG_ROUTES[route][1] if route in ORG_ROUTES else {
+        "me": "/me/", "token-list": "/tokens/", "token-detail": "/tokens/1/", "organization-list": "/orgs/",
+        "invitation-accept": "/invitations/accept/",
+    }[route[0]]
+    response = call(APIClient(), route[1], path.format(**world), {})
+    assert response.status_code == 401
+    assert response.json()["error"] == "not_authenticated"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.django_db
+def test_foreign_objects_are_invisible_in_lists(world, outsider, owner_client):
+    foreign = token_client(outsider)
+    assert [org["slug"] for org in foreign.get("/api/v1/orgs/").json()["results"]] == ["globex"]
+    mine = owner_client.get("/api/v1/orgs/").json()["results"]
+    assert [(org["slug"], org["role"]) for org in mine] == [("acme", "owner")]
+
+
+@pytest.mark.django_db
+def test_someone_elses_token_is_a_404(members, outsider):
+    owner = token_client(members[Role.OWNER])
+    token_id = owner.get("/api/v1/tokens/").json()["results"][0]["id"]
+    foreign = token_client(outsider)
+    assert foreign.get(f"/api/v1/tokens/{token_id}/").status_code == 404
+    assert foreign.delete(f"/api/v1/tokens/{token_id}/").status_code == 404
+    assert owner.get("/api/v1/me/").status_code == 200

@@ -1,0 +1,43 @@
+"""A list request costs the same number of SQL queries whatever the page holds."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from berth.applications.models import App
+from berth.tenancy.roles import Role
+from tests.factories import MembershipFactory, UserFactory
+
+
+def queries_for(client, path: str) -> int:
+    client.get(path)  # the first request may record the token's last use
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    assert response.status_code == 200
+    return len(captured)
+
+
+def add_apps(organization, count: int, creator, prefix: str) -> None:
+    App.objects.bulk_create(
+        App(organization=organization, name=f"{prefix}-{i}", description="x", created_by=creator)
+        for i in range(count)
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/orgs/acme/apps/?page_size=100", "/api/v1/orgs/acme/members/",
+                                  "/api/v1/orgs/acme/audit-events/?page_size=100", "/api/v1/orgs/"])
+def test_list_queries_are_constant(path, organization, members, owner_client):
+    for i in range(2):  # a couple of rows in every list, so both counts include fetching a page
+        owner_client.post("/api/v1/orgs/acme/apps/", {"name": f"few-{i}"}, format="json")
+    small = queries_for(owner_client, path)
+    # Many more rows, created by many different people, on every list.
+    add_apps(organization, 150, UserFactory(), "many")
+    for i in range(10):
+        owner_client.post("/api/v1/orgs/acme/apps/", {"name": f"more-{i}"}, format="json")
+    for i in range(10):
+        MembershipFactory(organization=organization, role=Role.VIEWER)
+        owner_client.post("/api/v1/orgs/", {"slug": f"also-{i}", "name": "Also"}, format="json")
+    large = queries_for(owner_client, path)
+    assert small == large
+    assert large <= 5

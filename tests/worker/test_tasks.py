@@ -1,0 +1,149 @@
+"""Worker tasks: what they do to the database, the beat schedule, and a real worker answering over Redis."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from berth.tenancy.models import Invitation
+from berth.tenancy.roles import Role
+from tests.factories import OrganizationFactory
+from worker import app
+from worker.tasks import purge_expired_invitations
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def invitation(organization, *, email: str, expires_in: timedelta, accepted: bool = False) -> Invitation:
+    now = timezone.now()
+    return Invitation.objects.create(
+        organization=organization,
+        email=email,
+        role=Role.DEVELOPER,
+        token_digest=hashlib.sha256(email.encode()).hexdigest(),
+        created_at=now - timedelta(days=10),
+        expires_at=now + expires_in,
+        accepted_at=now - timedelta(days=9) if accepted else None,
+    )
+
+
+@pytest.mark.django_db
+def test_purge_deletes_expired_unaccepted_invitations_and_keeps_the_rest():
+    organization = OrganizationFactory()
+    expired = invitation(organization, email="expired@example.test", expires_in=-timedelta(hours=1))
+    pending = invitation(organization, email="pending@example.test", expires_in=timedelta(days=1))
+    accepted = invitation(organization, email="accepted@example.test", expires_in=-timedelta(days=3), accepted=True)
+
+    assert purge_expired_invitations() == 1
+
+    assert set(Invitation.objects.values_list("pk", flat=True)) == {pending.pk, accepted.pk}
+    assert not Invitation.objects.filter(pk=expired.pk).exists()
+
+
+def test_beat_schedule_names_only_registered_tasks():
+    app.loader.import_default_modules()  # what a worker imports at start-up (conf.imports)
+    scheduled = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert scheduled
+    assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
+
+
+# --- A real worker process ----------------------------------------------------------------------
+
+
+def database_url(database: dict) -> str:
+    """The URL of the database this test process uses (pytest-django's test database)."""
+    auth = quote(database["USER"], safe="")
+    if database["PASSWORD"]:
+        auth += ":" + quote(database["PASSWORD"], safe="")
+    return f"postgres://{auth}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
+def wait_until_answering(process: subprocess.Popen, nodename: str, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the worker exited with {process.returncode}:\n{log.read_text()}"
+        if app.control.ping(destination=[nodename], timeout=0.5):
+            return
+    pytest.fail(f"the worker did not answer within {timeout}s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """A warm shutdown, as `docker stop` or honcho would ask; killed if it does not finish."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def worker_queue(django_db_setup, tmp_path_factory):
+    """A real `celery worker` on a queue of its own (a developer's running worker cannot take its
+    tasks), against the real Redis and pytest-django's test database. Yields the queue name."""
+    queue = f"berth-test-{uuid.uuid4().hex[:12]}"
+    nodename = f"{queue}@localhost"
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "berth.settings.test",
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+    }
+    command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "solo", "--queues", queue]
+    command += ["--hostname", nodename, "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
+    # Stopped however the tests end, a failed start-up included.
+    try:
+        wait_until_answering(process, nodename, log)
+        yield queue
+    finally:
+        stop(process)
+        forget_queue(queue)
+
+
+def forget_queue(queue: str) -> None:
+    """Remove what the broker keeps for the test queue, in the Redis a developer's Berth shares."""
+    with app.connection_for_write() as broker:
+        client = broker.default_channel.client
+        client.delete(queue, f"_kombu.binding.{queue}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_answers_health_over_redis(worker_queue):
+    result = app.send_task("berth.health", queue=worker_queue)
+    try:
+        answer = result.get(timeout=30)
+    finally:
+        result.forget()
+    database_time = datetime.fromisoformat(answer["database_time"])
+    assert abs(database_time - timezone.now()) < timedelta(minutes=5)
+    assert datetime.fromisoformat(answer["worker_time"]).tzinfo is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_purges_invitations_in_the_test_database(worker_queue):
+    """The worker sees rows this test committed: it runs against the same database, not a default one."""
+    organization = OrganizationFactory()
+    expired = invitation(organization, email="expired@example.test", expires_in=-timedelta(hours=1))
+    pending = invitation(organization, email="pending@example.test", expires_in=timedelta(days=1))
+
+    app.send_task("berth.tenancy.purge_expired_invitations", queue=worker_queue)
+
+    deadline = time.monotonic() + 30
+    while Invitation.objects.filter(pk=expired.pk).exists():
+        assert time.monotonic() < deadline, "the worker did not purge the expired invitation within 30s"
+        time.sleep(0.1)
+    assert Invitation.objects.filter(pk=pending.pk).exists()
