@@ -17,6 +17,7 @@ migrate: deps
 ## run: web, worker and beat against the local PostgreSQL, Redis and Docker engine
 run: deps migrate
 	@scripts/ensure-docker.sh
+	@mkdir -p var
 	$(PY) manage.py bootstrap
 	$(UV) run --frozen honcho start -f Procfile
 

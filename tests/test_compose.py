@@ -26,7 +26,7 @@ def compose_config(env: dict[str, str], env_file: Path) -> subprocess.CompletedP
     # Only PATH and HOME from the caller, and an empty env file instead of a developer's .env,
     # so the values on their machine do not change what this test sees.
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **env}
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [executable, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config"],
         env=env,
         capture_output=True,

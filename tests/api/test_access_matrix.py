@@ -32,7 +32,11 @@ ORG_ROUTES = {
     ("membership-detail", "PATCH"): (MANAGERS, "/orgs/{org}/members/{member}/", {"role": "viewer"}),
     ("membership-detail", "DELETE"): (MANAGERS, "/orgs/{org}/members/{member}/", None),
     ("invitation-list", "GET"): (MANAGERS, "/orgs/{org}/invitations/", None),
-    ("invitation-list", "POST"): (MANAGERS, "/orgs/{org}/invitations/", {"email": "new@example.test", "role": "viewer"}),
+    ("invitation-list", "POST"): (
+        MANAGERS,
+        "/orgs/{org}/invitations/",
+        {"email": "new@example.test", "role": "viewer"},
+    ),
     ("invitation-detail", "GET"): (MANAGERS, "/orgs/{org}/invitations/{invitation}/", None),
     ("invitation-detail", "DELETE"): (MANAGERS, "/orgs/{org}/invitations/{invitation}/", None),
     ("app-list", "GET"): (ALL, "/orgs/{org}/apps/", None),
@@ -46,9 +50,14 @@ ORG_ROUTES = {
 
 # Routes that belong to the person, not to an organization: every authenticated user may call them.
 PERSONAL_ROUTES = {
-    ("me", "GET"), ("me", "PATCH"),
-    ("token-list", "GET"), ("token-list", "POST"), ("token-detail", "GET"), ("token-detail", "DELETE"),
-    ("organization-list", "GET"), ("organization-list", "POST"),
+    ("me", "GET"),
+    ("me", "PATCH"),
+    ("token-list", "GET"),
+    ("token-list", "POST"),
+    ("token-detail", "GET"),
+    ("token-detail", "DELETE"),
+    ("organization-list", "GET"),
+    ("organization-list", "POST"),
     ("invitation-accept", "POST"),
 }
 
@@ -79,13 +88,19 @@ def world(organization, members, owner_client):
     )
     app = AppFactory(organization=organization, name="web")
     event = AuditEvent.objects.filter(organization=organization).first()
-    return {"org": organization.slug, "member": victim.pk, "invitation": invitation.pk, "app": app.name,
-            "event": event.pk}
+    return {
+        "org": organization.slug,
+        "member": victim.pk,
+        "invitation": invitation.pk,
+        "app": app.name,
+        "event": event.pk,
+    }
 
 
 def call(client: APIClient, method: str, path: str, body):
-    return client.generic(method, f"/api/v1{path}", data=None if body is None else json.dumps(body),
-                          content_type="application/json")
+    return client.generic(
+        method, f"/api/v1{path}", data=None if body is None else json.dumps(body), content_type="application/json"
+    )
 
 
 @pytest.mark.django_db
@@ -115,10 +130,17 @@ def test_foreign_tenant_gets_the_same_404_as_for_nothing(route, world, outsider)
 @pytest.mark.django_db
 @pytest.mark.parametrize("route", sorted(ORG_ROUTES | dict.fromkeys(PERSONAL_ROUTES)), ids=str)
 def test_anonymous_gets_401(route, world):
-    path = ORG_ROUTES[route][1] if route in ORG_ROUTES else {
-        "me": "/me/", "token-list": "/tokens/", "token-detail": "/tokens/1/", "organization-list": "/orgs/",
-        "invitation-accept": "/invitations/accept/",
-    }[route[0]]
+    path = (
+        ORG_ROUTES[route][1]
+        if route in ORG_ROUTES
+        else {
+            "me": "/me/",
+            "token-list": "/tokens/",
+            "token-detail": "/tokens/1/",
+            "organization-list": "/orgs/",
+            "invitation-accept": "/invitations/accept/",
+        }[route[0]]
+    )
     response = call(APIClient(), route[1], path.format(**world), {})
     assert response.status_code == 401
     assert response.json()["error"] == "not_authenticated"

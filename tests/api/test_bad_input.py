@@ -50,15 +50,20 @@ class TestBadBodies:
         assert_error(owner_client.post(APPS, {"description": "x"}, format="json"), 400, "validation_error", "name")
 
     @pytest.mark.usefixtures("unchanged")
-    @pytest.mark.parametrize("name", ["Upper", "-lead", "trail-", "two--hyphens", "9starts-digit", "has space",
-                                      "ünïcode", "a" * 31, ""])
+    @pytest.mark.parametrize(
+        "name", ["Upper", "-lead", "trail-", "two--hyphens", "9starts-digit", "has space", "ünïcode", "a" * 31, ""]
+    )
     def test_bad_slugs(self, owner_client, name):
         assert_error(owner_client.post(APPS, {"name": name}, format="json"), 400, "validation_error", "name")
 
     @pytest.mark.usefixtures("unchanged")
     def test_nul_character(self, owner_client):
-        assert_error(owner_client.post(APPS, {"name": "ok", "description": "a\x00b"}, format="json"),
-                     400, "validation_error", "description")
+        assert_error(
+            owner_client.post(APPS, {"name": "ok", "description": "a\x00b"}, format="json"),
+            400,
+            "validation_error",
+            "description",
+        )
 
     @pytest.mark.usefixtures("unchanged")
     def test_over_long_string(self, owner_client):
@@ -74,8 +79,9 @@ class TestBadBodies:
     @pytest.mark.usefixtures("unchanged")
     def test_huge_body(self, owner_client):
         body = '{"name": "ok", "description": "' + "x" * (300 * 1024) + '"}'
-        assert_error(owner_client.generic("POST", APPS, body, content_type="application/json"), 413,
-                     "payload_too_large")
+        assert_error(
+            owner_client.generic("POST", APPS, body, content_type="application/json"), 413, "payload_too_large"
+        )
 
     @pytest.mark.usefixtures("unchanged")
     def test_form_encoded_body_is_unsupported(self, owner_client):

@@ -19,14 +19,20 @@ def queries_for(client, path: str) -> int:
 
 def add_apps(organization, count: int, creator, prefix: str) -> None:
     App.objects.bulk_create(
-        App(organization=organization, name=f"{prefix}-{i}", description="x", created_by=creator)
-        for i in range(count)
+        App(organization=organization, name=f"{prefix}-{i}", description="x", created_by=creator) for i in range(count)
     )
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/api/v1/orgs/acme/apps/?page_size=100", "/api/v1/orgs/acme/members/",
-                                  "/api/v1/orgs/acme/audit-events/?page_size=100", "/api/v1/orgs/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/orgs/acme/apps/?page_size=100",
+        "/api/v1/orgs/acme/members/",
+        "/api/v1/orgs/acme/audit-events/?page_size=100",
+        "/api/v1/orgs/",
+    ],
+)
 def test_list_queries_are_constant(path, organization, members, owner_client):
     for i in range(2):  # a couple of rows in every list, so both counts include fetching a page
         owner_client.post("/api/v1/orgs/acme/apps/", {"name": f"few-{i}"}, format="json")

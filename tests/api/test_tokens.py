@@ -98,8 +98,16 @@ def test_inactive_user_token_is_refused(created, members):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "header",
-    ["Bearer undefined", "Bearer null", "Bearer ", "Bearer a b", "Bearer berth_000000000000_" + "x" * 43,
-     "Token abc", "Basic dXNlcjpwYXNz", "Bearer berth_" + "é" * 20],
+    [
+        "Bearer undefined",
+        "Bearer null",
+        "Bearer ",
+        "Bearer a b",
+        "Bearer berth_000000000000_" + "x" * 43,
+        "Token abc",
+        "Basic dXNlcjpwYXNz",
+        "Bearer berth_" + "é" * 20,
+    ],
 )
 def test_bad_authorization_headers_get_401(header, db):
     client = APIClient()

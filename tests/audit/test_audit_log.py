@@ -19,6 +19,7 @@ def changes_via_api(client, organization_slug: str) -> dict:
     client.patch(f"{base}/", {"name": "Acme Inc"}, format="json")
     client.delete(f"{base}/apps/shop/")
     client.delete(f"/api/v1/tokens/{token['id']}/")
+    client.patch("/api/v1/me/", {"name": "Renamed Person"}, format="json")
     return {"api_token": token["token"], "invitation_token": invitation.json()["token"]}
 
 
@@ -28,10 +29,17 @@ def test_api_changes_are_recorded_with_actor_org_target_and_ip(owner_client, mem
     changes_via_api(owner_client, organization.slug)
     events = AuditEvent.objects.filter(actor=members[Role.OWNER]).order_by("id")
     assert [e.action for e in events] == [
-        "api_token.create", "api_token.create", "app.create", "app.update", "invitation.create",
-        "organization.update", "app.delete", "api_token.revoke",
+        "api_token.create",
+        "api_token.create",
+        "app.create",
+        "app.update",
+        "invitation.create",
+        "organization.update",
+        "app.delete",
+        "api_token.revoke",
+        "user.update",
     ]
-    in_org = events.exclude(action__startswith="api_token")
+    in_org = events.exclude(action__startswith="api_token").exclude(action="user.update")
     assert {(e.organization_slug, e.source, e.ip_address) for e in in_org} == {("acme", "api", "192.0.2.7")}
     update = events.get(action="app.update")
     assert update.changes == {"description": ["v1", "v2"]}

@@ -17,12 +17,21 @@ GOOD = {
 
 def load_prod(**env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
-    code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['NAME'])"
+    code = (
+        "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['NAME'])"
+    )
     return subprocess.run(
         [sys.executable, "-c", code],
-        env={**clean, "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}", "DJANGO_SETTINGS_MODULE": "berth.settings.prod",
-             **env},
-        capture_output=True, text=True, timeout=60, check=False,
+        env={
+            **clean,
+            "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
+            "DJANGO_SETTINGS_MODULE": "berth.settings.prod",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

@@ -40,8 +40,10 @@ def test_an_owner_can_leave_once_another_owner_exists(members, owner_client):
 @pytest.mark.parametrize("target_role", [Role.OWNER, Role.DEVELOPER])
 def test_an_admin_cannot_grant_or_take_the_owner_role(members, target_role):
     admin = token_client(members[Role.ADMIN])
-    victim = MembershipFactory(organization=Membership.objects.get(user=members[Role.ADMIN]).organization,
-                               role=Role.OWNER if target_role == Role.DEVELOPER else Role.DEVELOPER)
+    victim = MembershipFactory(
+        organization=Membership.objects.get(user=members[Role.ADMIN]).organization,
+        role=Role.OWNER if target_role == Role.DEVELOPER else Role.DEVELOPER,
+    )
     response = admin.patch(member_url(victim), {"role": target_role}, format="json")
     assert response.status_code == 403
     victim.refresh_from_db()
@@ -82,7 +84,7 @@ def test_two_owners_stepping_down_at_once_leave_one_owner():
             barrier.wait()
             membership_update_role(actor=membership.user, membership=membership, role=Role.ADMIN)
             outcomes.append("ok")
-        except Exception as error:  # noqa: BLE001 - the outcome is what is asserted
+        except Exception as error:  # the outcome is what is asserted
             outcomes.append(type(error).__name__)
         finally:
             connection.close()

@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from kombu import Exchange, Queue
 
 from berth.tenancy.models import Invitation
 from berth.tenancy.roles import Role
@@ -104,7 +105,7 @@ def worker_queue(django_db_setup, tmp_path_factory):
     command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "solo", "--queues", queue]
     command += ["--hostname", nodename, "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
     with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     # Stopped however the tests end, a failed start-up included.
     try:
         wait_until_answering(process, nodename, log)
@@ -117,8 +118,10 @@ def worker_queue(django_db_setup, tmp_path_factory):
 def forget_queue(queue: str) -> None:
     """Remove what the broker keeps for the test queue, in the Redis a developer's Berth shares."""
     with app.connection_for_write() as broker:
-        client = broker.default_channel.client
-        client.delete(queue, f"_kombu.binding.{queue}")
+        # The queue as Celery creates a missing one; declared here so that delete() knows its binding.
+        bound = Queue(queue, Exchange(queue), routing_key=queue)(broker.default_channel)
+        bound.declare()
+        bound.delete()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,6 +15,18 @@ from .roles import Action, Role, role_allows
 from .selectors import role_of
 from .tokens import token_digest, token_generate, token_key_id, token_matches
 
+# --- people ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_update_profile(*, actor: User, name: str) -> User:
+    old = actor.name
+    actor.name = name
+    actor.save(update_fields=["name"])
+    audit_record(actor=actor, action="user.update", target=actor, changes={"name": [old, name]})
+    return actor
+
+
 # --- organizations ----------------------------------------------------------------------------
 
 

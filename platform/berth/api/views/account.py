@@ -22,11 +22,9 @@ class MeView(APIView):
     def patch(self, request):
         data = serializers.MeUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        user = request.user
         if "name" in data.validated_data:
-            user.name = data.validated_data["name"]
-            user.save(update_fields=["name"])
-        return Response(serializers.UserSerializer(user).data)
+            services.user_update_profile(actor=request.user, name=data.validated_data["name"])
+        return Response(serializers.UserSerializer(request.user).data)
 
 
 class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
