@@ -56,6 +56,9 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedModelAdmin):
+    # Explicit: the count annotations below drop the model's default ordering, and the
+    # autocomplete pages through this list.
+    ordering = ["slug"]
     list_display = ["slug", "name", "member_count", "app_count", "created_at", "created_by"]
     search_fields = ["slug", "name", "memberships__user__email"]
     list_filter = [("created_at", admin.DateFieldListFilter)]
@@ -87,6 +90,11 @@ class MembershipAdmin(AuditedModelAdmin):
     search_fields = ["user__email", "organization__slug"]
     autocomplete_fields = ["user", "organization"]
     list_select_related = ["user", "organization"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a membership to another person or organization would bypass the owner rules:
+        # remove it and invite instead.
+        return ["user", "organization", "created_at"] if obj is not None else ["created_at"]
 
     def save_model(self, request, obj, form, change):
         if change and "role" in form.changed_data:
