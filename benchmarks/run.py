@@ -52,7 +52,7 @@ def _git(*args: str) -> str:
 def report(name: str, results: dict) -> None:
     print(f"\n== {name}")
     for key, value in results.items():
-        print(f"  {key:<22} {json.dumps(value) if isinstance(value, dict | list) else value}")
+        print(f"  {key:<26} {json.dumps(value) if isinstance(value, dict | list) else value}")
 
 
 def main(selected: list[str]) -> int:

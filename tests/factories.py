@@ -3,6 +3,7 @@
 import factory
 
 from berth.applications.models import App
+from berth.fleet.models import Container, DockerHost, Size
 from berth.tenancy.models import Membership, Organization, User
 from berth.tenancy.roles import Role
 
@@ -42,3 +43,41 @@ class AppFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     name = factory.Sequence(lambda n: f"app-{n}")
     description = "An app"
+
+
+class SizeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Size
+        django_get_or_create = ("name",)
+
+    name = "small"
+    memory_mb = 64
+    cpu_millis = 250
+
+
+class HostFactory(factory.django.DjangoModelFactory):
+    """A host row only; tests that talk to an engine use the test bed's real hosts."""
+
+    class Meta:
+        model = DockerHost
+
+    name = factory.Sequence(lambda n: f"host-{n}")
+    engine_url = factory.Sequence(lambda n: f"tcp://10.99.0.{n % 250 + 1}:2376")
+    address = factory.Sequence(lambda n: f"10.99.0.{n % 250 + 1}")
+    memory_mb = 2048
+    cpu_millis = 2000
+    status = DockerHost.Status.UP
+
+
+class ContainerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Container
+
+    docker_id = factory.Sequence(lambda n: f"{n:064x}")
+    name = factory.Sequence(lambda n: f"container-{n}")
+    organization = factory.SelfAttribute("app.organization")
+    process_type = "web"
+    index = 0
+    state = Container.State.RUNNING
+    health = Container.Health.HEALTHY
+    published_port = 32768

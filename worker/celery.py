@@ -38,5 +38,8 @@ app.conf.update(
             "schedule": timedelta(hours=1),
         },
         "heartbeat": {"task": "berth.health", "schedule": timedelta(minutes=1)},
+        "check-hosts": {"task": "berth.fleet.check_hosts", "schedule": timedelta(seconds=5)},
+        "probe-containers": {"task": "berth.fleet.probe", "schedule": timedelta(seconds=5)},
+        "reconcile": {"task": "berth.fleet.reconcile", "schedule": timedelta(seconds=10)},
     },
 )

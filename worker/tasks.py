@@ -1,4 +1,4 @@
-"""Tasks. Each is thin: it takes ids, calls one service, and is safe to run twice."""
+"""Tasks. Each is thin: it takes ids, calls the code that does the work, and is safe to run twice."""
 
 import logging
 
@@ -6,7 +6,13 @@ from celery import shared_task
 from django.db import connection
 from django.utils import timezone
 
+from berth.applications.models import App
+from berth.deployments.models import Deployment
+from berth.fleet.models import DockerHost
 from berth.tenancy.services import invitations_purge_expired
+
+from . import deploy, reconcile
+from .engine import EngineError
 
 logger = logging.getLogger(__name__)
 
@@ -25,3 +31,80 @@ def health() -> dict:
         cursor.execute("SELECT now()")
         (database_time,) = cursor.fetchone()
     return {"worker_time": timezone.now().isoformat(), "database_time": database_time.isoformat()}
+
+
+@shared_task(name="berth.deployments.run", bind=True, max_retries=None)
+def run_deployment(self, deployment_id: int) -> None:
+    app_id = Deployment.objects.filter(pk=deployment_id).values_list("app_id", flat=True).first()
+    if app_id is None:
+        return
+    try:
+        deploy.run_app_deployments(app_id)
+    except deploy.AppBusy:
+        # Another worker is deploying this app and will run this deployment after its own.
+        raise self.retry(countdown=2) from None
+
+
+@shared_task(name="berth.fleet.check_hosts")
+def check_hosts() -> None:
+    for host in DockerHost.objects.exclude(state=DockerHost.State.RETIRED):
+        was_down = host.status != DockerHost.Status.UP
+        if reconcile.check_host(host) and was_down:
+            reconcile_host.delay(host.pk)
+        elif host.status == DockerHost.Status.UP:
+            host.refresh_from_db()
+            if host.status == DockerHost.Status.DOWN:
+                heal_apps(list(App.objects.filter(containers__host=host).values_list("pk", flat=True).distinct()))
+
+
+@shared_task(name="berth.fleet.reconcile_host")
+def reconcile_host(host_id: int) -> None:
+    host = DockerHost.objects.filter(pk=host_id, status=DockerHost.Status.UP).first()
+    if host is None:
+        return
+    try:
+        changed = reconcile.observe_host(host)
+    except EngineError as error:
+        logger.warning("reconcile of %s failed: %s", host.name, error)
+        return
+    heal_apps(sorted(changed))
+
+
+@shared_task(name="berth.fleet.reconcile")
+def reconcile_fleet() -> None:
+    """The periodic pass: observe every host, heal every app, and re-send deployments nobody runs."""
+    for host in DockerHost.objects.filter(status=DockerHost.Status.UP):
+        try:
+            reconcile.observe_host(host)
+        except EngineError as error:
+            logger.warning("reconcile of %s failed: %s", host.name, error)
+    heal_apps(list(App.objects.filter(current_release__isnull=False).values_list("pk", flat=True)))
+    for deployment_id in deploy.stale_deployments().values_list("pk", flat=True):
+        run_deployment.delay(deployment_id)
+
+
+@shared_task(name="berth.fleet.probe")
+def probe_fleet() -> None:
+    changed = set()
+    for host in DockerHost.objects.filter(status=DockerHost.Status.UP):
+        try:
+            changed |= reconcile.probe_host(host)
+        except EngineError as error:
+            logger.warning("probing %s failed: %s", host.name, error)
+    heal_apps(sorted(changed))
+
+
+def heal_apps(app_ids: list[int]) -> None:
+    for app in App.objects.filter(pk__in=app_ids, current_release__isnull=False):
+        needed, wait = reconcile.app_drift(app)
+        if needed and wait > 0:
+            reconcile_app.apply_async((app.pk,), countdown=wait)
+        elif needed:
+            reconcile.heal_app(app)
+
+
+@shared_task(name="berth.fleet.reconcile_app")
+def reconcile_app(app_id: int) -> None:
+    app = App.objects.filter(pk=app_id).first()
+    if app is not None:
+        reconcile.heal_app(app)

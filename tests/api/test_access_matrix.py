@@ -11,16 +11,19 @@ import pytest
 from rest_framework.test import APIClient
 
 from berth.api import urls as api_urls
+from berth.applications.models import App
 from berth.audit.models import AuditEvent
+from berth.deployments.services import release_create
 from berth.tenancy.roles import Role
 from berth.tenancy.services import invitation_create
 from tests.conftest import token_client
-from tests.factories import AppFactory, MembershipFactory
+from tests.factories import AppFactory, ContainerFactory, HostFactory, MembershipFactory, SizeFactory, UserFactory
 
 ALL = set(Role.values)
 MANAGERS = {Role.OWNER, Role.ADMIN}
 BUILDERS = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
 SUCCESS = {"GET": 200, "POST": 201, "PATCH": 200, "PUT": 200, "DELETE": 204}
+APP = "/orgs/{org}/apps/{app}"
 
 # (route name, method) -> roles that may do it, the path, and the body sent.
 ORG_ROUTES = {
@@ -46,6 +49,39 @@ ORG_ROUTES = {
     ("app-detail", "DELETE"): (BUILDERS, "/orgs/{org}/apps/{app}/", None),
     ("audit-event-list", "GET"): (MANAGERS, "/orgs/{org}/audit-events/", None),
     ("audit-event-detail", "GET"): (MANAGERS, "/orgs/{org}/audit-events/{event}/", None),
+    ("release-list", "GET"): (ALL, f"{APP}/releases/", None),
+    ("release-list", "POST"): (BUILDERS, f"{APP}/releases/", {"image": "berth-test/web:v2"}),
+    ("release-detail", "GET"): (ALL, f"{APP}/releases/1/", None),
+    ("release-rollback", "POST"): (BUILDERS, f"{APP}/releases/rollback/", {"version": 1}),
+    ("deployment-list", "GET"): (ALL, f"{APP}/deployments/", None),
+    ("deployment-detail", "GET"): (ALL, APP + "/deployments/{deployment}/", None),
+    ("container-list", "GET"): (ALL, f"{APP}/containers/", None),
+    ("container-detail", "GET"): (ALL, APP + "/containers/{container}/", None),
+    ("container-restart", "POST"): (BUILDERS, f"{APP}/containers/restart/", {}, 202),
+    ("config", "GET"): (BUILDERS, f"{APP}/config/", None),
+    ("config", "PATCH"): (BUILDERS, f"{APP}/config/", {"config": {"GREETING": "hello"}}, 202),
+    ("formation", "GET"): (ALL, f"{APP}/formation/", None),
+    ("formation", "PATCH"): (BUILDERS, f"{APP}/formation/", {"formation": {"web": {"quantity": 2}}}, 202),
+}
+
+# Operator (staff) routes: tenants of any role get 403 (the fleet is not theirs to see).
+OPERATOR_ROUTES = {
+    ("host-list", "GET"): ("/fleet/hosts/", None, 200),
+    ("host-list", "POST"): (
+        "/fleet/hosts/",
+        {
+            "name": "host-9",
+            "engine_url": "tcp://10.9.9.9:2376",
+            "address": "10.9.9.9",
+            "memory_mb": 1024,
+            "cpu_millis": 1000,
+        },
+        201,
+    ),
+    ("host-detail", "GET"): ("/fleet/hosts/{host}/", None, 200),
+    ("host-detail", "PATCH"): ("/fleet/hosts/{host}/", {"state": "cordoned"}, 200),
+    ("host-detail", "DELETE"): ("/fleet/hosts/{spare_host}/", None, 204),
+    ("size-list", "POST"): ("/sizes/", {"name": "huge", "memory_mb": 4096, "cpu_millis": 2000}, 201),
 }
 
 # Routes that belong to the person, not to an organization: every authenticated user may call them.
@@ -59,6 +95,7 @@ PERSONAL_ROUTES = {
     ("organization-list", "GET"),
     ("organization-list", "POST"),
     ("invitation-accept", "POST"),
+    ("size-list", "GET"),
 }
 
 
@@ -76,24 +113,33 @@ def discovered_routes() -> set[tuple[str, str]]:
 
 
 def test_every_route_has_expectations():
-    assert discovered_routes() == set(ORG_ROUTES) | PERSONAL_ROUTES
+    assert discovered_routes() == set(ORG_ROUTES) | PERSONAL_ROUTES | set(OPERATOR_ROUTES)
 
 
 @pytest.fixture
 def world(organization, members, owner_client):
-    """Objects for every detail route: a victim member, an invitation, an app and an audit event."""
+    """Objects for every detail route: a member, an invitation, an app with a deployed release, a container."""
     victim = MembershipFactory(organization=organization, role=Role.DEVELOPER)
     invitation, _ = invitation_create(
         actor=members[Role.OWNER], organization=organization, email="pending@example.test", role=Role.VIEWER
     )
     app = AppFactory(organization=organization, name="web")
     event = AuditEvent.objects.filter(organization=organization).first()
+    host, spare_host = HostFactory(), HostFactory()
+    size = SizeFactory(is_default=True)
+    release, deployment = release_create(actor=members[Role.OWNER], app=app, image="berth-test/web:v1")
+    App.objects.filter(pk=app.pk).update(current_release=release)
+    container = ContainerFactory(host=host, app=app, release=release, size=size)
     return {
         "org": organization.slug,
         "member": victim.pk,
         "invitation": invitation.pk,
         "app": app.name,
         "event": event.pk,
+        "deployment": deployment.pk,
+        "container": container.pk,
+        "host": host.pk,
+        "spare_host": spare_host.pk,
     }
 
 
@@ -107,10 +153,10 @@ def call(client: APIClient, method: str, path: str, body):
 @pytest.mark.parametrize("role", Role.values)
 @pytest.mark.parametrize("route", sorted(ORG_ROUTES), ids="{0[0]} {0[1]}".format)
 def test_role_may_or_may_not(route, role, world, members):
-    allowed, path, body = ORG_ROUTES[route]
+    allowed, path, body, *success = ORG_ROUTES[route]
     response = call(token_client(members[role]), route[1], path.format(**world), body)
     if role in allowed:
-        assert response.status_code == SUCCESS[route[1]], response.content
+        assert response.status_code == (success[0] if success else SUCCESS[route[1]]), response.content
     else:
         assert response.status_code == 403, response.content
         assert response.json()["error"] == "permission_denied"
@@ -119,7 +165,7 @@ def test_role_may_or_may_not(route, role, world, members):
 @pytest.mark.django_db
 @pytest.mark.parametrize("route", sorted(ORG_ROUTES), ids="{0[0]} {0[1]}".format)
 def test_foreign_tenant_gets_the_same_404_as_for_nothing(route, world, outsider):
-    _, path, body = ORG_ROUTES[route]
+    _, path, body, *_ = ORG_ROUTES[route]
     client = token_client(outsider)
     foreign = call(client, route[1], path.format(**world), body)
     missing = call(client, route[1], path.format(**{**world, "org": "no-such-org"}), body)
@@ -128,17 +174,20 @@ def test_foreign_tenant_gets_the_same_404_as_for_nothing(route, world, outsider)
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("route", sorted(ORG_ROUTES | dict.fromkeys(PERSONAL_ROUTES)), ids=str)
+@pytest.mark.parametrize("route", sorted(ORG_ROUTES | OPERATOR_ROUTES | dict.fromkeys(PERSONAL_ROUTES)), ids=str)
 def test_anonymous_gets_401(route, world):
     path = (
         ORG_ROUTES[route][1]
         if route in ORG_ROUTES
+        else OPERATOR_ROUTES[route][0]
+        if route in OPERATOR_ROUTES
         else {
             "me": "/me/",
             "token-list": "/tokens/",
             "token-detail": "/tokens/1/",
             "organization-list": "/orgs/",
             "invitation-accept": "/invitations/accept/",
+            "size-list": "/sizes/",
         }[route[0]]
     )
     response = call(APIClient(), route[1], path.format(**world), {})
@@ -163,3 +212,15 @@ def test_someone_elses_token_is_a_404(members, outsider):
     assert foreign.get(f"/api/v1/tokens/{token_id}/").status_code == 404
     assert foreign.delete(f"/api/v1/tokens/{token_id}/").status_code == 404
     assert owner.get("/api/v1/me/").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", sorted(OPERATOR_ROUTES), ids="{0[0]} {0[1]}".format)
+def test_operator_routes(route, world, members):
+    path, body, success = OPERATOR_ROUTES[route]
+    for role in Role.values:
+        response = call(token_client(members[role]), route[1], path.format(**world), body)
+        assert response.status_code == 403, (role, response.content)
+    operator = token_client(UserFactory(is_staff=True))
+    response = call(operator, route[1], path.format(**world), body)
+    assert response.status_code == success, response.content

@@ -5,6 +5,7 @@ import logging
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -90,6 +91,7 @@ def exception_handler(exc, context):
     return None
 
 
+@csrf_exempt  # an unknown API path answers 404 whatever the method, not a CSRF page
 def not_found_view(request, exception=None):
     if request.path.startswith("/api/"):
         return error_json(status.HTTP_404_NOT_FOUND, "not_found", "Not found.")

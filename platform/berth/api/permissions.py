@@ -15,7 +15,7 @@ class HasOrganizationAction(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         membership = view.membership  # resolves the organization: 404 for non-members, before anything else
-        if view.action is None:
-            return True  # a method this route does not serve: the view answers 405
+        if view.action in (None, "metadata"):
+            return True  # a method this route does not serve answers 405; OPTIONS describes the route
         required = view.required_actions.get(view.action)
         return required is not None and role_allows(membership.role, required)

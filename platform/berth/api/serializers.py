@@ -3,9 +3,12 @@
 from django.utils import timezone
 from rest_framework import serializers
 
-from berth.applications.models import App
+from berth.applications.models import App, Formation, Release
+from berth.applications.specs import IMAGE_REFERENCE
 from berth.audit.models import AuditEvent
 from berth.core.validators import slug_validator
+from berth.deployments.models import Deployment, DeploymentStep
+from berth.fleet.models import Container, DockerHost, Size
 from berth.tenancy.models import ApiToken, Invitation, Membership, Organization, User
 from berth.tenancy.roles import Role
 
@@ -148,3 +151,239 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "ip_address",
             "changes",
         ]
+
+
+# --- releases, config, formation, deployments, containers ---------------------------------------
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    author = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    config_keys = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Release
+        fields = [
+            "version",
+            "image",
+            "image_digest",
+            "process_types",
+            "config_keys",
+            "description",
+            "author",
+            "rollback_of",
+            "created_at",
+        ]
+
+    def get_config_keys(self, release) -> list[str]:
+        return sorted(release.config)
+
+
+class ReleaseCreateSerializer(StrictSerializer):
+    image = serializers.RegexField(
+        IMAGE_REFERENCE,
+        max_length=255,
+        error_messages={"invalid": "Give an image reference such as registry.example.com/team/app:1.2 or app@sha256:…"},
+    )
+    process_types = serializers.JSONField(
+        required=False,
+        default=None,
+        help_text=(
+            'Keyed by name: {"web": {"command": ["./server"], "port": 8080, "health_check": {"type": "http", '
+            '"path": "/health"}}}'
+        ),
+    )
+    description = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class RollbackSerializer(StrictSerializer):
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+
+
+class DeploymentStepSerializer(serializers.ModelSerializer):
+    host = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    container = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = DeploymentStep
+        fields = ["at", "message", "host", "container"]
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    release = serializers.IntegerField(source="release.version", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "kind",
+            "state",
+            "release",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "attempts",
+            "error",
+        ]
+
+
+class DeploymentDetailSerializer(DeploymentSerializer):
+    steps = DeploymentStepSerializer(many=True, read_only=True)
+    containers_started = serializers.SerializerMethodField()
+    containers_stopped = serializers.SerializerMethodField()
+
+    class Meta(DeploymentSerializer.Meta):
+        fields = [*DeploymentSerializer.Meta.fields, "containers_started", "containers_stopped", "steps"]
+
+    def get_containers_started(self, deployment) -> list[str]:
+        return [c.name for c in deployment.containers.all()]
+
+    def get_containers_stopped(self, deployment) -> list[str]:
+        return [s.container.name for s in deployment.steps.all() if s.container and s.message.startswith("Stopping")]
+
+
+class ReleaseDeployedSerializer(serializers.Serializer):
+    release = ReleaseSerializer()
+    deployment = DeploymentSerializer()
+
+
+class ConfigSerializer(serializers.Serializer):
+    config = serializers.DictField(child=serializers.CharField(allow_blank=True))
+
+
+class ConfigUpdateSerializer(serializers.Serializer):
+    config = serializers.DictField(
+        child=serializers.CharField(allow_null=True, allow_blank=True, max_length=32768),
+        allow_empty=False,
+        help_text="KEY: value to set, KEY: null to unset.",
+    )
+
+
+class ConfigUpdatedSerializer(serializers.Serializer):
+    config = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    release = ReleaseSerializer(allow_null=True)
+    deployment = DeploymentSerializer(allow_null=True)
+
+
+class FormationSerializer(serializers.ModelSerializer):
+    size = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Formation
+        fields = ["process_type", "quantity", "size", "updated_at"]
+
+
+class FormationChangeSerializer(StrictSerializer):
+    quantity = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    size = serializers.CharField(max_length=40, required=False)
+
+
+class FormationUpdateSerializer(serializers.Serializer):
+    formation = serializers.DictField(
+        child=FormationChangeSerializer(), allow_empty=False, help_text='{"web": {"quantity": 3, "size": "small"}}'
+    )
+
+
+class FormationUpdatedSerializer(serializers.Serializer):
+    formation = FormationSerializer(many=True)
+    deployment = DeploymentSerializer(allow_null=True)
+
+
+class ContainerSerializer(serializers.ModelSerializer):
+    host = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    address = serializers.IPAddressField(source="host.address", read_only=True)
+    release = serializers.IntegerField(source="release.version", read_only=True)
+    size = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    uptime_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Container
+        fields = [
+            "id",
+            "name",
+            "process_type",
+            "index",
+            "release",
+            "size",
+            "host",
+            "address",
+            "published_port",
+            "state",
+            "health",
+            "started_at",
+            "finished_at",
+            "uptime_seconds",
+            "exit_code",
+        ]
+
+    def get_uptime_seconds(self, container) -> int | None:
+        if container.started_at is None:
+            return None
+        end = container.finished_at or timezone.now()
+        return max(int((end - container.started_at).total_seconds()), 0)
+
+
+class RestartSerializer(StrictSerializer):
+    process_type = serializers.CharField(max_length=30, required=False, default="", allow_blank=True)
+    container = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+
+
+class SizeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Size
+        fields = ["name", "memory_mb", "cpu_millis", "is_default"]
+
+
+class SizeCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=40, validators=[slug_validator])
+    memory_mb = serializers.IntegerField(min_value=16, max_value=1024 * 1024)
+    cpu_millis = serializers.IntegerField(min_value=10, max_value=256_000)
+    is_default = serializers.BooleanField(default=False)
+
+
+class DockerHostSerializer(serializers.ModelSerializer):
+    containers_running = serializers.IntegerField(read_only=True)
+    memory_used_mb = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = DockerHost
+        fields = [
+            "id",
+            "name",
+            "engine_url",
+            "address",
+            "memory_mb",
+            "cpu_millis",
+            "labels",
+            "state",
+            "status",
+            "engine_version",
+            "last_heartbeat_at",
+            "last_error",
+            "containers_running",
+            "memory_used_mb",
+            "created_at",
+        ]
+
+
+class DockerHostCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=40, validators=[slug_validator])
+    engine_url = serializers.RegexField(
+        r"^(unix:///[^\s]+|tcp://[^\s/]+:\d{1,5}|ssh://[^\s]+)\Z",
+        max_length=255,
+        error_messages={"invalid": "Use unix:///path, tcp://host:port or ssh://user@host."},
+    )
+    address = serializers.IPAddressField()
+    memory_mb = serializers.IntegerField(min_value=64, max_value=64 * 1024 * 1024)
+    cpu_millis = serializers.IntegerField(min_value=100, max_value=1_024_000)
+    labels = serializers.DictField(child=serializers.CharField(max_length=200), required=False, default=dict)
+    tls_ca_cert = serializers.CharField(required=False, default="", allow_blank=True, max_length=20000)
+    tls_client_cert = serializers.CharField(required=False, default="", allow_blank=True, max_length=20000)
+    tls_client_key = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=20000, write_only=True
+    )
+
+
+class DockerHostUpdateSerializer(StrictSerializer):
+    state = serializers.ChoiceField(choices=["active", "cordoned", "draining"])

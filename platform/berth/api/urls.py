@@ -1,9 +1,9 @@
 """Routes of the tenant API, /api/v1/."""
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from .views import account, applications, audit, organizations
+from .views import account, applications, audit, deployments, fleet, organizations
 
 router = SimpleRouter()
 router.register("tokens", account.ApiTokenViewSet, basename="token")
@@ -13,9 +13,21 @@ router.register(f"{ORG}/members", organizations.MembershipViewSet, basename="mem
 router.register(f"{ORG}/invitations", organizations.InvitationViewSet, basename="invitation")
 router.register(f"{ORG}/apps", applications.AppViewSet, basename="app")
 router.register(f"{ORG}/audit-events", audit.AuditEventViewSet, basename="audit-event")
+APP = rf"{ORG}/apps/(?P<app_name>[^/]+)"
+router.register(f"{APP}/releases", deployments.ReleaseViewSet, basename="release")
+router.register(f"{APP}/deployments", deployments.DeploymentViewSet, basename="deployment")
+router.register(f"{APP}/containers", deployments.ContainerViewSet, basename="container")
+router.register("sizes", fleet.SizeViewSet, basename="size")
+router.register("fleet/hosts", fleet.DockerHostViewSet, basename="host")
+
+# Config and formation are one document each per app: GET reads it, PATCH changes part of it.
+config = deployments.ConfigViewSet.as_view({"get": "list", "patch": "partial_update_all"})
+formation = deployments.FormationViewSet.as_view({"get": "list", "patch": "partial_update_all"})
 
 urlpatterns = [
     path("me/", account.MeView.as_view(), name="me"),
     path("invitations/accept/", account.InvitationAcceptView.as_view(), name="invitation-accept"),
+    re_path(rf"^{APP}/config/$", config, name="config"),
+    re_path(rf"^{APP}/formation/$", formation, name="formation"),
     *router.urls,
 ]

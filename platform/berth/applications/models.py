@@ -1,11 +1,15 @@
 """Apps: what a tenant deploys and runs on Berth."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from berth.core.crypto import EncryptedJSONField, EncryptedTextField
 from berth.core.validators import slug_validator
 from berth.tenancy.querysets import TenantQuerySet
+
+from .specs import load_process_types
 
 
 class App(models.Model):
@@ -18,6 +22,8 @@ class App(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # The release the app should run: moved by a deployment that succeeded, and only by one.
+    current_release = models.ForeignKey("Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     objects = TenantQuerySet.as_manager()
 
@@ -27,3 +33,83 @@ class App(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id and self.organization.slug}/{self.name}"
+
+
+class AppChildQuerySet(TenantQuerySet):
+    """Rows that belong to an app, and through it to an organization."""
+
+    organization_path = "app__organization__"
+
+
+CONFIG_KEY = RegexValidator(
+    r"^[A-Z_][A-Z0-9_]{0,99}\Z", "Use uppercase letters, digits and underscores.", "invalid_key"
+)
+
+
+class ConfigVar(models.Model):
+    """One environment variable of an app, encrypted at rest. Changing one makes a new release."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="config_vars")
+    key = models.CharField(max_length=100, validators=[CONFIG_KEY])
+    value = EncryptedTextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AppChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["app", "key"], name="config_key_unique_in_app")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Release(models.Model):
+    """An immutable, numbered version of an app: image, process types and a config snapshot."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="releases")
+    version = models.PositiveIntegerField()
+    image = models.CharField(max_length=255)
+    # Set when a host first reports the image it ran (DESIGN §2).
+    image_digest = models.CharField(max_length=128, blank=True)
+    process_types = models.JSONField()
+    config = EncryptedJSONField()
+    description = models.CharField(max_length=200, blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    rollback_of = models.PositiveIntegerField(null=True, blank=True, help_text="The version this one restores.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["app", "-version"]
+        constraints = [models.UniqueConstraint(fields=["app", "version"], name="release_version_unique_in_app")]
+
+    def __str__(self) -> str:
+        return f"{self.app.name} v{self.version}"
+
+    @property
+    def processes(self):
+        return load_process_types(self.process_types)
+
+
+class Formation(models.Model):
+    """How many containers of one process type an app wants, and at which size."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="formation")
+    process_type = models.CharField(max_length=30)
+    quantity = models.PositiveIntegerField(default=1, validators=[MaxValueValidator(100)])
+    size = models.ForeignKey("fleet.Size", on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AppChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["app", "process_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "process_type"], name="formation_unique"),
+            models.CheckConstraint(condition=models.Q(quantity__lte=100), name="formation_quantity_max"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app.name} {self.process_type}={self.quantity}:{self.size.name}"

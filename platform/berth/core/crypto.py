@@ -1,5 +1,6 @@
 """Encryption at rest for tenant secrets, with key rotation (BERTH_FIELD_ENCRYPTION_KEYS)."""
 
+import json
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -45,3 +46,16 @@ class EncryptedTextField(models.TextField):
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
         return None if value is None else encrypt(value)
+
+
+class EncryptedJSONField(models.TextField):
+    """A JSON value stored encrypted as one Fernet token (config snapshots)."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else json.loads(decrypt(value))
+
+    def get_prep_value(self, value):
+        return None if value is None else encrypt(json.dumps(value, sort_keys=True))
+
+    def to_python(self, value):
+        return json.loads(value) if isinstance(value, str) else value

@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "berth.tenancy",
     "berth.applications",
     "berth.audit",
+    "berth.fleet",
+    "berth.deployments",
     "berth.api",
 ]
 
@@ -152,7 +154,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "berth.tenancy.roles.Role.choices"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "berth.tenancy.roles.Role.choices",
+        "DeploymentStateEnum": "berth.api.schema.DEPLOYMENT_STATES",
+        "ContainerStateEnum": "berth.api.schema.CONTAINER_STATES",
+        "HostStateEnum": "berth.api.schema.HOST_STATES",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "berth.api.schema.add_error_responses",
+    ],
 }
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
@@ -171,3 +182,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("BERTH_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# The worker and the fleet.
+# A running deployment whose worker has not written for this long is taken over by another.
+BERTH_DEPLOYMENT_STALE_SECONDS = env_int("BERTH_DEPLOYMENT_STALE_SECONDS", 30)
+# A host that has not answered a heartbeat for this long is marked down and its containers replaced.
+BERTH_HOST_DOWN_AFTER_SECONDS = env_int("BERTH_HOST_DOWN_AFTER_SECONDS", 15)

@@ -15,7 +15,10 @@ class TenantQuerySet(models.QuerySet):
         """Rows the actor may take `action` on: those of orgs where its role allows the action."""
         if actor is None or not actor.is_authenticated or not actor.is_active:
             return self.none()
+        from .models import Membership
+
+        # A subquery rather than a join, so the scoping adds no row multiplication and PostgreSQL
+        # can plan it as a semi-join (measured in benchmarks/results/api_list_apps.md).
+        organizations = Membership.objects.filter(user=actor, role__in=roles_allowing(action)).values("organization_id")
         path = self.organization_path
-        return self.filter(
-            **{f"{path}memberships__user": actor, f"{path}memberships__role__in": roles_allowing(action)}
-        )
+        return self.filter(**{f"{path}id__in": organizations})

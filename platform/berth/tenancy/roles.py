@@ -23,12 +23,22 @@ class Action(models.TextChoices):
     APP_CREATE = "app.create"
     APP_UPDATE = "app.update"
     APP_DELETE = "app.delete"
+    # Releases, config, formation, restarts: everything that changes what runs.
+    APP_DEPLOY = "app.deploy"
+    CONFIG_VIEW = "config.view"
     AUDIT_VIEW = "audit.view"
     BILLING_VIEW = "billing.view"
 
 
 _READ = {Action.ORG_VIEW, Action.MEMBER_VIEW}
-_APPS = {Action.APP_VIEW, Action.APP_CREATE, Action.APP_UPDATE, Action.APP_DELETE}
+_APPS = {
+    Action.APP_VIEW,
+    Action.APP_CREATE,
+    Action.APP_UPDATE,
+    Action.APP_DELETE,
+    Action.APP_DEPLOY,
+    Action.CONFIG_VIEW,
+}
 _ADMIN = _READ | _APPS | {Action.ORG_UPDATE, Action.MEMBER_MANAGE, Action.AUDIT_VIEW, Action.BILLING_VIEW}
 
 ROLE_ACTIONS: dict[str, frozenset[str]] = {

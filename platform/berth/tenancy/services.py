@@ -74,12 +74,13 @@ def organization_delete(*, actor: User, organization: Organization) -> None:
 
 
 def _lock_owners(organization: Organization) -> list[int]:
-    """Lock the organization's owner rows, so two concurrent changes cannot both remove the last one."""
-    return list(
-        Membership.objects.select_for_update()
-        .filter(organization=organization, role=Role.OWNER)
-        .values_list("pk", flat=True)
-    )
+    """Owner membership ids, with the organization's row locked first.
+
+    One lock per organization serializes every membership change in it, so two concurrent
+    changes cannot both remove the last owner, and cannot deadlock on each other's rows.
+    """
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    return list(Membership.objects.filter(organization=organization, role=Role.OWNER).values_list("pk", flat=True))
 
 
 def _require_owner_rights(actor: User, organization: Organization, *roles: str) -> None:
@@ -91,10 +92,10 @@ def _require_owner_rights(actor: User, organization: Organization, *roles: str) 
 def membership_update_role(*, actor: User, membership: Membership, role: str, as_operator: bool = False) -> Membership:
     """Change a member's role. `as_operator` is the console's path: staff act without a tenant role."""
     organization = membership.organization
-    current = Membership.objects.select_for_update().get(pk=membership.pk).role
+    owners = _lock_owners(organization)
+    current = Membership.objects.get(pk=membership.pk).role
     if not as_operator:
         _require_owner_rights(actor, organization, current, role)
-    owners = _lock_owners(organization)
     if current == Role.OWNER and role != Role.OWNER and owners == [membership.pk]:
         raise Conflict("An organization must keep at least one owner.", field="role", code="last_owner")
     membership.role = role

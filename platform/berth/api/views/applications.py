@@ -11,6 +11,7 @@ from berth.applications.models import App
 from berth.tenancy.roles import Action
 
 from .. import serializers
+from ..filters import UtcDateTimeFilter
 from .base import OrganizationScopedViewSet
 
 
@@ -18,7 +19,7 @@ class AppFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         field_name="name", lookup_expr="icontains", max_length=30, help_text="Part of the app's name."
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = App

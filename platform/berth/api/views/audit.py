@@ -7,6 +7,7 @@ from berth.audit.models import AuditEvent
 from berth.tenancy.roles import Action
 
 from .. import serializers
+from ..filters import UtcDateTimeFilter
 from .base import OrganizationScopedViewSet
 
 
@@ -14,8 +15,8 @@ class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(max_length=64)
     actor = django_filters.CharFilter(field_name="actor_email", lookup_expr="iexact", max_length=254)
     target_type = django_filters.CharFilter(max_length=64)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

@@ -8,6 +8,7 @@ from rest_framework.exceptions import NotFound
 
 from berth.core.validators import SLUG_PATTERN
 from berth.tenancy.models import Membership
+from berth.tenancy.roles import Action
 
 from ..permissions import HasOrganizationAction
 
@@ -49,3 +50,28 @@ class OrganizationScopedViewSet(viewsets.GenericViewSet):
         """Rows of `model` the actor may act on here, through the one scoping method."""
         action = self.required_actions[self.action]
         return model.objects.for_actor(self.request.user, action).filter(organization=self.organization)
+
+
+class AppScopedViewSet(OrganizationScopedViewSet):
+    """A view of one app's objects, at /orgs/<slug>/apps/<name>/…; an unknown app is a 404."""
+
+    @cached_property
+    def app(self):
+        from berth.applications.models import App
+
+        name = self.kwargs["app_name"]
+        app = (
+            App.objects.for_actor(self.request.user, Action.APP_VIEW)
+            .filter(organization=self.organization, name=name)
+            .select_related("organization", "current_release")
+            .first()
+            if len(name) <= 30
+            else None
+        )
+        if app is None:
+            raise NotFound("Not found.")
+        return app
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.app  # noqa: B018 - resolve the app before any handler, so a wrong name is a 404 everywhere

@@ -1,0 +1,167 @@
+"""An app's releases, config, formation, deployments and containers. Changes answer at once with the
+Deployment the worker will carry out; no view talks to a Docker host."""
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from berth.applications.models import Formation, Release
+from berth.core.errors import NotFound
+from berth.deployments import services
+from berth.deployments.models import Deployment, DeploymentStep
+from berth.fleet.models import Container
+from berth.tenancy.roles import Action
+
+from .. import serializers
+from .base import AppScopedViewSet
+
+
+class ReleaseViewSet(mixins.ListModelMixin, AppScopedViewSet):
+    """Immutable, numbered releases of an app. POST makes a new one and deploys it."""
+
+    queryset = Release.objects.none()  # for the schema; get_queryset scopes real requests
+    serializer_class = serializers.ReleaseSerializer
+    lookup_field = "version"
+    lookup_value_regex = r"[0-9]{1,9}"
+    required_actions = {
+        "list": Action.APP_VIEW,
+        "retrieve": Action.APP_VIEW,
+        "create": Action.APP_DEPLOY,
+        "rollback": Action.APP_DEPLOY,
+    }
+
+    def get_queryset(self):
+        return (
+            Release.objects.for_actor(self.request.user, self.required_actions[self.action])
+            .filter(app=self.app)
+            .select_related("author")
+        )
+
+    def retrieve(self, request, org_slug=None, app_name=None, version=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(request=serializers.ReleaseCreateSerializer, responses={201: serializers.ReleaseDeployedSerializer})
+    def create(self, request, org_slug=None, app_name=None):
+        data = serializers.ReleaseCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release, deployment = services.release_create(actor=request.user, app=self.app, **data.validated_data)
+        return _deployed(release, deployment)
+
+    @extend_schema(request=serializers.RollbackSerializer, responses={201: serializers.ReleaseDeployedSerializer})
+    @action(detail=False, methods=["post"])
+    def rollback(self, request, org_slug=None, app_name=None):
+        """Make a new release from an earlier one (image, process types and config) and deploy it."""
+        data = serializers.RollbackSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release, deployment = services.release_rollback(actor=request.user, app=self.app, **data.validated_data)
+        return _deployed(release, deployment)
+
+
+def _deployed(release, deployment):
+    body = {
+        "release": serializers.ReleaseSerializer(release).data,
+        "deployment": serializers.DeploymentSerializer(deployment).data,
+    }
+    return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ConfigViewSet(AppScopedViewSet):
+    """Config vars, encrypted at rest. Changing them makes a new release (once the app has one)."""
+
+    queryset = Release.objects.none()
+    serializer_class = serializers.ConfigSerializer
+    required_actions = {"list": Action.CONFIG_VIEW, "partial_update_all": Action.APP_DEPLOY}
+
+    def list(self, request, org_slug=None, app_name=None):
+        return Response({"config": {var.key: var.value for var in self.app.config_vars.all()}})
+
+    @extend_schema(request=serializers.ConfigUpdateSerializer, responses=serializers.ConfigUpdatedSerializer)
+    def partial_update_all(self, request, org_slug=None, app_name=None):
+        data = serializers.ConfigUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release, deployment = services.config_set(
+            actor=request.user, app=self.app, values=data.validated_data["config"]
+        )
+        body = {
+            "config": {var.key: var.value for var in self.app.config_vars.all()},
+            "release": serializers.ReleaseSerializer(release).data if release else None,
+            "deployment": serializers.DeploymentSerializer(deployment).data if deployment else None,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED if deployment else status.HTTP_200_OK)
+
+
+class FormationViewSet(AppScopedViewSet):
+    """How many containers of each process type run, and at which size. PATCH scales."""
+
+    queryset = Formation.objects.none()
+    serializer_class = serializers.FormationSerializer
+    required_actions = {"list": Action.APP_VIEW, "partial_update_all": Action.APP_DEPLOY}
+
+    def list(self, request, org_slug=None, app_name=None):
+        return Response(self.get_serializer(self.app.formation.select_related("size"), many=True).data)
+
+    @extend_schema(request=serializers.FormationUpdateSerializer, responses=serializers.FormationUpdatedSerializer)
+    def partial_update_all(self, request, org_slug=None, app_name=None):
+        data = serializers.FormationUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = services.formation_scale(
+            actor=request.user, app=self.app, changes=data.validated_data["formation"]
+        )
+        body = {
+            "formation": serializers.FormationSerializer(self.app.formation.select_related("size"), many=True).data,
+            "deployment": serializers.DeploymentSerializer(deployment).data if deployment else None,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED if deployment else status.HTTP_200_OK)
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AppScopedViewSet):
+    """Deployments of an app, newest first, with the steps each took and why one failed."""
+
+    queryset = Deployment.objects.none()
+    serializer_class = serializers.DeploymentSerializer
+    required_actions = {"list": Action.APP_VIEW, "retrieve": Action.APP_VIEW}
+
+    def get_queryset(self):
+        rows = Deployment.objects.for_actor(self.request.user, self.required_actions[self.action]).filter(app=self.app)
+        rows = rows.select_related("release", "created_by")
+        if self.action == "retrieve":
+            steps = DeploymentStep.objects.select_related("host", "container")
+            rows = rows.prefetch_related(Prefetch("steps", queryset=steps), "containers")
+        return rows
+
+    def get_serializer_class(self):
+        return serializers.DeploymentDetailSerializer if self.action == "retrieve" else serializers.DeploymentSerializer
+
+
+class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AppScopedViewSet):
+    """The app's containers: running ones by default, `?all=true` for its history too."""
+
+    queryset = Container.objects.none()
+    serializer_class = serializers.ContainerSerializer
+    required_actions = {"list": Action.APP_VIEW, "retrieve": Action.APP_VIEW, "restart": Action.APP_DEPLOY}
+
+    def get_queryset(self):
+        rows = Container.objects.for_actor(self.request.user, self.required_actions[self.action]).filter(app=self.app)
+        if self.action == "list" and self.request.query_params.get("all") != "true":
+            rows = rows.filter(state__in=Container.LIVE)
+        return rows.select_related("host", "release", "size").order_by("process_type", "index", "-created_at")
+
+    @extend_schema(request=serializers.RestartSerializer, responses={202: serializers.DeploymentSerializer})
+    @action(detail=False, methods=["post"])
+    def restart(self, request, org_slug=None, app_name=None):
+        """Replace containers start-first: all, one process type, or one container."""
+        data = serializers.RestartSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        container = None
+        if data.validated_data["container"]:
+            container = (
+                self.get_queryset().filter(pk=data.validated_data["container"], state__in=Container.LIVE).first()
+            )
+            if container is None:
+                raise NotFound("The app has no running container with this id.", field="container")
+        deployment = services.app_restart(
+            actor=request.user, app=self.app, process_type=data.validated_data["process_type"], container=container
+        )
+        return Response(serializers.DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,171 @@
+"""What a release says about its processes: validated here, once, for the API and the worker.
+
+A process type is a name, a command (a list of arguments, never run through a shell on the host),
+the port it listens on and a health check. Commands given as a string are split like a shell
+would split words, and refused if they use shell operators: Berth never runs a shell, so `;` or
+`&&` would silently become plain arguments.
+"""
+
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+
+from berth.core.errors import Invalid
+
+# Docker's image reference grammar, simplified: [registry[:port]/]path[:tag][@sha256:digest].
+IMAGE_REFERENCE = (
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]{1,5})?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?\Z"
+)
+PROCESS_NAME = re.compile(r"^[a-z][a-z0-9]{0,29}\Z")
+SHELL_OPERATORS = {";", "&", "&&", "|", "||", "<", ">", ">>", "(", ")", "`", "$("}
+HEALTH_TYPES = {"http", "tcp", "command", "none"}
+MAX_ARGS, MAX_ARG_LENGTH = 64, 1024
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    type: str = "tcp"
+    path: str = "/"
+    expected_status: int = 200
+    command: tuple[str, ...] = ()
+    interval_s: float = 2.0
+    timeout_s: float = 2.0
+    retries: int = 3
+    start_period_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ProcessType:
+    name: str
+    command: tuple[str, ...] = ()
+    port: int | None = 8080
+    health: HealthCheck = field(default_factory=HealthCheck)
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        data.pop("name")
+        return data
+
+
+def _field(name: str, message: str) -> Invalid:
+    return Invalid(message, field=name, code="invalid_process_types")
+
+
+def parse_command(value, where: str) -> tuple[str, ...]:
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        lexer = shlex.shlex(value, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        try:
+            args = list(lexer)
+        except ValueError as error:
+            raise _field(where, f"The command cannot be split into words: {error}.") from None
+        operators = [arg for arg in args if arg in SHELL_OPERATORS or arg.startswith(("$(", "`"))]
+        if operators:
+            raise _field(
+                where,
+                f"The command uses shell operators ({', '.join(operators)}); Berth runs no shell. "
+                'Give a list such as ["sh", "-c", "…"] if the image has a shell.',
+            )
+    elif isinstance(value, list) and all(isinstance(arg, str) for arg in value):
+        args = value
+    else:
+        raise _field(where, "The command must be a string or a list of strings.")
+    if len(args) > MAX_ARGS or any(len(arg) > MAX_ARG_LENGTH or "\x00" in arg for arg in args):
+        raise _field(where, f"The command may have at most {MAX_ARGS} arguments of {MAX_ARG_LENGTH} characters.")
+    return tuple(args)
+
+
+def _number(data: dict, key: str, default, low, high, where: str, kind=float):
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not isinstance(value, int)):
+        raise _field(f"{where}.{key}", f"{key} must be a {'whole ' if kind is int else ''}number.")
+    if not low <= value <= high:
+        raise _field(f"{where}.{key}", f"{key} must be between {low} and {high}.")
+    return kind(value)
+
+
+def parse_health(data, where: str, port: int | None) -> HealthCheck:
+    if data is None:
+        return HealthCheck(type="tcp" if port else "none")
+    if not isinstance(data, dict):
+        raise _field(where, "The health check must be an object.")
+    unknown = set(data) - {
+        "type",
+        "path",
+        "expected_status",
+        "command",
+        "interval_s",
+        "timeout_s",
+        "retries",
+        "start_period_s",
+    }
+    if unknown:
+        raise _field(where, f"Unknown health check fields: {', '.join(sorted(unknown))}.")
+    kind = data.get("type", "http")
+    if kind not in HEALTH_TYPES:
+        raise _field(f"{where}.type", f"The health check type must be one of {', '.join(sorted(HEALTH_TYPES))}.")
+    if kind in {"http", "tcp"} and not port:
+        raise _field(f"{where}.type", f"A {kind} health check needs the process type to have a port.")
+    path = data.get("path", "/")
+    if not isinstance(path, str) or not path.startswith("/") or len(path) > 200 or any(c in path for c in "\r\n\x00 "):
+        raise _field(f"{where}.path", "The path must start with / and hold no spaces or control characters.")
+    command = parse_command(data.get("command"), f"{where}.command")
+    if kind == "command" and not command:
+        raise _field(f"{where}.command", "A command health check needs a command.")
+    return HealthCheck(
+        type=kind,
+        path=path,
+        expected_status=_number(data, "expected_status", 200, 100, 599, where, int),
+        command=command,
+        interval_s=_number(data, "interval_s", 2.0, 0.2, 300, where),
+        timeout_s=_number(data, "timeout_s", 2.0, 0.1, 60, where),
+        retries=_number(data, "retries", 3, 1, 20, where, int),
+        start_period_s=_number(data, "start_period_s", 30.0, 0, 600, where),
+    )
+
+
+def parse_process_types(data) -> dict[str, ProcessType]:
+    """Validate the process types of a new release; raises Invalid naming the field at fault."""
+    if data is None:
+        data = {"web": {}}
+    if not isinstance(data, dict) or not data:
+        raise _field("process_types", "Give at least one process type, as an object keyed by name.")
+    if len(data) > 10:
+        raise _field("process_types", "A release may have at most 10 process types.")
+    parsed = {}
+    for name, spec in data.items():
+        where = f"process_types.{name}"
+        if not isinstance(name, str) or not PROCESS_NAME.match(name):
+            raise _field(where, "A process type name is lowercase letters and digits, starting with a letter.")
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            raise _field(where, "A process type must be an object.")
+        unknown = set(spec) - {"command", "port", "health_check"}
+        if unknown:
+            raise _field(where, f"Unknown process type fields: {', '.join(sorted(unknown))}.")
+        port = spec.get("port", 8080 if name == "web" else None)
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+            raise _field(f"{where}.port", "The port must be a whole number from 1 to 65535.")
+        parsed[name] = ProcessType(
+            name=name,
+            command=parse_command(spec.get("command"), f"{where}.command"),
+            port=port,
+            health=parse_health(spec.get("health_check"), f"{where}.health_check", port),
+        )
+    return parsed
+
+
+def load_process_types(stored: dict) -> dict[str, ProcessType]:
+    """Process types as a release stored them (already validated)."""
+    return {
+        name: ProcessType(
+            name=name,
+            command=tuple(spec["command"]),
+            port=spec["port"],
+            health=HealthCheck(**{**spec["health"], "command": tuple(spec["health"]["command"])}),
+        )
+        for name, spec in stored.items()
+    }

@@ -1,0 +1,14 @@
+"""Sending work to the worker. The control plane names tasks; it never imports their code (DESIGN §1)."""
+
+from django.db import transaction
+
+
+def enqueue_on_commit(task_name: str, *args) -> None:
+    """Send the task once the current transaction commits, so the worker finds the rows it names."""
+
+    def send():
+        from worker.celery import app  # the Celery app's configuration only, not the tasks
+
+        app.send_task(task_name, args=list(args))
+
+    transaction.on_commit(send)

@@ -1,0 +1,258 @@
+"""Releases, config, formation and restarts: every change of what should run makes a Deployment.
+
+The API answers at once with that row; the worker converges the hosts on it (DESIGN §3).
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max, Sum
+
+from berth.applications.models import CONFIG_KEY, App, ConfigVar, Formation, Release
+from berth.applications.specs import parse_process_types
+from berth.audit.services import audit_record
+from berth.core.errors import Conflict, Invalid, NotFound
+from berth.core.queue import enqueue_on_commit
+from berth.fleet.models import Container, DockerHost, Size
+from berth.tenancy.models import User
+
+from .models import Deployment
+
+DEPLOY_TASK = "berth.deployments.run"
+RESERVED_CONFIG_PREFIX = "BERTH_"
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+def _lock_app(app: App) -> App:
+    """Serialize changes of one app's releases and formation."""
+    return App.objects.select_for_update().get(pk=app.pk)
+
+
+def _next_version(app: App) -> int:
+    return (app.releases.aggregate(v=Max("version"))["v"] or 0) + 1
+
+
+def _current_config(app: App) -> dict[str, str]:
+    return {var.key: var.value for var in app.config_vars.all()}
+
+
+def formation_snapshot(app: App) -> dict[str, dict]:
+    return {f.process_type: {"quantity": f.quantity, "size": f.size.name} for f in app.formation.select_related("size")}
+
+
+def deployment_create(
+    *, actor: User | None, app: App, release: Release, kind: str, previous_formation: dict | None = None, **restart
+) -> Deployment:
+    deployment = Deployment.objects.create(
+        app=app,
+        release=release,
+        kind=kind,
+        created_by=actor,
+        previous_release=app.current_release,
+        previous_formation=formation_snapshot(app) if previous_formation is None else previous_formation,
+        **restart,
+    )
+    deployment.steps.create(message=f"Queued: {deployment.get_kind_display().lower()} to v{release.version}.")
+    enqueue_on_commit(DEPLOY_TASK, deployment.pk)
+    return deployment
+
+
+def _release_and_deploy(*, actor, app, image, process_types, config, description, kind, rollback_of=None):
+    before = formation_snapshot(app)
+    release = Release.objects.create(
+        app=app,
+        version=_next_version(app),
+        image=image,
+        process_types=process_types,
+        config=config,
+        description=description,
+        author=actor,
+        rollback_of=rollback_of,
+    )
+    _ensure_formation(app, release)
+    deployment = deployment_create(actor=actor, app=app, release=release, kind=kind, previous_formation=before)
+    audit_record(
+        actor=actor,
+        action=f"release.{kind}",
+        target=release,
+        organization=app.organization,
+        changes={"version": release.version, "image": image, "config_keys": sorted(config)},
+    )
+    return release, deployment
+
+
+def _ensure_formation(app: App, release: Release) -> None:
+    """A process type seen for the first time gets a formation: one web container, other types none."""
+    default_size = Size.objects.filter(is_default=True).first() or Size.objects.order_by("memory_mb").first()
+    if default_size is None:
+        raise Conflict("No container sizes are defined yet; an operator must add one.", code="no_sizes")
+    for name in release.process_types:
+        Formation.objects.get_or_create(
+            app=app, process_type=name, defaults={"quantity": 1 if name == "web" else 0, "size": default_size}
+        )
+
+
+@transaction.atomic
+def release_create(*, actor: User, app: App, image: str, process_types=None, description: str = ""):
+    """Make release vN+1 from an image and process types, with the app's current config."""
+    app = _lock_app(app)
+    parsed = parse_process_types(process_types)
+    stored = {name: spec.as_json() for name, spec in parsed.items()}
+    return _release_and_deploy(
+        actor=actor,
+        app=app,
+        image=image,
+        process_types=stored,
+        config=_current_config(app),
+        description=description,
+        kind=Deployment.Kind.RELEASE,
+    )
+
+
+@transaction.atomic
+def release_rollback(*, actor: User, app: App, version: int):
+    """Make a new release with the image, process types and config of version `version`."""
+    app = _lock_app(app)
+    old = Release.objects.filter(app=app, version=version).first()
+    if old is None:
+        raise NotFound(f"This app has no release v{version}.", field="version")
+    ConfigVar.objects.filter(app=app).delete()
+    ConfigVar.objects.bulk_create(ConfigVar(app=app, key=k, value=v) for k, v in old.config.items())
+    return _release_and_deploy(
+        actor=actor,
+        app=app,
+        image=old.image,
+        process_types=old.process_types,
+        config=old.config,
+        description=f"Rollback to v{version}",
+        kind=Deployment.Kind.ROLLBACK,
+        rollback_of=version,
+    )
+
+
+def _validate_config(values: dict) -> None:
+    for key, value in values.items():
+        try:
+            CONFIG_KEY(key)
+        except Exception:
+            raise Invalid("Config keys are uppercase letters, digits and underscores.", field=key) from None
+        if key.startswith(RESERVED_CONFIG_PREFIX) or key == "PORT":
+            raise Invalid(f"{key} is set by Berth and cannot be changed.", field=key, code="reserved_key")
+        if value is not None and (not isinstance(value, str) or "\x00" in value):
+            raise Invalid("A config value is a string (or null to unset it).", field=key)
+    size = sum(len(k) + len(v or "") for k, v in values.items())
+    if size > MAX_CONFIG_BYTES:
+        raise Invalid(f"Config is limited to {MAX_CONFIG_BYTES} bytes.", field="config")
+
+
+@transaction.atomic
+def config_set(*, actor: User, app: App, values: dict):
+    """Set (string) or unset (None) config vars; with a release already made, this makes a new one."""
+    _validate_config(values)
+    app = _lock_app(app)
+    for key, value in values.items():
+        if value is None:
+            ConfigVar.objects.filter(app=app, key=key).delete()
+        else:
+            ConfigVar.objects.update_or_create(app=app, key=key, defaults={"value": value})
+    config = _current_config(app)
+    if sum(len(k) + len(v) for k, v in config.items()) > MAX_CONFIG_BYTES:
+        raise Invalid(f"Config is limited to {MAX_CONFIG_BYTES} bytes in all.", field="config")
+    # Only names go into the audit log, never values (DESIGN §4).
+    audit_record(
+        actor=actor,
+        action="config.update",
+        target=app,
+        organization=app.organization,
+        changes={
+            "set": sorted(k for k, v in values.items() if v is not None),
+            "unset": sorted(k for k, v in values.items() if v is None),
+        },
+    )
+    latest = app.releases.order_by("-version").first()
+    if latest is None:
+        return None, None
+    return _release_and_deploy(
+        actor=actor,
+        app=app,
+        image=latest.image,
+        process_types=latest.process_types,
+        config=config,
+        description=_config_description(values),
+        kind=Deployment.Kind.RELEASE,
+    )
+
+
+def _config_description(values: dict) -> str:
+    set_keys = [k for k, v in values.items() if v is not None]
+    unset = [k for k, v in values.items() if v is None]
+    parts = ([f"Set {', '.join(set_keys)}"] if set_keys else []) + ([f"Unset {', '.join(unset)}"] if unset else [])
+    return "; ".join(parts)[:200]
+
+
+def largest_host_memory_mb() -> int:
+    return DockerHost.objects.exclude(status=DockerHost.Status.DOWN).aggregate(m=Max("memory_mb"))["m"] or 0
+
+
+@transaction.atomic
+def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deployment | None:
+    """Change quantity and/or size per process type; the worker converges on it."""
+    app = _lock_app(app)
+    release = app.current_release or app.releases.order_by("-version").first()
+    if release is None:
+        raise Conflict("Create a release before scaling.", code="no_release")
+    before = formation_snapshot(app)
+    for process_type, change in changes.items():
+        if process_type not in release.process_types:
+            raise Invalid(f"v{release.version} has no process type {process_type!r}.", field=process_type)
+        formation = Formation.objects.get(app=app, process_type=process_type)
+        if "size" in change:
+            size = Size.objects.filter(name=change["size"]).first()
+            if size is None:
+                raise Invalid(f"There is no size {change['size']!r}.", field=f"{process_type}.size")
+            if size.memory_mb > largest_host_memory_mb():
+                raise Invalid(
+                    f"Size {size.name} ({size.memory_mb} MB) is bigger than any host.",
+                    field=f"{process_type}.size",
+                    code="size_too_big",
+                )
+            formation.size = size
+        if "quantity" in change:
+            formation.quantity = change["quantity"]
+        formation.save()
+    audit_record(actor=actor, action="formation.update", target=app, organization=app.organization, changes=changes)
+    if app.current_release is None and not app.deployments.exclude(state__in=["succeeded", "failed"]).exists():
+        return None  # nothing deployed yet: the first release's deployment will use this formation
+    return deployment_create(
+        actor=actor, app=app, release=release, kind=Deployment.Kind.SCALE, previous_formation=before
+    )
+
+
+@transaction.atomic
+def app_restart(*, actor: User, app: App, process_type: str = "", container: Container | None = None) -> Deployment:
+    """Replace the app's containers (all, one process type, or one), start-first."""
+    app = _lock_app(app)
+    if app.current_release is None:
+        raise Conflict("The app runs no release yet.", code="no_release")
+    if process_type and process_type not in app.current_release.process_types:
+        raise Invalid(f"The app has no process type {process_type!r}.", field="process_type")
+    deployment = deployment_create(
+        actor=actor,
+        app=app,
+        release=app.current_release,
+        kind=Deployment.Kind.RESTART,
+        restart_process_type=process_type,
+        restart_container=container,
+    )
+    audit_record(
+        actor=actor,
+        action="app.restart",
+        target=app,
+        organization=app.organization,
+        changes={"process_type": process_type, "container": container.name if container else ""},
+    )
+    return deployment
+
+
+def memory_in_use_mb(host: DockerHost) -> int:
+    live = Container.objects.filter(host=host, state__in=[Container.State.CREATED, Container.State.RUNNING])
+    return live.aggregate(m=Sum("size__memory_mb"))["m"] or 0

@@ -1,0 +1,394 @@
+#!/usr/bin/env bash
+# Berth's multi-host test bed (DESIGN.md §6): N Docker hosts on this machine. Host i is a network
+# namespace berth-h$i joined to the root namespace by a veth pair (bh$i-o 10.250.$i.1 outside,
+# bh$i-i 10.250.$i.2 inside) and runs its own dockerd there, answering on
+# unix:///run/berth-testbed/h$i/docker.sock and publishing ports on 10.250.$i.2.
+#
+#   testbed/hosts.sh up [N]             create hosts 1..N (default 2), start their engines, load the
+#                                       test images; idempotent, restarts an engine that died
+#   testbed/hosts.sh down               stop every engine, remove namespaces, veths, mounts, data
+#   testbed/hosts.sh status             one line per host
+#   testbed/hosts.sh check              run berth-test/web:v1 hardened on every host, fetch it from here
+#                                       and from the other hosts, remove it
+#   testbed/hosts.sh stop-engine I [--kill]
+#                                       stop host I's dockerd (SIGTERM: containers stop gracefully) or,
+#                                       with --kill, SIGKILL it, its containerd, shims and containers
+#                                       (a power cut); the data-root stays, as on a rebooted machine
+#   testbed/hosts.sh start-engine I     start host I's dockerd again on the same data-root
+#   testbed/hosts.sh link-down I        set bh$I-o down: its published ports become unreachable
+#   testbed/hosts.sh link-up I          set it up again
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+STATE=/run/berth-testbed     # sockets, pid files, exec-roots: gone after a reboot, like the engines'
+DATA=/var/lib/berth-testbed  # data-roots (images, containers); `down` wipes them
+LOGS=/var/log/berth-testbed
+START_TIMEOUT=${BERTH_TESTBED_START_TIMEOUT:-60}
+STOP_TIMEOUT=${BERTH_TESTBED_STOP_TIMEOUT:-30}
+
+log() { echo "testbed: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+netns() { echo "berth-h$1"; }
+engine_url() { echo "unix://$STATE/h$1/docker.sock"; }
+address() { echo "10.250.$1.2"; }
+engine() { local i=$1; shift; docker -H "$(engine_url "$i")" "$@"; }
+
+# Engines of test hosts and of this machine share the docker CLI; bound every call so that a hung
+# engine fails the script instead of hanging it.
+answers() { timeout 10 docker -H "$(engine_url "$1")" version --format '{{.Server.Version}}' 2>/dev/null; }
+
+check_index() {
+  if ! [[ $1 =~ ^[1-9][0-9]*$ ]] || (($1 > 250)); then die "host index must be 1..250, not '$1'"; fi
+}
+
+with_lock() { # serialize commands that change the test bed (pytest-xdist workers all run `up`)
+  mkdir -p "$STATE"
+  exec 9>"$STATE/lock"
+  flock -w 600 9 || die "another testbed/hosts.sh held $STATE/lock for 10 minutes"
+}
+
+known_hosts() { # indices of every host that has any trace on this machine, ascending
+  {
+    ip netns list 2>/dev/null | sed -n 's/^berth-h\([0-9]\+\)\b.*/\1/p'
+    ip -o link show 2>/dev/null | sed -n 's/^[0-9]\+: bh\([0-9]\+\)-o[@:].*/\1/p'
+    find "$STATE" "$DATA" -maxdepth 1 -name 'h[0-9]*' -printf '%f\n' 2>/dev/null | sed 's/^h//'
+  } | sort -nu
+}
+
+ensure_prerequisites() {
+  local -a missing=()
+  [[ -x /bin/busybox ]] || missing+=(busybox-static)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v nsenter >/dev/null || missing+=(util-linux)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # The machine's own engine builds the images; installing docker.io also brings dockerd and iptables.
+  # 9>&-: a dockerd it starts must not inherit (and hold forever) the test bed's lock.
+  "$REPO/scripts/ensure-docker.sh" >&2 9>&-
+}
+
+# --- network ----------------------------------------------------------------------------------
+
+ensure_network() {
+  local i=$1 ns out=bh$1-o in=bh$1-i
+  ns=$(netns "$i")
+  [[ -e /run/netns/$ns ]] || ip netns add "$ns"
+  # Deleting either end of a veth deletes both, so the outside end tells whether the pair exists.
+  ip link show "$out" >/dev/null 2>&1 || ip link add "$out" type veth peer name "$in" netns "$ns"
+  ip addr replace "10.250.$i.1/24" dev "$out"
+  ip link set "$out" up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr replace "$(address "$i")/24" dev "$in"
+  ip -n "$ns" link set "$in" up
+  ip -n "$ns" route replace default via "10.250.$i.1"
+}
+
+# Test hosts may reach each other through the root namespace (this machine's dockerd set the
+# FORWARD policy to DROP) and nothing else: traffic from a test container to the outside world,
+# DNS included, is dropped here instead of leaving the machine.
+FORWARD_RULES='-A BERTH-TESTBED -i bh+ -o bh+ -j ACCEPT
+-A BERTH-TESTBED -i bh+ -j DROP
+-A BERTH-TESTBED -o bh+ -j DROP'
+
+ensure_routing() {
+  local rule
+  if [[ $(iptables -w -S BERTH-TESTBED 2>/dev/null | grep -v '^-N') != "$FORWARD_RULES" ]]; then
+    iptables -w -N BERTH-TESTBED 2>/dev/null || iptables -w -F BERTH-TESTBED
+    while read -r rule; do
+      # shellcheck disable=SC2086 # a rule is a list of iptables words
+      iptables -w $rule
+    done <<<"$FORWARD_RULES"
+  fi
+  iptables -w -C FORWARD -j BERTH-TESTBED 2>/dev/null || iptables -w -I FORWARD -j BERTH-TESTBED
+  # With a link down its /24 route goes away, and without this route traffic for that host would
+  # follow the default route off the machine. Now it fails at once: "No route to host".
+  ip route replace unreachable 10.250.0.0/16
+  if [[ $(sysctl -n net.ipv4.ip_forward) != 1 ]]; then
+    log "enabling net.ipv4.ip_forward so test hosts can reach each other"
+    sysctl -qw net.ipv4.ip_forward=1
+  fi
+}
+
+remove_routing() {
+  ip route del unreachable 10.250.0.0/16 2>/dev/null || true
+  while iptables -w -D FORWARD -j BERTH-TESTBED 2>/dev/null; do :; done
+  iptables -w -F BERTH-TESTBED 2>/dev/null || true
+  iptables -w -X BERTH-TESTBED 2>/dev/null || true
+}
+
+# --- engines ----------------------------------------------------------------------------------
+
+# A process that exited stays in /proc as a zombie until its parent reaps it; an engine's parent
+# is this machine's PID 1 once hosts.sh has exited, and it reaps late. A zombie counts as dead.
+alive() {
+  local state
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
+engine_pid() { # the pid of host i's dockerd, or nothing
+  local pid
+  pid=$(cat "$STATE/h$1/docker.pid" 2>/dev/null) || return 0
+  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] && alive "$pid"; then echo "$pid"; fi
+  return 0
+}
+
+start_engine() { # start host i's dockerd unless it runs; does not wait for it
+  local i=$1 dir=$STATE/h$1
+  [[ -n $(engine_pid "$i") ]] && return 0
+  # A dockerd that died may have left its containerd, shims, containers and mounts: clear them as
+  # a reboot would, so the new dockerd starts from its data-root alone.
+  stop_engine "$i" kill
+  mkdir -p "$dir" "$DATA/h$i" "$LOGS"
+  # Each engine needs its own identity: by default every dockerd on a machine reads
+  # /etc/docker/key.json and reports the same engine ID. The key lives with the data-root, so
+  # the ID survives stop-engine/start-engine, as a rebooted host's does. 20.10 has no flag for it.
+  printf '{"deprecated-key-path": "%s"}\n' "$DATA/h$i/key.json" >"$dir/daemon.json"
+  echo "=== $(date -u +%FT%TZ) starting dockerd" >>"$LOGS/h$i.log"
+  # nsenter changes only the network namespace: `ip netns exec` would also remount /sys in a new
+  # mount namespace and hide the cgroup v1 hierarchies dockerd needs. setsid and the redirections
+  # detach it from the caller (pytest waits for its pipes to close); 9>&- keeps the lock out of it.
+  # --cgroup-parent keeps each host's containers in their own cgroup, where stop-engine finds them.
+  nsenter --net="/run/netns/$(netns "$i")" -- setsid dockerd \
+    --config-file "$dir/daemon.json" \
+    -H "$(engine_url "$i")" \
+    --data-root "$DATA/h$i" \
+    --exec-root "$dir/exec" \
+    --pidfile "$dir/docker.pid" \
+    --ip "$(address "$i")" \
+    --cgroup-parent "/berth-h$i" \
+    </dev/null >>"$LOGS/h$i.log" 2>&1 9>&- &
+}
+
+wait_engine() {
+  local i=$1 deadline=$((SECONDS + START_TIMEOUT))
+  until answers "$i" >/dev/null; do
+    if ((SECONDS >= deadline)); then
+      log "host $i: dockerd did not answer within ${START_TIMEOUT}s; last lines of $LOGS/h$i.log:"
+      tail -n 30 "$LOGS/h$i.log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+host_cgroup_dirs() { # cgroup v1 and v2 directories of host i's containers
+  find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "berth-h$1" 2>/dev/null
+}
+
+host_pids() { # engine processes in host i's namespace, then processes of its containers
+  local i=$1 ns_inode p comm dir
+  ns_inode=$(stat -L -c %i "/run/netns/$(netns "$i")" 2>/dev/null) || ns_inode=
+  if [[ -n $ns_inode ]]; then
+    for p in /proc/[0-9]*; do
+      [[ $(readlink "$p/ns/net" 2>/dev/null) == "net:[$ns_inode]" ]] || continue
+      comm=$(cat "$p/comm" 2>/dev/null) || continue
+      # Only the engine's own processes (comm is cut at 15 characters: containerd-shim-runc-v2);
+      # its containers are found by cgroup below.
+      case $comm in
+        dockerd | containerd | containerd-shim* | docker-proxy | runc) echo "${p#/proc/}" ;;
+      esac
+    done
+  fi
+  while read -r dir; do
+    find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null
+  done < <(host_cgroup_dirs "$i")
+}
+
+kill_host_processes() { # SIGKILL every process left of host i, and wait until they are gone
+  local i=$1 pids pid
+  for _ in $(seq 1 50); do
+    pids=$(host_pids "$i" | sort -u | while read -r pid; do if alive "$pid"; then echo "$pid"; fi; done | tr '\n' ' ')
+    [[ -z ${pids// /} ]] && return 0
+    # shellcheck disable=SC2086 # a list of pids
+    kill -KILL $pids 2>/dev/null || true
+    sleep 0.1
+  done
+  log "host $i: processes survived SIGKILL: $pids"
+  return 1
+}
+
+unmount_host() { # what a killed dockerd left mounted: overlays, shm, netns files, the data-root bind
+  local i=$1 target
+  awk '{print $5}' /proc/self/mountinfo |
+    { grep -E "^($DATA|$STATE)/h$i(/|\$)" || true; } | sort -r |
+    while read -r target; do
+      umount "$target" 2>/dev/null || umount -l "$target"
+    done
+}
+
+stop_engine() { # i mode: graceful (SIGTERM, containers stop with their stop signal) or kill
+  local i=$1 mode=$2 pid deadline
+  pid=$(engine_pid "$i")
+  if [[ -n $pid && $mode == graceful ]]; then
+    kill -TERM "$pid"
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    ! alive "$pid" || log "host $i: dockerd ignored SIGTERM for ${STOP_TIMEOUT}s; killing it"
+  fi
+  # The dockerd first, so that it restarts nothing, then whatever it left behind.
+  [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
+  kill_host_processes "$i"
+  unmount_host "$i"
+  # The exec-root is runtime state, emptied like /run on a reboot. Left in place, its
+  # containerd.pid can name a killed containerd that is still a zombie (this machine's PID 1 reaps
+  # orphans late), and the next dockerd then waits for that containerd until it gives up.
+  rm -rf "${STATE:?}/h$i/exec" "$STATE/h$i/docker.pid" "$STATE/h$i/docker.sock"
+  [[ -z $pid ]] || echo "=== $(date -u +%FT%TZ) engine stopped ($mode)" >>"$LOGS/h$i.log"
+}
+
+remove_host() {
+  local i=$1 dir
+  stop_engine "$i" kill
+  ip link del "bh$i-o" 2>/dev/null || true
+  ip netns del "$(netns "$i")" 2>/dev/null || true
+  rm -rf "${STATE:?}/h$i" "${DATA:?}/h$i"
+  # Docker leaves the parent cgroup it was given; children first, then the parent.
+  while read -r dir; do
+    find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done < <(host_cgroup_dirs "$i")
+}
+
+# --- commands ---------------------------------------------------------------------------------
+
+cmd_up() {
+  local n=${1:-2} i
+  local -a urls=()
+  check_index "$n"
+  with_lock
+  ensure_prerequisites
+  ensure_routing
+  for i in $(seq 1 "$n"); do
+    ensure_network "$i"
+    [[ -n $(engine_pid "$i") ]] || start_engine "$i"
+  done
+  for i in $(seq 1 "$n"); do
+    wait_engine "$i"
+    urls+=("$(engine_url "$i")")
+  done
+  "$HERE/images.sh" "${urls[@]}"
+  for i in $(known_hosts); do
+    ((i > n)) && log "host $i is also up (left as it is)"
+  done
+  return 0
+}
+
+cmd_down() {
+  local i
+  with_lock
+  for i in $(known_hosts); do
+    log "removing host $i"
+    remove_host "$i"
+  done
+  remove_routing
+  # `ip netns add` bind-mounted /run/netns onto itself; undo that when no namespace is left.
+  if [[ -d /run/netns && -z $(ls -A /run/netns) ]] && mountpoint -q /run/netns; then
+    umount /run/netns && rmdir /run/netns
+  fi
+}
+
+cmd_status() {
+  local i pid version link running
+  printf '%-4s %-42s %-12s %-5s %-28s %s\n' HOST ENGINE ADDRESS LINK DOCKERD CONTAINERS
+  for i in $(known_hosts); do
+    link=$(ip -br link show "bh$i-o" 2>/dev/null | awk '{print $2}') || true
+    pid=$(engine_pid "$i")
+    version=$(answers "$i") || true
+    if [[ -n $version ]]; then
+      running="$(engine "$i" ps -q | wc -l) running"
+      version="$version (pid $pid)"
+    else
+      running=-
+      version=${pid:+"not answering (pid $pid)"}
+    fi
+    printf '%-4s %-42s %-12s %-5s %-28s %s\n' "h$i" "$(engine_url "$i")" "$(address "$i")" \
+      "${link:-none}" "${version:-stopped}" "$running"
+  done
+}
+
+cmd_check() { # the facts the test bed promises, checked by hand-sized means
+  local i j port failed=0 name=berth-testbed-check
+  local -A ports=()
+  local -a hosts
+  mapfile -t hosts < <(known_hosts)
+  ((${#hosts[@]})) || die "no hosts: run testbed/hosts.sh up"
+  for i in "${hosts[@]}"; do
+    engine "$i" rm -f "$name" >/dev/null 2>&1 || true
+    engine "$i" run -d --name "$name" --cap-drop ALL --security-opt no-new-privileges --read-only \
+      --tmpfs /tmp --pids-limit 64 -p "$(address "$i")::8080" berth-test/web:v1 >/dev/null
+    ports[$i]=$(engine "$i" port "$name" 8080/tcp | head -1 | sed 's/.*://')
+  done
+  sleep 0.5
+  for i in "${hosts[@]}"; do
+    port=${ports[$i]}
+    if curl -fsS --max-time 5 "http://$(address "$i"):$port/" | grep -qx 'web v1'; then
+      log "h$i: web v1 answers at $(address "$i"):$port from this machine"
+    else
+      log "h$i: nothing answers at $(address "$i"):$port"; failed=1
+    fi
+    for j in "${hosts[@]}"; do
+      [[ $j == "$i" ]] && continue
+      # Not `wget -T`: Debian's busybox 1.35 wget segfaults with it.
+      if engine "$i" exec "$name" timeout 5 wget -qO- "http://$(address "$j"):${ports[$j]}/" | grep -qx 'web v1'; then
+        log "h$i: reaches h$j at $(address "$j"):${ports[$j]}"
+      else
+        log "h$i: cannot reach h$j at $(address "$j"):${ports[$j]}"; failed=1
+      fi
+    done
+  done
+  for i in "${hosts[@]}"; do engine "$i" rm -f "$name" >/dev/null; done
+  return "$failed"
+}
+
+cmd_stop_engine() {
+  local i=$1 mode=graceful
+  check_index "$i"
+  case ${2:-} in
+    "") ;;
+    --kill) mode="kill" ;;
+    *) die "stop-engine I [--kill]" ;;
+  esac
+  with_lock
+  stop_engine "$i" "$mode"
+}
+
+cmd_start_engine() {
+  local i=$1
+  check_index "$i"
+  with_lock
+  ensure_routing
+  ensure_network "$i"
+  start_engine "$i"
+  wait_engine "$i"
+}
+
+cmd_link() {
+  local i=$1 state=$2
+  check_index "$i"
+  ip link show "bh$i-o" >/dev/null 2>&1 || die "host $i has no link: run testbed/hosts.sh up"
+  ip link set "bh$i-o" "$state"
+}
+
+main() {
+  [[ $EUID == 0 ]] || die "run as root: it creates namespaces and starts dockerd"
+  local cmd=${1:-}
+  shift || true
+  case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    check) cmd_check ;;
+    stop-engine) cmd_stop_engine "${1:?stop-engine I [--kill]}" "${2:-}" ;;
+    start-engine) cmd_start_engine "${1:?start-engine I}" ;;
+    link-down) cmd_link "${1:?link-down I}" down ;;
+    link-up) cmd_link "${1:?link-up I}" up ;;
+    *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

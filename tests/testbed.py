@@ -1,0 +1,96 @@
+"""The multi-host test bed (DESIGN.md §6): Docker hosts on this machine, each with its own address.
+
+testbed/hosts.sh does the work: host i is network namespace berth-h{i} with its own dockerd, whose
+published ports answer on 10.250.{i}.2. Get the `testbed_hosts` fixture into a package's conftest.py
+with `from tests.testbed import testbed_hosts  # noqa: F401`, or into a test module with
+`pytest_plugins = ["tests.testbed"]`. The hosts stay up after the session (the next `up` finds them
+ready in under a second); `testbed/hosts.sh down` removes them.
+"""
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HOSTS_SCRIPT = Path(__file__).resolve().parent.parent / "testbed" / "hosts.sh"
+HOST_COUNT = 2
+# From nothing the script installs packages and builds images; a stuck engine is reported well before.
+SCRIPT_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class TestHost:
+    """One Docker host of the test bed: the URL of its engine and the address its ports publish on."""
+
+    __test__ = False  # a class named Test* in a test module is not a test class
+
+    name: str
+    engine_url: str
+    address: str
+
+    @property
+    def index(self) -> int:
+        return int(self.name.removeprefix("h"))
+
+
+def host_by_index(index: int) -> TestHost:
+    """Host `index` of the test bed, by the names testbed/hosts.sh gives it."""
+    return TestHost(
+        name=f"h{index}",
+        engine_url=f"unix:///run/berth-testbed/h{index}/docker.sock",
+        address=f"10.250.{index}.2",
+    )
+
+
+def hosts_script(*args: str) -> str:
+    """Run testbed/hosts.sh; a failure fails the test with everything the script said."""
+    command = [str(HOSTS_SCRIPT), *args]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as timeout:
+        pytest.fail(f"{' '.join(command)} ran longer than {SCRIPT_TIMEOUT_S}s:\n{timeout.stdout}{timeout.stderr}")
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}{result.stderr}", pytrace=False)
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def testbed_hosts() -> list[TestHost]:
+    """The test bed's hosts, up and holding the berth-test images. Never skips: a test bed that cannot
+    come up fails the test with the script's output."""
+    hosts_script("up", str(HOST_COUNT))
+    return [host_by_index(index) for index in range(1, HOST_COUNT + 1)]
+
+
+def stop_engine(index: int, *, kill: bool = False) -> None:
+    """Stop host `index`'s dockerd: gracefully (its containers get their stop signal) or, with `kill`,
+    SIGKILL it and everything it ran, like a power cut. Its data-root stays for start_engine."""
+    hosts_script("stop-engine", str(index), *(["--kill"] if kill else []))
+
+
+def start_engine(index: int) -> None:
+    """Start host `index`'s dockerd again on the same data-root (same engine ID, same containers)."""
+    hosts_script("start-engine", str(index))
+
+
+@contextmanager
+def engine_stopped(index: int, *, kill: bool = False) -> Iterator[None]:
+    """Host `index`'s engine is down inside the block and up again after it, whatever the block did."""
+    stop_engine(index, kill=kill)
+    try:
+        yield
+    finally:
+        start_engine(index)
+
+
+def link_down(index: int) -> None:
+    """Cut host `index` off the network: its published ports refuse at once ("No route to host").
+    Its engine still answers on its unix socket."""
+    hosts_script("link-down", str(index))
+
+
+def link_up(index: int) -> None:
+    hosts_script("link-up", str(index))

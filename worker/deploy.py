@@ -1,0 +1,191 @@
+"""Running a deployment: claim it, hold the app's lock, converge the hosts on the target, start-first.
+
+Converging is level-based: each pass looks at what runs now, so a deployment resumed after its
+worker died carries on from where the hosts are, and finishes with exactly the wanted containers.
+"""
+
+import contextlib
+import os
+import socket
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from berth.applications.models import App, Formation, Release
+from berth.applications.specs import ProcessType
+from berth.deployments.models import Deployment
+from berth.fleet.models import Container, DockerHost, Size
+from berth.fleet.selectors import live_containers
+
+from .runtime import DeployFailed, start_container, step, stop_container, wait_healthy
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+LOCK_NAMESPACE = 0x6265  # "be": keeps Berth's advisory locks apart from anyone else's
+
+
+class AppBusy(Exception):
+    """Another worker holds the app's lock; try again shortly."""
+
+
+@contextlib.contextmanager
+def app_lock(app_id: int):
+    """A PostgreSQL advisory lock per app, held for the whole deployment.
+
+    It lives on this worker's database session, so it is released the moment the worker dies.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, app_id])
+        if not cursor.fetchone()[0]:
+            raise AppBusy(app_id)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, app_id])
+
+
+def claim(deployment_id: int) -> Deployment | None:
+    """Take the deployment for this worker; None if it is finished. Call with the app lock held:
+    a deployment that is `running` under a free lock was left by a worker that died."""
+    claimed = Deployment.objects.filter(pk=deployment_id, state__in=["queued", "running"]).update(
+        state=Deployment.State.RUNNING,
+        claimed_by=worker_name(),
+        heartbeat_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return None
+    deployment = Deployment.objects.select_related("app__organization", "release").get(pk=deployment_id)
+    if deployment.started_at is None:
+        Deployment.objects.filter(pk=deployment_id).update(started_at=timezone.now())
+    if deployment.attempts > 1:
+        step(deployment, f"Resumed by {worker_name()} (attempt {deployment.attempts}).")
+    return deployment
+
+
+def run_app_deployments(app_id: int) -> None:
+    """Run this app's unfinished deployments, oldest first, under its lock."""
+    with app_lock(app_id):
+        while True:
+            pending = Deployment.objects.filter(app_id=app_id, state__in=["queued", "running"]).order_by("id").first()
+            if pending is None:
+                return
+            deployment = claim(pending.pk)
+            if deployment is not None:
+                execute(deployment)
+
+
+def execute(deployment: Deployment) -> None:
+    app = deployment.app
+    release = deployment.release
+    target = {f.process_type: (f.quantity, f.size) for f in Formation.objects.filter(app=app).select_related("size")}
+    try:
+        converge(app=app, release=release, formation=target, deployment=deployment)
+    except DeployFailed as failure:
+        fail(deployment, str(failure))
+        return
+    with transaction.atomic():
+        App.objects.filter(pk=app.pk).update(current_release=release)
+        finish(deployment, Deployment.State.SUCCEEDED, f"Done: {app.name} runs v{release.version}.")
+
+
+def finish(deployment: Deployment, state: str, message: str, error: str = "") -> None:
+    step(deployment, message)
+    Deployment.objects.filter(pk=deployment.pk).update(state=state, finished_at=timezone.now(), error=error)
+
+
+def fail(deployment: Deployment, reason: str) -> None:
+    """Put the app back as it was: the previous release and formation, new containers removed."""
+    step(deployment, f"Failed: {reason}")
+    app = deployment.app
+    _restore_formation(app, deployment.previous_formation)
+    previous = deployment.previous_release
+    try:
+        if previous is not None:
+            step(deployment, f"Returning {app.name} to v{previous.version}.")
+            formation = {
+                f.process_type: (f.quantity, f.size) for f in Formation.objects.filter(app=app).select_related("size")
+            }
+            converge(app=app, release=previous, formation=formation, deployment=deployment)
+        else:
+            for container in live_containers(app=app):
+                stop_container(container, deployment, "the app's first release failed")
+    except DeployFailed as again:
+        step(deployment, f"Could not fully restore the previous state: {again}")
+    finish(deployment, Deployment.State.FAILED, "Deployment failed; the previous release keeps running.", error=reason)
+
+
+def _restore_formation(app: App, snapshot: dict) -> None:
+    sizes = {s.name: s for s in Size.objects.filter(name__in=[v["size"] for v in snapshot.values()])}
+    for process_type, value in snapshot.items():
+        Formation.objects.filter(app=app, process_type=process_type).update(
+            quantity=value["quantity"], size=sizes[value["size"]]
+        )
+
+
+def _is_current(container: Container, release: Release, size: Size, deployment: Deployment | None) -> bool:
+    if container.release_id != release.pk or container.size_id != size.pk:
+        return False
+    if container.health != Container.Health.HEALTHY or container.host.state == DockerHost.State.DRAINING:
+        return False
+    return not (deployment is not None and _restart_target(container, deployment))
+
+
+def _restart_target(container: Container, deployment: Deployment) -> bool:
+    """A container a restart must replace: one that existed when the restart was asked for."""
+    if deployment.kind != Deployment.Kind.RESTART or container.created_at >= deployment.created_at:
+        return False
+    if deployment.restart_container_id:
+        return container.pk == deployment.restart_container_id
+    return not deployment.restart_process_type or container.process_type == deployment.restart_process_type
+
+
+def converge(*, app: App, release: Release, formation: dict, deployment: Deployment | None) -> None:
+    """Make the hosts run exactly `formation` of `release`, replacing replicas start-first."""
+    processes = release.processes
+    for name in sorted(processes):
+        quantity, size = formation.get(name, (0, None))
+        for index in range(quantity):
+            _converge_slot(app, release, processes[name], index, size, deployment)
+        for extra in live_containers(app=app, process_type=name, index__gte=quantity):
+            stop_container(extra, deployment, f"{name} is scaled to {quantity}")
+    for stale in live_containers(app=app).exclude(process_type__in=list(processes)):
+        stop_container(stale, deployment, f"v{release.version} has no {stale.process_type} process")
+
+
+def _converge_slot(app, release, process: ProcessType, index: int, size: Size, deployment) -> None:
+    live = list(live_containers(app=app, process_type=process.name, index=index).select_related("host"))
+    current = [c for c in live if _is_current(c, release, size, deployment)]
+    if current:
+        keep = current[0]
+        for other in live:
+            if other.pk != keep.pk:
+                stop_container(other, deployment, f"replaced by {keep.name}")
+        return
+    # Containers of the target release that never became healthy (a previous attempt died) go first.
+    for unproven in [c for c in live if c.release_id == release.pk and c.health != Container.Health.HEALTHY]:
+        stop_container(unproven, deployment, "it never became healthy")
+        live.remove(unproven)
+    new = start_container(deployment=deployment, release=release, process=process, index=index, size=size)
+    result = wait_healthy(new, process, deployment)
+    if not result.healthy:
+        stop_container(new, deployment, "it did not become healthy")
+        raise DeployFailed(f"{process.name}.{index} of v{release.version} did not become healthy: {result.reason}")
+    for old in live:
+        stop_container(old, deployment, f"replaced by {new.name}")
+
+
+def stale_deployments():
+    """Deployments whose worker stopped proving it is alive, or that were never picked up."""
+    now = timezone.now()
+    stale = timedelta(seconds=settings.BERTH_DEPLOYMENT_STALE_SECONDS)
+    return Deployment.objects.filter(state="running", heartbeat_at__lt=now - stale) | Deployment.objects.filter(
+        state="queued", created_at__lt=now - stale
+    )

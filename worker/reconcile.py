@@ -1,0 +1,241 @@
+"""Level-triggered reconciliation (DESIGN §3): compare what hosts run with what should run, and fix it.
+
+- `observe_host` makes the database agree with one engine: it records exits, rebuilds rows for
+  unknown containers from their labels, and removes orphans and stale containers.
+- `check_host` is the heartbeat: it marks a host up, or down after the grace period, losing its
+  containers at the last time they were seen.
+- `app_drift` says whether an app needs a self-healing deployment, honouring crash back-off.
+Docker events only wake these early; the periodic pass corrects whatever events missed.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from berth.applications.models import App, Release
+from berth.deployments.models import Deployment
+from berth.deployments.services import deployment_create
+from berth.fleet.models import Container, DockerHost, Size
+from berth.fleet.selectors import live_containers
+
+from .engine import Engine, EngineError
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+CRASH_WINDOW = timedelta(minutes=10)
+
+
+def check_host(host: DockerHost) -> bool:
+    """Heartbeat one host; returns whether it answered."""
+    now = timezone.now()
+    try:
+        with Engine(host, timeout=5) as engine:
+            info = engine.info()
+    except EngineError as error:
+        DockerHost.objects.filter(pk=host.pk).update(last_error=str(error)[:2000])
+        grace = timedelta(seconds=settings.BERTH_HOST_DOWN_AFTER_SECONDS)
+        if host.status != DockerHost.Status.DOWN and (host.last_heartbeat_at or host.created_at) < now - grace:
+            mark_host_down(host)
+        return False
+    DockerHost.objects.filter(pk=host.pk).update(
+        status=DockerHost.Status.UP,
+        last_heartbeat_at=now,
+        last_error="",
+        engine_version=info["version"],
+        engine_id=info["engine_id"],
+    )
+    return True
+
+
+@transaction.atomic
+def mark_host_down(host: DockerHost) -> list[int]:
+    """The host is gone: its containers are lost as of the last time they were seen running."""
+    DockerHost.objects.filter(pk=host.pk).update(status=DockerHost.Status.DOWN)
+    lost = live_containers(host=host).select_for_update()
+    app_ids = sorted({c.app_id for c in lost})
+    for container in lost:
+        Container.objects.filter(pk=container.pk).update(
+            state=Container.State.LOST,
+            finished_at=container.last_seen_at or container.started_at,
+            health=Container.Health.UNKNOWN,
+        )
+    logger.warning("host %s is down; %d containers lost", host.name, len(lost))
+    return app_ids
+
+
+def observe_host(host: DockerHost) -> set[int]:
+    """Make the rows of one host agree with its engine; returns the ids of apps that changed."""
+    with Engine(host) as engine:
+        summaries = {s["docker_id"]: s for s in engine.list_managed()}
+        rows = {
+            c.docker_id: c
+            for c in Container.objects.filter(host=host)
+            .exclude(removed_at__isnull=False)
+            .exclude(state=Container.State.REMOVED)
+        }
+        changed: set[int] = set()
+        now = timezone.now()
+        seen_running = []
+        for docker_id, summary in summaries.items():
+            row = rows.get(docker_id)
+            if row is None:
+                changed |= _adopt_or_remove(engine, host, summary)
+            elif row.state in (Container.State.LOST, Container.State.EXITED):
+                engine.remove(docker_id)  # stale: Berth already replaced it
+                Container.objects.filter(pk=row.pk).update(removed_at=now)
+            elif summary["state"] in ("exited", "dead") and row.is_live:
+                observed = engine.inspect(docker_id)
+                _record_crash(row, observed)
+                engine.remove(docker_id)
+                Container.objects.filter(pk=row.pk).update(removed_at=timezone.now())
+                changed.add(row.app_id)
+            elif summary["state"] == "running":
+                seen_running.append(row.pk)
+        Container.objects.filter(pk__in=seen_running).update(last_seen_at=now)
+        vanished = [row for docker_id, row in rows.items() if docker_id not in summaries and row.is_live]
+        for row in vanished:  # removed behind Berth's back
+            Container.objects.filter(pk=row.pk).update(
+                state=Container.State.LOST, finished_at=row.last_seen_at or row.started_at, removed_at=now
+            )
+            changed.add(row.app_id)
+    return changed
+
+
+def _record_crash(row: Container, observed) -> None:
+    Container.objects.filter(pk=row.pk, state__in=Container.LIVE).update(
+        state=Container.State.EXITED,
+        exit_code=observed.exit_code if observed else None,
+        finished_at=(observed.finished_at if observed else None) or row.last_seen_at,
+        health=Container.Health.UNKNOWN,
+    )
+
+
+def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int]:
+    """A labelled container with no row: rebuild the row from its labels, or remove an orphan."""
+    labels = summary["labels"]
+    release = (
+        Release.objects.filter(pk=_int(labels.get("berth.release_id")), app_id=_int(labels.get("berth.app_id")))
+        .select_related("app")
+        .first()
+    )
+    size = Size.objects.filter(name=labels.get("berth.size")).first()
+    observed = engine.inspect(summary["docker_id"])
+    if release is None or size is None or observed is None or observed.state != "running":
+        engine.remove(summary["docker_id"])
+        return set()
+    deployment_id = _int(labels.get("berth.deployment"))
+    Container.objects.get_or_create(
+        host=host,
+        docker_id=observed.docker_id,
+        defaults={
+            "name": observed.name,
+            "organization_id": release.app.organization_id,
+            "app": release.app,
+            "release": release,
+            "process_type": labels.get("berth.process_type", ""),
+            "index": _int(labels.get("berth.index")) or 0,
+            "size": size,
+            "state": Container.State.RUNNING,
+            "health": Container.Health.UNKNOWN,
+            "published_port": observed.published_port,
+            "started_at": observed.started_at,
+            "last_seen_at": timezone.now(),
+            "deployment": Deployment.objects.filter(pk=deployment_id).first() if deployment_id else None,
+        },
+    )
+    return {release.app_id}
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def crash_backoff_s(crashes: int) -> float:
+    """Delay before replacing a crashed container: doubling from 1 s, capped at 60 s."""
+    return 0.0 if crashes == 0 else min(BACKOFF_BASE_S * 2 ** (crashes - 1), BACKOFF_CAP_S)
+
+
+def app_drift(app: App) -> tuple[bool, float]:
+    """(needs healing, seconds to wait first). A new release resets the back-off: only its crashes count."""
+    release = app.current_release
+    if release is None:
+        return False, 0.0
+    live = list(
+        live_containers(app=app).values_list("process_type", "index", "release_id", "size_id", "health", "host__state")
+    )
+    wanted = {
+        (f.process_type, i): f.size_id
+        for f in app.formation.all()
+        if f.process_type in release.process_types
+        for i in range(f.quantity)
+    }
+    have = {
+        (p, i)
+        for p, i, r, s, h, host_state in live
+        if r == release.pk and s == wanted.get((p, i)) and h != "unhealthy" and host_state != "draining"
+    }
+    drift = have != set(wanted) or len(live) != len(wanted)
+    if not drift:
+        return False, 0.0
+    crashes = Container.objects.filter(
+        app=app, release=release, state=Container.State.EXITED, finished_at__gte=timezone.now() - CRASH_WINDOW
+    )
+    last = crashes.order_by("-finished_at").values_list("finished_at", flat=True).first()
+    if last is None:
+        return True, 0.0
+    wait = crash_backoff_s(crashes.count()) - (timezone.now() - last).total_seconds()
+    return True, max(wait, 0.0)
+
+
+def heal_app(app: App) -> Deployment | None:
+    """Start a self-healing deployment if the app drifted, none is under way, and back-off allows."""
+    with transaction.atomic():
+        app = App.objects.select_for_update().get(pk=app.pk)
+        if app.deployments.filter(state__in=["queued", "running"]).exists():
+            return None
+        needed, wait = app_drift(app)
+        if not needed or wait > 0:
+            return None
+        return deployment_create(actor=None, app=app, release=app.current_release, kind=Deployment.Kind.HEAL)
+
+
+def probe_host(host: DockerHost) -> set[int]:
+    """Probe the healthy-or-failing running containers of one host; returns apps with a newly unhealthy one."""
+    from .probes import probe
+
+    changed = set()
+    running = Container.objects.filter(
+        host=host, state=Container.State.RUNNING, health__in=[Container.Health.HEALTHY, Container.Health.UNKNOWN]
+    )
+    with Engine(host, timeout=5) as engine:
+        for container in running.select_related("release"):
+            process = container.release.processes.get(container.process_type)
+            if process is None or process.health.type == "none":
+                continue
+            healthy, _ = probe(
+                process.health,
+                address=host.address,
+                port=container.published_port,
+                engine=engine,
+                docker_id=container.docker_id,
+            )
+            if healthy:
+                if container.health != Container.Health.HEALTHY or container.health_failures:
+                    Container.objects.filter(pk=container.pk).update(health=Container.Health.HEALTHY, health_failures=0)
+                continue
+            failures = container.health_failures + 1
+            unhealthy = failures >= process.health.retries
+            Container.objects.filter(pk=container.pk).update(
+                health_failures=failures, health=Container.Health.UNHEALTHY if unhealthy else container.health
+            )
+            if unhealthy:
+                changed.add(container.app_id)
+    return changed

@@ -1,0 +1,181 @@
+"""Starting, probing and stopping one container, keeping its observed row true to the host."""
+
+import time
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from berth.applications.models import Release
+from berth.applications.specs import ProcessType
+from berth.deployments.models import Deployment
+from berth.fleet.models import Container, DockerHost, Size
+from berth.fleet.selectors import hosts_with_load
+
+from .containers import STOP_TIMEOUT_S, container_spec, network_name
+from .engine import Engine, EngineError
+from .placement import HostLoad, Placement, place
+from .probes import probe
+
+
+class DeployFailed(Exception):
+    """The deployment cannot go on; the message is the reason shown to the user."""
+
+
+def step(deployment: Deployment | None, message: str, **links) -> None:
+    if deployment is not None:
+        deployment.steps.create(message=message, **links)
+        Deployment.objects.filter(pk=deployment.pk).update(heartbeat_at=timezone.now())
+
+
+def choose_host(*, release: Release, process: ProcessType, size: Size) -> tuple[DockerHost, Placement]:
+    hosts = list(hosts_with_load(app_id=release.app_id, process_type=process.name, release_id=release.pk))
+    loads = [
+        HostLoad(
+            host_id=h.pk,
+            name=h.name,
+            memory_mb=h.memory_mb,
+            memory_used_mb=h.memory_used_mb,
+            same_release=h.same_release,
+            same_process_type=h.same_process_type,
+        )
+        for h in hosts
+    ]
+    placement = place(loads, size.memory_mb)
+    return next(h for h in hosts if h.pk == placement.host_id), placement
+
+
+def start_container(
+    *, deployment: Deployment | None, release: Release, process: ProcessType, index: int, size: Size
+) -> Container:
+    from .placement import PlacementError
+
+    try:
+        host, placement = choose_host(release=release, process=process, size=size)
+    except PlacementError as error:
+        raise DeployFailed(f"Cannot place {process.name}.{index}: {error}") from None
+    step(deployment, f"Starting {process.name}.{index} of v{release.version} on {placement.reason}.", host=host)
+    app = release.app
+    spec = container_spec(
+        release=release,
+        process=process,
+        index=index,
+        size=size,
+        host=host,
+        deployment_id=deployment.pk if deployment else None,
+    )
+    try:
+        with Engine(host) as engine:
+            engine.ensure_network(
+                network_name(app.organization_id), {"berth.managed": "true", "berth.org": app.organization.slug}
+            )
+            image_id = engine.ensure_image(release.image)
+            docker_id = engine.run(spec)
+            observed = engine.inspect(docker_id)
+            digest = engine.image_digest(image_id)
+    except EngineError as error:
+        raise DeployFailed(str(error)) from None
+    if not release.image_digest:
+        Release.objects.filter(pk=release.pk, image_digest="").update(image_digest=digest)
+    container = Container.objects.create(
+        host=host,
+        docker_id=docker_id,
+        name=spec["name"],
+        organization_id=app.organization_id,
+        app=app,
+        release=release,
+        deployment=deployment,
+        process_type=process.name,
+        index=index,
+        size=size,
+        state=Container.State.RUNNING if observed and observed.state == "running" else Container.State.CREATED,
+        health=Container.Health.STARTING,
+        published_port=observed.published_port if observed else None,
+        image_digest=digest,
+        started_at=observed.started_at if observed else None,
+        last_seen_at=timezone.now(),
+    )
+    step(deployment, f"Started {container.name} (port {container.published_port}).", host=host, container=container)
+    return container
+
+
+@dataclass
+class HealthResult:
+    healthy: bool
+    reason: str
+
+
+def wait_healthy(container: Container, process: ProcessType, deployment: Deployment | None) -> HealthResult:
+    """Probe until healthy, or until the check's retries fail after its start grace, or the container exits."""
+    check = process.health
+    began = time.monotonic()
+    failures = 0
+    seen = "not probed yet"
+    with Engine(container.host) as engine:
+        while True:
+            observed = engine.inspect(container.docker_id)
+            if observed is None or observed.state in {"exited", "dead"}:
+                logs = engine.logs_tail(container.docker_id) if observed else ""
+                record_exit(container, observed)
+                code = observed.exit_code if observed else "?"
+                return HealthResult(
+                    False, f"{container.name} exited with code {code}" + (f"; last log: {logs[-300:]}" if logs else "")
+                )
+            healthy, seen = probe(
+                check,
+                address=container.host.address,
+                port=container.published_port,
+                engine=engine,
+                docker_id=container.docker_id,
+            )
+            if healthy:
+                Container.objects.filter(pk=container.pk).update(
+                    health=Container.Health.HEALTHY,
+                    health_failures=0,
+                    state=Container.State.RUNNING,
+                    started_at=observed.started_at,
+                    last_seen_at=timezone.now(),
+                )
+                container.refresh_from_db()
+                step(deployment, f"{container.name} is healthy ({seen}).", container=container)
+                return HealthResult(True, seen)
+            in_grace = time.monotonic() - began < check.start_period_s
+            failures = failures if in_grace else failures + 1
+            if failures >= check.retries:
+                Container.objects.filter(pk=container.pk).update(health=Container.Health.UNHEALTHY)
+                return HealthResult(False, f"{container.name} failed its health check {failures} times: {seen}")
+            time.sleep(min(check.interval_s, 0.25) if in_grace else check.interval_s)
+            if deployment is not None:
+                Deployment.objects.filter(pk=deployment.pk).update(heartbeat_at=timezone.now())
+
+
+def record_exit(container: Container, observed) -> None:
+    """The container stopped without Berth asking: a crash or a normal exit, as the host reports it."""
+    Container.objects.filter(pk=container.pk, state__in=Container.LIVE).update(
+        state=Container.State.EXITED,
+        exit_code=observed.exit_code if observed else None,
+        finished_at=(observed.finished_at if observed else None) or container.last_seen_at or timezone.now(),
+        health=Container.Health.UNKNOWN,
+    )
+
+
+def stop_container(container: Container, deployment: Deployment | None, why: str) -> None:
+    """Stop gracefully (SIGTERM, then SIGKILL after the timeout) and remove; the row keeps the host's times."""
+    Container.objects.filter(pk=container.pk).update(state=Container.State.STOPPING)
+    step(deployment, f"Stopping {container.name}: {why}.", host=container.host, container=container)
+    try:
+        with Engine(container.host) as engine:
+            engine.stop(container.docker_id, timeout_s=STOP_TIMEOUT_S)
+            observed = engine.inspect(container.docker_id)
+            engine.remove(container.docker_id)
+    except EngineError as error:
+        if not error.transient:
+            raise
+        # The host is unreachable: the reconciler removes the container when the host answers again.
+        Container.objects.filter(pk=container.pk).update(state=Container.State.LOST, finished_at=container.last_seen_at)
+        return
+    Container.objects.filter(pk=container.pk).update(
+        state=Container.State.REMOVED,
+        removed_at=timezone.now(),
+        finished_at=(observed.finished_at if observed else None) or timezone.now(),
+        exit_code=observed.exit_code if observed else None,
+    )
