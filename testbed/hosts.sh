@@ -35,8 +35,7 @@ engine_url() { echo "unix://$STATE/h$1/docker.sock"; }
 address() { echo "10.250.$1.2"; }
 engine() { local i=$1; shift; docker -H "$(engine_url "$i")" "$@"; }
 
-# Engines of test hosts and of this machine share the docker CLI; bound every call so that a hung
-# engine fails the script instead of hanging it.
+# Bound every `docker version` so that a hung engine fails the script instead of hanging it.
 answers() { timeout 10 docker -H "$(engine_url "$1")" version --format '{{.Server.Version}}' 2>/dev/null; }
 
 check_index() {
@@ -134,7 +133,11 @@ alive() {
 engine_pid() { # the pid of host i's dockerd, or nothing
   local pid
   pid=$(cat "$STATE/h$1/docker.pid" 2>/dev/null) || return 0
-  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] && alive "$pid"; then echo "$pid"; fi
+  # A stale pid file may name a reused pid: only a live dockerd started for this host counts.
+  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] && alive "$pid" &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--exec-root $STATE/h$1/exec "; then
+    echo "$pid"
+  fi
   return 0
 }
 

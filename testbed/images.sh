@@ -66,7 +66,6 @@ build_image() {
     return 1
   fi
   rm -rf "$tmp" "$tmp.log"
-  prune_superseded "$BUILDER"
 }
 
 # The image a tag pointed to before a rebuild or load is left untagged; drop such test images only.
@@ -109,6 +108,8 @@ main() {
     done
     wait_all "${pids[@]}"
   done
+  # Only once every build is done: a build's image is untagged for a moment before `-t` applies.
+  prune_superseded "$BUILDER"
   pids=()
   for engine in "$@"; do
     load_into "$engine" &

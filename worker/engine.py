@@ -46,6 +46,11 @@ def _translate_errors(what: str):
         raise EngineError(f"{what}: {error}", transient=True) from None
 
 
+def _absent_is_fine():
+    """Stopping or removing a container that is already gone has done what was asked."""
+    return contextlib.suppress(docker_errors.NotFound)
+
+
 def parse_docker_time(value: str | None) -> datetime | None:
     """Docker's RFC 3339 times (nanoseconds, 'Z'); its zero time means 'never'."""
     if not value or value.startswith("0001-01-01"):
@@ -205,14 +210,12 @@ class Engine:
 
     def stop(self, docker_id: str, timeout_s: int = 10) -> None:
         """SIGTERM, then SIGKILL after `timeout_s` (graceful stop)."""
-        with _translate_errors(f"stopping {docker_id[:12]} on {self.host.name}"):
-            with contextlib.suppress(docker_errors.NotFound):
-                self.api.stop(docker_id, timeout=timeout_s)
+        with _translate_errors(f"stopping {docker_id[:12]} on {self.host.name}"), _absent_is_fine():
+            self.api.stop(docker_id, timeout=timeout_s)
 
     def remove(self, docker_id: str) -> None:
-        with _translate_errors(f"removing {docker_id[:12]} on {self.host.name}"):
-            with contextlib.suppress(docker_errors.NotFound):
-                self.api.remove_container(docker_id, force=True)
+        with _translate_errors(f"removing {docker_id[:12]} on {self.host.name}"), _absent_is_fine():
+            self.api.remove_container(docker_id, force=True)
 
     def logs_tail(self, docker_id: str, lines: int = 5) -> str:
         with _translate_errors("reading logs"):

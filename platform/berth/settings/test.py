@@ -1,5 +1,7 @@
 """The test suite: the real PostgreSQL and Redis, fast password hashing, mail kept in memory."""
 
+import os
+
 from .base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -13,3 +15,8 @@ CACHES["default"]["KEY_PREFIX"] = "berth-test"  # noqa: F405
 # The suite makes many requests as one user; the throttle itself is tested with its own rates.
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": "100000/min", "anon": "100000/min"}  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
+# Tasks the suite enqueues go to a queue of their own, so a developer's running worker never
+# takes them; tests that need a worker start one on this queue.
+CELERY_TASK_DEFAULT_QUEUE = f"berth-test-{os.getpid()}"
+BERTH_HOST_DOWN_AFTER_SECONDS = 2
+BERTH_DEPLOYMENT_STALE_SECONDS = 5

@@ -1,0 +1,167 @@
+"""Deploying apps onto real Docker hosts: spread, health-gated rolling deploys and automatic rollback."""
+
+import threading
+
+import docker
+import pytest
+
+from berth.applications.models import App
+from berth.deployments.models import Deployment
+from berth.deployments.services import config_set, formation_scale, release_create, release_rollback
+from berth.fleet.models import Container
+from tests.factories import AppFactory
+
+from .conftest import WEB
+from .helpers import fetch, live, run_deployments
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def app(tenant):
+    return AppFactory(organization=tenant.memberships.get().organization, name="store")
+
+
+def deploy(tenant, app, image="berth-test/web:v1", replicas=None, process_types=WEB):
+    release, deployment = release_create(actor=tenant, app=app, image=image, process_types=process_types)
+    if replicas is not None:
+        formation_scale(actor=tenant, app=app, changes={"web": {"quantity": replicas}})
+    run_deployments(app)
+    deployment.refresh_from_db()
+    return release, deployment
+
+
+def test_three_replicas_spread_over_the_hosts_and_answer(fleet, tenant, app):
+    release, deployment = deploy(tenant, app, replicas=3)
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    containers = live(app)
+    assert sorted(c.index for c in containers) == [0, 1, 2]
+    assert {c.release_id for c in containers} == {release.pk}
+    per_host = sorted(sum(1 for c in containers if c.host == host) for host in fleet)
+    assert per_host == [1, 2]
+    for container in containers:
+        assert fetch(container) == (200, "web v1\n")
+        assert container.health == Container.Health.HEALTHY
+    app.refresh_from_db()
+    assert app.current_release == release
+    assert release.__class__.objects.get(pk=release.pk).image_digest.startswith("sha256:")
+    # The steps say why each host was chosen.
+    steps = [s.message for d in Deployment.objects.filter(app=app) for s in d.steps.all()]
+    assert sum("of this release's replicas there" in s for s in steps) == 3
+
+
+def test_a_new_release_rolls_out_start_first(fleet, tenant, app):
+    deploy(tenant, app, replicas=2)
+    old = live(app)
+    v2, deployment = deploy(tenant, app, image="berth-test/web:v2")
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    new = live(app)
+    assert {c.release_id for c in new} == {v2.pk} and len(new) == 2
+    assert all(fetch(c)[1] == "web v2\n" for c in new)
+    assert not Container.objects.filter(pk__in=[c.pk for c in old], state__in=Container.LIVE).exists()
+    messages = [s.message for s in deployment.steps.all()]
+    for index in (0, 1):
+        healthy = next(i for i, m in enumerate(messages) if f".web.{index}.v2." in m and "is healthy" in m)
+        stopped = next(i for i, m in enumerate(messages) if m.startswith("Stopping") and f".web.{index}.v1." in m)
+        assert healthy < stopped, messages
+
+
+def test_an_unhealthy_release_is_rolled_back_and_old_replicas_keep_answering(fleet, tenant, app):
+    v1, _ = deploy(tenant, app, replicas=2)
+    old = live(app)
+    answers, stop = [], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            answers.extend(fetch(c)[0] for c in old)
+
+    poller = threading.Thread(target=keep_asking)
+    poller.start()
+    try:
+        v2, deployment = config_set(actor=tenant, app=app, values={"HEALTH": "fail"})
+        run_deployments(app)
+    finally:
+        stop.set()
+        poller.join()
+    deployment.refresh_from_db()
+    assert deployment.state == Deployment.State.FAILED
+    assert "did not become healthy" in deployment.error and "answered 500" in deployment.error
+    app.refresh_from_db()
+    assert app.current_release == v1
+    assert {c.pk for c in live(app)} == {c.pk for c in old}
+    assert not Container.objects.filter(release=v2, state__in=Container.LIVE).exists()
+    assert len(answers) > 10 and set(answers) == {200}
+
+
+def test_rollback_makes_a_new_release_from_an_old_one(fleet, tenant, app):
+    v1, _ = deploy(tenant, app)
+    deploy(tenant, app, image="berth-test/web:v2")
+    v3, deployment = release_rollback(actor=tenant, app=app, version=1)
+    run_deployments(app)
+    deployment.refresh_from_db()
+    assert deployment.state == Deployment.State.SUCCEEDED
+    assert (v3.version, v3.image, v3.rollback_of) == (3, v1.image, 1)
+    assert [fetch(c)[1] for c in live(app)] == ["web v1\n"]
+
+
+def test_config_reaches_the_container(fleet, tenant, app):
+    deploy(tenant, app)
+    config_set(actor=tenant, app=app, values={"APP_GREETING": "hello there"})
+    run_deployments(app)
+    [container] = live(app)
+    status, body = fetch(container, "/cgi-bin/env")
+    assert status == 200
+    assert "APP_GREETING=hello there" in body and "BERTH_RELEASE=v2" in body
+
+
+def test_scale_to_zero_and_back(fleet, tenant, app):
+    deploy(tenant, app, replicas=2)
+    formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 0}})
+    run_deployments(app)
+    assert live(app) == []
+    formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 1}})
+    run_deployments(app)
+    assert [fetch(c)[0] for c in live(app)] == [200]
+
+
+def test_an_image_that_does_not_exist_fails_with_a_reason(fleet, tenant, app):
+    _, deployment = deploy(tenant, app, image="berth-test/missing:v9")
+    assert deployment.state == Deployment.State.FAILED
+    assert "berth-test/missing:v9" in deployment.error and "could not be pulled" in deployment.error
+    assert live(app) == []
+    assert App.objects.get(pk=app.pk).current_release is None
+
+
+def test_a_process_that_never_binds_its_port_fails(fleet, tenant, app):
+    never = {
+        "web": {"port": 8080, "health_check": {"type": "tcp", "interval_s": 0.2, "retries": 2, "start_period_s": 1}}
+    }
+    _, deployment = deploy(tenant, app, image="berth-test/nobind:v1", process_types=never)
+    assert deployment.state == Deployment.State.FAILED
+    assert "did not become healthy" in deployment.error
+    assert live(app) == []
+
+
+def test_every_container_passes_the_hardening_audit(fleet, tenant, app, testbed_hosts):
+    deploy(tenant, app, replicas=2)
+    for container in live(app):
+        host = next(h for h in testbed_hosts if h.engine_url == container.host.engine_url)
+        client = docker.APIClient(base_url=host.engine_url)
+        inspected = client.inspect_container(container.docker_id)
+        client.close()
+        hc = inspected["HostConfig"]
+        assert hc["Privileged"] is False
+        assert hc["CapDrop"] == ["ALL"] and not hc["CapAdd"]
+        assert "no-new-privileges:true" in hc["SecurityOpt"]
+        assert hc["PidsLimit"] == 256
+        assert hc["Memory"] == 64 * 1024 * 1024 and hc["NanoCpus"] == 250_000_000
+        assert not hc["Binds"] and not inspected["Mounts"]
+        assert hc["NetworkMode"] == f"berth-org-{app.organization_id}"
+        assert hc["PidMode"] == "" and hc["IpcMode"] == "private"
+        assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
+        bindings = [b for port in hc["PortBindings"].values() for b in port]
+        assert bindings and all(b["HostIp"] == container.host.address for b in bindings)
+        labels = inspected["Config"]["Labels"]
+        assert labels["berth.org"] == "shop" and labels["berth.app"] == "store"
+        assert labels["berth.process_type"] == "web" and labels["berth.index"] == str(container.index)
+        assert labels["berth.release"] == "1" and labels["berth.deployment"]
