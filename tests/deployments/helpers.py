@@ -19,7 +19,7 @@ def live(app):
 def fetch(container, path: str = "/", timeout: float = 2.0) -> tuple[int, str]:
     url = f"http://{container.host.address}:{container.published_port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a test host's address
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, ""

@@ -133,7 +133,7 @@ def _validate_config(values: dict) -> None:
     for key, value in values.items():
         try:
             CONFIG_KEY(key)
-        except Exception:
+        except ValidationError:
             raise Invalid("Config keys are uppercase letters, digits and underscores.", field=key) from None
         if key.startswith(RESERVED_CONFIG_PREFIX) or key == "PORT":
             raise Invalid(f"{key} is set by Berth and cannot be changed.", field=key, code="reserved_key")
