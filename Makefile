@@ -28,6 +28,7 @@ test: deps testbed
 testbed:
 	@scripts/ensure-docker.sh
 	@scripts/ensure-chromium.sh
+	@testbed/hosts.sh up 2
 
 lint: deps
 	$(UV) run --frozen ruff check .

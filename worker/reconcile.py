@@ -159,8 +159,9 @@ def _int(value) -> int | None:
 
 
 def crash_backoff_s(crashes: int) -> float:
-    """Delay before replacing a crashed container: doubling from 1 s, capped at 60 s."""
-    return 0.0 if crashes == 0 else min(BACKOFF_BASE_S * 2 ** (crashes - 1), BACKOFF_CAP_S)
+    """Delay before replacing a crashed container: none after the first crash, then doubling from
+    1 s, capped at 60 s. Counted over the current release's crashes in CRASH_WINDOW."""
+    return 0.0 if crashes <= 1 else min(BACKOFF_BASE_S * 2 ** (crashes - 2), BACKOFF_CAP_S)
 
 
 def app_drift(app: App) -> tuple[bool, float]:

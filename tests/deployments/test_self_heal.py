@@ -1,0 +1,182 @@
+"""Self-healing on real hosts: killed containers, unhealthy ones, lost hosts, drained hosts, orphans."""
+
+import threading
+from datetime import timedelta
+
+import docker
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from berth.deployments.models import Deployment
+from berth.deployments.services import formation_scale, release_create
+from berth.fleet.models import Container, DockerHost
+from berth.fleet.services import host_set_state
+from tests.factories import AppFactory
+from tests.testbed import start_engine, stop_engine
+from worker import reconcile, tasks
+
+from .conftest import WEB
+from .helpers import fetch, live, run_deployments, wait_for
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def app(tenant, fleet):
+    app = AppFactory(organization=tenant.memberships.get().organization, name="store")
+    release_create(actor=tenant, app=app, image="berth-test/web:v1", process_types=WEB)
+    formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 2}})
+    run_deployments(app)
+    assert len(live(app)) == 2
+    app.refresh_from_db()
+    return app
+
+
+def engine_of(container):
+    return docker.APIClient(base_url=container.host.engine_url)
+
+
+def heal(app):
+    """What the events watcher and the periodic pass make the worker do: observe, heal, deploy."""
+    for host in DockerHost.objects.filter(status=DockerHost.Status.UP):
+        tasks.reconcile_host(host.pk)
+    run_deployments(app)
+
+
+def test_a_killed_container_is_replaced(app):
+    victim = live(app)[0]
+    client = engine_of(victim)
+    client.kill(victim.docker_id)
+    finished = client.inspect_container(victim.docker_id)["State"]["FinishedAt"]
+    client.close()
+    heal(app)
+    victim.refresh_from_db()
+    assert victim.state == Container.State.EXITED
+    assert abs((victim.finished_at - reconcile_time(finished)).total_seconds()) < 1
+    replacements = live(app)
+    assert len(replacements) == 2 and victim.pk not in {c.pk for c in replacements}
+    assert all(fetch(c)[0] == 200 for c in replacements)
+    assert Deployment.objects.filter(app=app, kind=Deployment.Kind.HEAL, state="succeeded").count() == 1
+
+
+def reconcile_time(docker_time: str):
+    from worker.engine import parse_docker_time
+
+    return parse_docker_time(docker_time)
+
+
+def test_crashes_back_off_and_a_new_release_resets_it(app):
+    release = app.releases.get()
+    now = timezone.now()
+    container = live(app)[0]
+    Container.objects.filter(pk=container.pk).update(state=Container.State.EXITED, finished_at=now)
+    assert reconcile.app_drift(app) == (True, 0.0)  # the first crash is replaced at once
+    for _ in range(4):  # four more crashes of this release in the window
+        Container.objects.create(
+            **{f.name: getattr(container, f.name) for f in Container._meta.fields if f.name not in {"id", "docker_id"}}
+            | {"docker_id": f"gone{_}", "state": "exited", "finished_at": now}
+        )
+    needed, wait = reconcile.app_drift(app)
+    assert needed and 7 < wait <= 8  # 5 crashes: 2**3 = 8 s after the last
+    assert reconcile.crash_backoff_s(30) == 60
+    assert reconcile.heal_app(app) is None  # waits
+    newer = release.__class__.objects.create(
+        app=app, version=2, image=release.image, process_types=release.process_types, config={}
+    )
+    app.current_release = newer
+    app.save()
+    assert reconcile.app_drift(app) == (True, 0.0)  # no crash of v2 yet
+
+
+def test_a_container_that_turns_unhealthy_is_replaced_start_first(app):
+    sick = live(app)[0]
+    client = engine_of(sick)
+    client.exec_start(client.exec_create(sick.docker_id, ["touch", "/tmp/unhealthy"]))
+    client.close()
+    for _ in range(3):  # the health check's retries
+        changed = reconcile.probe_host(sick.host)
+    assert changed == {app.pk}
+    sick.refresh_from_db()
+    assert sick.health == Container.Health.UNHEALTHY
+    reconcile.heal_app(app)
+    run_deployments(app)
+    sick.refresh_from_db()
+    assert sick.state == Container.State.REMOVED
+    assert [fetch(c)[0] for c in live(app)] == [200, 200]
+
+
+def test_draining_a_host_moves_its_containers_without_downtime(app, fleet):
+    drained = live(app)[0].host
+    answers, stop = [], threading.Event()
+
+    def keep_asking():
+        try:
+            while not stop.is_set():
+                answers.extend(fetch(c)[0] for c in live(app))
+        finally:
+            connection.close()  # this thread's own database connection
+
+    poller = threading.Thread(target=keep_asking)
+    poller.start()
+    try:
+        host_set_state(actor=None, host=drained, state=DockerHost.State.DRAINING)
+        reconcile.heal_app(app)
+        run_deployments(app)
+    finally:
+        stop.set()
+        poller.join()
+    assert {c.host_id for c in live(app)} == {h.pk for h in fleet} - {drained.pk}
+    assert len(live(app)) == 2
+    assert answers and set(answers) == {200}
+
+
+def test_containers_are_rebuilt_from_labels_and_orphans_removed(app, fleet, tenant):
+    before = {c.docker_id for c in live(app)}
+    Container.objects.filter(app=app).delete()  # the database forgot them
+    orphan_app = AppFactory(organization=app.organization, name="orphan")
+    release_create(actor=tenant, app=orphan_app, image="berth-test/web:v1", process_types=WEB)
+    run_deployments(orphan_app)
+    [orphan] = live(orphan_app)
+    orphan_app.delete()  # its container is now an orphan on the host
+    for host in fleet:
+        reconcile.observe_host(host)
+    assert {c.docker_id for c in live(app)} == before
+    assert {(c.process_type, c.index) for c in live(app)} == {("web", 0), ("web", 1)}
+    client = docker.APIClient(base_url=fleet[0].engine_url)
+    others = docker.APIClient(base_url=fleet[1].engine_url)
+    remaining = {c["Id"] for c in client.containers(all=True) + others.containers(all=True)}
+    assert orphan.docker_id not in remaining
+    client.close()
+    others.close()
+
+
+@pytest.fixture
+def restore_engines(testbed_hosts):
+    yield
+    for host in testbed_hosts:
+        start_engine(host.index)
+
+
+@pytest.mark.usefixtures("restore_engines")
+def test_a_lost_host_is_replaced_elsewhere_and_cleaned_when_it_returns(app, fleet, testbed_hosts):
+    doomed = fleet[0]
+    on_doomed = [c for c in live(app) if c.host_id == doomed.pk]
+    assert on_doomed, "the app should have a replica on each host"
+    seen = on_doomed[0].last_seen_at
+    stop_engine(1, kill=True)
+    DockerHost.objects.filter(pk=doomed.pk).update(last_heartbeat_at=timezone.now() - timedelta(seconds=5))
+    tasks.check_hosts()
+    doomed.refresh_from_db()
+    assert doomed.status == DockerHost.Status.DOWN
+    lost = Container.objects.get(pk=on_doomed[0].pk)
+    assert lost.state == Container.State.LOST and lost.finished_at == seen
+    run_deployments(app)
+    assert {c.host_id for c in live(app)} == {fleet[1].pk}
+    assert [fetch(c)[0] for c in live(app)] == [200, 200]
+    start_engine(1)
+    wait_for(lambda: reconcile.check_host(doomed))
+    reconcile.observe_host(DockerHost.objects.get(pk=doomed.pk))
+    client = docker.APIClient(base_url=doomed.engine_url)
+    assert client.containers(all=True, filters={"label": "berth.managed"}) == []
+    client.close()
