@@ -1,24 +1,18 @@
 """Worker tasks: what they do to the database, the beat schedule, and a real worker answering over Redis."""
 
 import hashlib
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
-from kombu import Exchange, Queue
 
 from berth.tenancy.models import Invitation
 from berth.tenancy.roles import Role
 from tests.factories import OrganizationFactory
+from tests.workers import RealWorker, forget_queue
 from worker import app
 from worker.tasks import purge_expired_invitations
 
@@ -61,67 +55,19 @@ def test_beat_schedule_names_only_registered_tasks():
 # --- A real worker process ----------------------------------------------------------------------
 
 
-def database_url(database: dict) -> str:
-    """The URL of the database this test process uses (pytest-django's test database)."""
-    auth = quote(database["USER"], safe="")
-    if database["PASSWORD"]:
-        auth += ":" + quote(database["PASSWORD"], safe="")
-    return f"postgres://{auth}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-
-
-def wait_until_answering(process: subprocess.Popen, nodename: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the worker exited with {process.returncode}:\n{log.read_text()}"
-        if app.control.ping(destination=[nodename], timeout=0.5):
-            return
-    pytest.fail(f"the worker did not answer within {timeout}s:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """A warm shutdown, as `docker stop` or honcho would ask; killed if it does not finish."""
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def worker_queue(django_db_setup, tmp_path_factory):
     """A real `celery worker` on a queue of its own (a developer's running worker cannot take its
     tasks), against the real Redis and pytest-django's test database. Yields the queue name."""
     queue = f"berth-test-{uuid.uuid4().hex[:12]}"
-    nodename = f"{queue}@localhost"
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "berth.settings.test",
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
-    }
-    command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "solo", "--queues", queue]
-    command += ["--hostname", nodename, "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
-    with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    worker = RealWorker(queue, tmp_path_factory.mktemp("worker") / "worker.log")
     # Stopped however the tests end, a failed start-up included.
     try:
-        wait_until_answering(process, nodename, log)
+        worker.start()
         yield queue
     finally:
-        stop(process)
+        worker.stop()
         forget_queue(queue)
-
-
-def forget_queue(queue: str) -> None:
-    """Remove what the broker keeps for the test queue, in the Redis a developer's Berth shares."""
-    with app.connection_for_write() as broker:
-        # The queue as Celery creates a missing one; declared here so that delete() knows its binding.
-        bound = Queue(queue, Exchange(queue), routing_key=queue)(broker.default_channel)
-        bound.declare()
-        bound.delete()
 
 
 @pytest.mark.django_db(transaction=True)

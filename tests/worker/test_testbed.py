@@ -18,7 +18,7 @@ pytestmark = pytest.mark.docker
 
 MACHINE_ENGINE = "unix:///var/run/docker.sock"
 # Paths inside the container, not on this machine.
-CONTAINER_TMP = "/tmp"  # noqa: S108
+CONTAINER_TMP = "/tmp"
 UNHEALTHY_FLAG = f"{CONTAINER_TMP}/unhealthy"
 # Long enough for httpd to bind in a fresh container on a loaded machine, short enough to fail fast.
 READY_TIMEOUT_S = 10

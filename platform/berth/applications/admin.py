@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from berth.console.audited import AuditedModelAdmin
 
-from .models import App
+from .models import App, ConfigVar, Formation, Release
 
 
 @admin.register(App)
@@ -13,3 +13,83 @@ class AppAdmin(AuditedModelAdmin):
     autocomplete_fields = ["organization"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
     list_select_related = ["organization", "created_by"]
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """What an app runs, shown on its page; changed only through the API's services."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ReleaseInline(ReadOnlyInline):
+    model = Release
+    # Never `config`: the snapshot holds the tenant's secret values (DESIGN §4).
+    fields = ["version", "image", "image_digest", "description", "author", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ["-version"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+
+class FormationInline(ReadOnlyInline):
+    model = Formation
+    fields = ["process_type", "quantity", "size", "updated_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("size")
+
+
+class ConfigVarInline(ReadOnlyInline):
+    model = ConfigVar
+    verbose_name_plural = "config vars (keys only: the values are the tenant's secrets)"
+    fields = ["key", "updated_at"]
+    readonly_fields = fields
+
+
+AppAdmin.inlines = [FormationInline, ConfigVarInline, ReleaseInline]
+
+
+@admin.register(Release)
+class ReleaseAdmin(admin.ModelAdmin):
+    """Releases are immutable; the page shows which config keys a release has, never their values."""
+
+    list_display = ["app", "version", "image", "image_digest", "description", "author", "created_at"]
+    search_fields = ["app__name", "app__organization__slug", "image", "image_digest"]
+    list_select_related = ["app__organization", "author"]
+    fields = [
+        "app",
+        "version",
+        "image",
+        "image_digest",
+        "process_types",
+        "config_keys",
+        "description",
+        "author",
+        "rollback_of",
+        "created_at",
+    ]
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="config keys")
+    def config_keys(self, release):
+        return ", ".join(sorted(release.config)) or "-"

@@ -1,0 +1,265 @@
+"""Console pages for the fleet: hosts, the sizes containers run at, and the containers observed on hosts."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from berth.console.audited import AuditedModelAdmin
+from berth.core.errors import Conflict
+
+from . import services
+from .models import Container, DockerHost, Size
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """Takes a secret in and never renders one back out, not even the one just submitted."""
+
+    def format_value(self, value):
+        return None
+
+
+class HostForm(forms.ModelForm):
+    tls_client_key = forms.CharField(
+        label="TLS client key",
+        required=False,
+        strip=False,
+        widget=WriteOnlyTextarea,
+        help_text="PEM; stored encrypted and never shown again. Leave empty to keep the key the host has.",
+    )
+
+    class Meta:
+        model = DockerHost
+        fields = [
+            "name",
+            "engine_url",
+            "address",
+            "memory_mb",
+            "cpu_millis",
+            "labels",
+            "tls_ca_cert",
+            "tls_client_cert",
+            "tls_client_key",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Not even the form's initial data holds the decrypted key; an empty field then means "unchanged".
+        self.initial.pop("tls_client_key", None)
+
+    def clean_tls_client_key(self):
+        return self.cleaned_data["tls_client_key"] or self.instance.tls_client_key
+
+
+class LiveContainerInline(admin.TabularInline):
+    model = Container
+    verbose_name_plural = "live containers"
+    fields = ["name", "app", "process_type", "index", "release", "state", "health", "published_port", "started_at"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+
+    def get_queryset(self, request):
+        live = super().get_queryset(request).filter(state__in=Container.LIVE)
+        return live.select_related("app__organization", "release__app")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DockerHost)
+class DockerHostAdmin(AuditedModelAdmin):
+    form = HostForm
+    list_display = [
+        "name",
+        "engine_url",
+        "address",
+        "state",
+        "status",
+        "engine_version",
+        "last_heartbeat_at",
+        "capacity_used",
+        "running",
+    ]
+    list_filter = ["state", "status"]
+    search_fields = ["name", "address"]
+    # Explicit: the aggregate annotations below drop the model's default ordering.
+    ordering = ["name"]
+    actions = ["cordon", "drain", "activate", "remove"]
+    inlines = [LiveContainerInline]
+    add_fieldsets = [
+        (None, {"fields": ["name", "engine_url", "address"]}),
+        ("Capacity", {"fields": ["memory_mb", "cpu_millis", "labels"]}),
+        ("TLS, for tcp:// engines", {"fields": ["tls_ca_cert", "tls_client_cert", "tls_client_key"]}),
+    ]
+    # State changes only through the actions, which audit them and start a drain's reconcile.
+    observed = ["state", "status", "capacity_used", "engine_version", "engine_id", "last_heartbeat_at", "last_error"]
+    fieldsets = [*add_fieldsets, ("State and what the worker observed", {"fields": [*observed, "created_at"]})]
+
+    def get_fieldsets(self, request, obj=None):
+        return self.fieldsets if obj else self.add_fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.observed, "created_at"] if obj else []
+
+    def get_queryset(self, request):
+        live = Q(containers__state__in=Container.LIVE)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                memory_used_mb=Sum("containers__size__memory_mb", filter=live, default=0),
+                running_count=Count("containers", filter=Q(containers__state=Container.State.RUNNING)),
+            )
+        )
+
+    @admin.display(ordering="memory_used_mb", description="capacity used")
+    def capacity_used(self, host):
+        percent = 100 * host.memory_used_mb / host.memory_mb
+        return f"{host.memory_used_mb} / {host.memory_mb} MB ({percent:.0f}%)"
+
+    @admin.display(ordering="running_count", description="running")
+    def running(self, host):
+        return host.running_count
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        host = services.host_register(actor=request.user, **{name: form.cleaned_data[name] for name in form.fields})
+        obj.pk = host.pk  # the admin redirects to, and logs, the object it passed in
+
+    def log_addition(self, request, obj, message):
+        # host_register has audited it as "host.register"; only Django's own log remains to be written.
+        return admin.ModelAdmin.log_addition(self, request, obj, message)
+
+    def has_delete_permission(self, request, obj=None):
+        # Removal goes through host_remove (the action below): it refuses a host that still runs
+        # containers and keeps, retired, one whose containers are on record. Django's delete does neither.
+        return False
+
+    def _set_state(self, request, queryset, state):
+        hosts = [host for host in queryset if host.state != state]
+        for host in hosts:
+            services.host_set_state(actor=request.user, host=host, state=state)
+        names = ", ".join(host.name for host in hosts) or "no host (all were already)"
+        self.message_user(request, f"{DockerHost.State(state).label}: {names}.", messages.SUCCESS)
+
+    @admin.action(description="Cordon: place no new containers", permissions=["change"])
+    def cordon(self, request, queryset):
+        self._set_state(request, queryset, DockerHost.State.CORDONED)
+
+    @admin.action(description="Drain: move containers away", permissions=["change"])
+    def drain(self, request, queryset):
+        self._set_state(request, queryset, DockerHost.State.DRAINING)
+
+    @admin.action(description="Activate: take new containers", permissions=["change"])
+    def activate(self, request, queryset):
+        self._set_state(request, queryset, DockerHost.State.ACTIVE)
+
+    @admin.action(description="Remove from the fleet", permissions=["change"])
+    def remove(self, request, queryset):
+        for host in queryset.exclude(state=DockerHost.State.RETIRED):
+            try:
+                services.host_remove(actor=request.user, host=host)
+            except Conflict as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(request, f"Removed {host.name} from the fleet.", messages.SUCCESS)
+
+
+class SizeForm(forms.ModelForm):
+    # A form field, not the model's: making a size the default takes the flag from the old default,
+    # which the one-default constraint would refuse if the form checked the flag on its own.
+    is_default = forms.BooleanField(label="Default size", required=False)
+
+    class Meta:
+        model = Size
+        exclude = ["is_default"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["is_default"].initial = self.instance.is_default
+
+
+@admin.register(Size)
+class SizeAdmin(AuditedModelAdmin):
+    form = SizeForm
+    list_display = ["name", "memory_mb", "cpu_millis", "is_default"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Live containers run with the limits they started with; changing them here would make
+        # hosts' capacity accounting disagree with what the engines enforce.
+        if obj and Container.objects.filter(size=obj, state__in=Container.LIVE).exists():
+            return ["memory_mb", "cpu_millis"]
+        return []
+
+    def save_model(self, request, obj, form, change):
+        is_default = form.cleaned_data["is_default"]
+        if not change:
+            fields = {"name": obj.name, "memory_mb": obj.memory_mb, "cpu_millis": obj.cpu_millis}
+            obj.pk = services.size_create(actor=request.user, is_default=is_default, **fields).pk
+            return
+        if is_default and not obj.is_default:
+            Size.objects.filter(is_default=True).update(is_default=False)  # as size_create does
+        obj.is_default = is_default
+        super().save_model(request, obj, form, change)
+
+    def log_addition(self, request, obj, message):
+        # size_create has audited it.
+        return admin.ModelAdmin.log_addition(self, request, obj, message)
+
+
+@admin.register(Container)
+class ContainerAdmin(admin.ModelAdmin):
+    """Every container the worker observed, fleet-wide; read-only, the worker owns these rows."""
+
+    list_display = [
+        "name",
+        "organization",
+        "app_name",
+        "process_type",
+        "index",
+        "release_version",
+        "host",
+        "state",
+        "health",
+        "published_port",
+        "started_at",
+        "finished_at",
+        "uptime",
+    ]
+    list_filter = ["state", "health", "host", "process_type"]
+    search_fields = ["name", "app__name", "organization__slug"]
+    list_select_related = ["organization", "app", "release", "host"]
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(ordering="app__name", description="app")
+    def app_name(self, container):
+        return container.app.name
+
+    @admin.display(ordering="release__version", description="release")
+    def release_version(self, container):
+        return f"v{container.release.version}"
+
+    @admin.display(description="uptime")
+    def uptime(self, container):
+        if container.started_at is None:
+            return "-"
+        running = container.state == Container.State.RUNNING
+        end = timezone.now() if running else container.finished_at or container.last_seen_at
+        return timesince(container.started_at, end) if end else "-"
