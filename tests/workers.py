@@ -42,12 +42,30 @@ class RealWorker:
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
         }
-        command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", self.pool,
-                   "--concurrency", "1", "--queues", self.queue, "--hostname", self.nodename,
-                   "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--pool",
+            self.pool,
+            "--concurrency",
+            "1",
+            "--queues",
+            self.queue,
+            "--hostname",
+            self.nodename,
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ]
         with self.log.open("a") as output:
-            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self._wait_until_answering()
         return self
 

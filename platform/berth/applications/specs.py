@@ -12,10 +12,13 @@ from dataclasses import asdict, dataclass, field
 
 from berth.core.errors import Invalid
 
-# Docker's image reference grammar, simplified: [registry[:port]/]path[:tag][@sha256:digest].
+# Docker's image reference grammar: [registry/]path[:tag][@sha256:digest]. A first component is a
+# registry only if it has a dot or a port, or is localhost (as Docker itself decides).
+_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REFERENCE = (
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]{1,5})?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?\Z"
+    rf"^(?:(?:{_HOST}(?:\.{_HOST})+(?::[0-9]{{1,5}})?|{_HOST}:[0-9]{{1,5}}|localhost)/)?"
+    rf"{_PATH}(?:/{_PATH})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?\Z"
 )
 PROCESS_NAME = re.compile(r"^[a-z][a-z0-9]{0,29}\Z")
 SHELL_OPERATORS = {";", "&", "&&", "|", "||", "<", ">", ">>", "(", ")", "`", "$("}
