@@ -17,6 +17,8 @@ migrate: deps
 ## run: web, worker and beat against the local PostgreSQL, Redis and Docker engine
 run: deps migrate
 	@scripts/ensure-docker.sh
+	@command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+	@testbed/images.sh  # the demo app's image, built locally (no registry is reachable)
 	@mkdir -p var
 	$(PY) manage.py bootstrap
 	$(UV) run --frozen honcho start -f Procfile

@@ -368,12 +368,12 @@ def software(hosts: list[BenchHost]) -> dict:
 class Benchmark:
     """The parent side of one benchmark: set up, run the child, clean up whatever happened."""
 
-    def __init__(self, name: str, script: str, org_slug: str, timeout_s: float):
+    def __init__(self, name: str, script: str, *, org_slug: str, database: str, timeout_s: float):
         self.name = name
         self.script = Path(script).resolve()
         self.org_slug = org_slug
+        self.database = database
         self.timeout_s = timeout_s
-        self.database = f"berth_bench_{name.split('_')[0]}" if name != "self_heal" else "berth_bench_heal"
         self.hosts = bench_hosts()
 
     def run(self, args: list[str], *, exclusive_hosts: bool) -> dict:

@@ -82,7 +82,7 @@ class Engine:
     def __init__(self, host: DockerHost, *, timeout: int = API_TIMEOUT_S):
         self.host = host
         self._tmp = None
-        with _translate_errors(f"connecting to {host.name}"):
+        with _translate_errors(f"connecting to {host.name} at {host.engine_url}"):
             self.api = docker.APIClient(
                 base_url=host.engine_url,
                 tls=self._tls(host),

@@ -165,3 +165,38 @@ def test_every_container_passes_the_hardening_audit(fleet, tenant, app, testbed_
         assert labels["berth.org"] == "shop" and labels["berth.app"] == "store"
         assert labels["berth.process_type"] == "web" and labels["berth.index"] == str(container.index)
         assert labels["berth.release"] == "1" and labels["berth.deployment"]
+
+
+@pytest.mark.parametrize("scope", ["all", "process_type", "container"])
+def test_restart_replaces_containers_start_first(fleet, tenant, app, scope):
+    from berth.deployments.services import app_restart
+
+    deploy(tenant, app, replicas=2)
+    app.refresh_from_db()
+    before = live(app)
+    target = before[0]
+    kwargs = {"all": {}, "process_type": {"process_type": "web"}, "container": {"container": target}}[scope]
+    deployment = app_restart(actor=tenant, app=app, **kwargs)
+    run_deployments(app)
+    deployment.refresh_from_db()
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    after = live(app)
+    replaced = {c.pk for c in before} - {c.pk for c in after}
+    assert replaced == ({target.pk} if scope == "container" else {c.pk for c in before})
+    assert len(after) == 2 and all(fetch(c)[0] == 200 for c in after)
+
+
+def test_registering_a_host_checks_it_and_records_the_engine_version(testbed_hosts, transactional_db):
+    from berth.fleet.services import host_register
+    from worker import tasks
+
+    h = testbed_hosts[1]
+    host = host_register(actor=None, name="fresh", engine_url=h.engine_url, address=h.address, memory_mb=512,
+                         cpu_millis=1000)
+    unreachable = host_register(actor=None, name="nowhere", engine_url="unix:///run/berth-testbed/none.sock",
+                                address="10.250.9.2", memory_mb=512, cpu_millis=1000)
+    tasks.check_hosts()
+    host.refresh_from_db()
+    unreachable.refresh_from_db()
+    assert host.status == "up" and host.engine_version.startswith("20.") and host.engine_id
+    assert unreachable.status == "pending" and "none.sock" in unreachable.last_error

@@ -68,8 +68,9 @@ class DeploymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return super().get_queryset(request).annotate(attention=needs_attention())
 
     def get_ordering(self, request):
-        # Here, not in `ordering`: the system checks accept only model fields there.
-        return ["-attention", "-created_at", "-id"]
+        # An expression, not the annotation's name: other admins order their deployment choices with
+        # this too, on querysets without the annotation. Computed per request: "stale" moves with time.
+        return [needs_attention().desc(), "-created_at", "-id"]
 
     @admin.display(boolean=True, ordering="attention", description="needs attention")
     def attention(self, deployment):
