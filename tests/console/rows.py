@@ -1,6 +1,5 @@
 """Rows for the console's fleet and deployment pages, built with the models: no Docker engine is involved."""
 
-import pytest
 from django.db import connection
 from django.db.models import Max
 from django.test.utils import CaptureQueriesContext
@@ -8,18 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from berth.applications.models import App, Release
 from berth.applications.specs import ProcessType
 from berth.deployments.models import Deployment
-from tests.factories import AppFactory, ContainerFactory, SizeFactory, UserFactory
-
-
-@pytest.fixture
-def operator(db):
-    return UserFactory(is_staff=True, is_superuser=True, email="operator@example.test")
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
-    return client
+from tests.factories import AppFactory, ContainerFactory, SizeFactory
 
 
 def release_of(app: App, **fields) -> Release:
@@ -38,7 +26,8 @@ def container_on(host, *, release: Release | None = None, size=None, **fields):
 
 
 def deployment_of(release: Release, **fields) -> Deployment:
-    return Deployment.objects.create(app=release.app, release=release, kind=Deployment.Kind.RELEASE, **fields)
+    fields = {"kind": Deployment.Kind.RELEASE, **fields}
+    return Deployment.objects.create(app=release.app, release=release, **fields)
 
 
 def html_of(client, path: str) -> str:

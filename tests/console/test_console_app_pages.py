@@ -8,12 +8,23 @@ from berth.applications.models import ConfigVar
 from berth.audit.models import AuditEvent
 from berth.deployments.services import config_set, release_create
 from berth.fleet.models import Container
-from tests.console.rows import container_on, html_of, operator, operator_client  # noqa: F401
-from tests.factories import AppFactory, HostFactory, SizeFactory
+from tests.console.rows import container_on, html_of
+from tests.factories import AppFactory, HostFactory, SizeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 SECRETS = {"DATABASE_URL": "postgres://app:hunter2-db-password@db.internal/shop", "STRIPE_KEY": "sk_live_51Hx9secret"}
+
+
+@pytest.fixture
+def operator(db):
+    return UserFactory(is_staff=True, is_superuser=True, email="operator@example.test")
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client
 
 
 @pytest.fixture
@@ -50,7 +61,7 @@ def test_an_apps_page_shows_its_releases_formation_and_config_keys(operator_clie
 
     for text in ["DATABASE_URL", "STRIPE_KEY", "registry.test/shop:1", "Set DATABASE_URL, STRIPE_KEY", "First"]:
         assert text in page, text
-    assert '<td class="field-process_type"><p>web</p></td>' in page
+    assert "shop web=1:small" in page
     assert "small (64 MB, 0.25 CPU)" in page
     release = app.releases.get(version=2)
     assert "DATABASE_URL, STRIPE_KEY" in html_of(operator_client, f"/console/applications/release/{release.pk}/change/")

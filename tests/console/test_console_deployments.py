@@ -8,20 +8,29 @@ from django.utils import timezone
 
 from berth.deployments.models import Deployment
 from berth.fleet.models import Container
-from tests.console.rows import (  # noqa: F401  (operator fixtures, used by name)
+from tests.console.rows import (
     container_on,
     deployment_of,
     html_of,
-    operator,
-    operator_client,
     queries_for,
     release_of,
 )
-from tests.factories import AppFactory, HostFactory
+from tests.factories import AppFactory, HostFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 DEPLOYMENTS = "/console/deployments/deployment/"
+
+
+@pytest.fixture
+def operator(db):
+    return UserFactory(is_staff=True, is_superuser=True, email="operator@example.test")
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client
 
 
 def test_failed_and_stale_running_deployments_come_before_newer_ones(operator_client):

@@ -21,7 +21,7 @@ router.register("sizes", fleet.SizeViewSet, basename="size")
 router.register("fleet/hosts", fleet.DockerHostViewSet, basename="host")
 
 # Config and formation are one document each per app: GET reads it, PATCH changes part of it.
-config = deployments.ConfigViewSet.as_view({"get": "list", "patch": "partial_update_all"})
+config = deployments.ConfigViewSet.as_view({"get": "read", "patch": "partial_update_all"})
 formation = deployments.FormationViewSet.as_view({"get": "list", "patch": "partial_update_all"})
 
 urlpatterns = [

@@ -42,6 +42,7 @@ class ReleaseInline(ReadOnlyInline):
 
 class FormationInline(ReadOnlyInline):
     model = Formation
+    verbose_name_plural = "formation"
     fields = ["process_type", "quantity", "size", "updated_at"]
     readonly_fields = fields
 

@@ -87,8 +87,6 @@ class DockerHostAdmin(AuditedModelAdmin):
     ]
     list_filter = ["state", "status"]
     search_fields = ["name", "address"]
-    # Explicit: the aggregate annotations below drop the model's default ordering.
-    ordering = ["name"]
     actions = ["cordon", "drain", "activate", "remove"]
     inlines = [LiveContainerInline]
     add_fieldsets = [
@@ -102,6 +100,9 @@ class DockerHostAdmin(AuditedModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return self.fieldsets if obj else self.add_fieldsets
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.observed, "created_at"] if obj else []
@@ -119,7 +120,7 @@ class DockerHostAdmin(AuditedModelAdmin):
 
     @admin.display(ordering="memory_used_mb", description="capacity used")
     def capacity_used(self, host):
-        percent = 100 * host.memory_used_mb / host.memory_mb
+        percent = 100 * host.memory_used_mb / host.memory_mb if host.memory_mb else 0
         return f"{host.memory_used_mb} / {host.memory_mb} MB ({percent:.0f}%)"
 
     @admin.display(ordering="running_count", description="running")
@@ -173,17 +174,17 @@ class DockerHostAdmin(AuditedModelAdmin):
 
 
 class SizeForm(forms.ModelForm):
-    # A form field, not the model's: making a size the default takes the flag from the old default,
-    # which the one-default constraint would refuse if the form checked the flag on its own.
-    is_default = forms.BooleanField(label="Default size", required=False)
+    # Not the model's field: making a size the default takes the flag from the old default, which
+    # the one-default constraint would refuse if the form validated the model's flag on its own.
+    make_default = forms.BooleanField(label="Default size", required=False)
 
     class Meta:
         model = Size
-        exclude = ["is_default"]
+        fields = ["name", "memory_mb", "cpu_millis"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["is_default"].initial = self.instance.is_default
+        self.fields["make_default"].initial = self.instance.is_default
 
 
 @admin.register(Size)
@@ -199,7 +200,7 @@ class SizeAdmin(AuditedModelAdmin):
         return []
 
     def save_model(self, request, obj, form, change):
-        is_default = form.cleaned_data["is_default"]
+        is_default = form.cleaned_data["make_default"]
         if not change:
             fields = {"name": obj.name, "memory_mb": obj.memory_mb, "cpu_millis": obj.cpu_millis}
             obj.pk = services.size_create(actor=request.user, is_default=is_default, **fields).pk

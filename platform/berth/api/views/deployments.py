@@ -72,9 +72,12 @@ class ConfigViewSet(AppScopedViewSet):
 
     queryset = Release.objects.none()
     serializer_class = serializers.ConfigSerializer
-    required_actions = {"list": Action.CONFIG_VIEW, "partial_update_all": Action.APP_DEPLOY}
+    pagination_class = None  # one document, not a list
+    filter_backends = []
+    required_actions = {"read": Action.CONFIG_VIEW, "partial_update_all": Action.APP_DEPLOY}
 
-    def list(self, request, org_slug=None, app_name=None):
+    @extend_schema(responses=serializers.ConfigSerializer)
+    def read(self, request, org_slug=None, app_name=None):
         return Response({"config": {var.key: var.value for var in self.app.config_vars.all()}})
 
     @extend_schema(request=serializers.ConfigUpdateSerializer, responses=serializers.ConfigUpdatedSerializer)
@@ -97,8 +100,11 @@ class FormationViewSet(AppScopedViewSet):
 
     queryset = Formation.objects.none()
     serializer_class = serializers.FormationSerializer
+    pagination_class = None  # one short document per app
+    filter_backends = []
     required_actions = {"list": Action.APP_VIEW, "partial_update_all": Action.APP_DEPLOY}
 
+    @extend_schema(responses=serializers.FormationSerializer(many=True))
     def list(self, request, org_slug=None, app_name=None):
         return Response(self.get_serializer(self.app.formation.select_related("size"), many=True).data)
 
