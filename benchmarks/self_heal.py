@@ -203,8 +203,9 @@ class Measure:
         since = datetime.fromtimestamp(began, UTC)
         deadline = time.monotonic() + KILL_TIMEOUT_S
         heal = None
+        heals = Deployment.objects.filter(app=app, kind=Deployment.Kind.HEAL, created_at__gte=since).order_by("id")
         while time.monotonic() < deadline:
-            heal = Deployment.objects.filter(app=app, kind=Deployment.Kind.HEAL, created_at__gte=since).first()
+            heal = heals.first()
             if heal is not None and heal.state in ("succeeded", "failed"):
                 break
             time.sleep(0.05)
@@ -224,7 +225,11 @@ class Measure:
         [replacement] = Container.objects.select_related("host").filter(app=app, state__in=Container.LIVE)
         answers = bench.http_ok(replacement.host.address, replacement.published_port, HEALTH_PATH, timeout=5)
         if heal.state != "succeeded" or "healthy" not in marks or not answers:
-            raise RuntimeError(f"heal of {app.name}: {heal.state} {heal.error!r}, replacement answers: {answers}")
+            story = [
+                (d.pk, d.state, d.created_at.timestamp() - began, [m for m, in d.steps.values_list("message")])
+                for d in Deployment.objects.filter(app=app).order_by("id")
+            ]
+            raise RuntimeError(f"heal of {app.name}: {heal.state} {heal.error!r}, answers: {answers}; {story}")
         created, claimed = heal.created_at.timestamp(), heal.started_at.timestamp()
         return {
             "total": marks["healthy"] - began,
