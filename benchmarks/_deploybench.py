@@ -50,9 +50,7 @@ class BenchHost:
 
 def bench_hosts() -> list[BenchHost]:
     indices = [int(i) for i in os.environ.get("BERTH_BENCH_HOSTS", "1,2").split(",") if i.strip()]
-    return [
-        BenchHost(f"h{i}", f"unix:///run/berth-testbed/h{i}/docker.sock", f"10.250.{i}.2") for i in indices
-    ]
+    return [BenchHost(f"h{i}", f"unix:///run/berth-testbed/h{i}/docker.sock", f"10.250.{i}.2") for i in indices]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -508,3 +506,48 @@ class Poller(threading.Thread):
 
     def run(self) -> None:
         self.answered_at = wait_http(*self.args)
+
+
+class BerthProcesses:
+    """Berth's own processes as the Procfile runs them (Celery worker, beat, event follower), on the child's
+    database and broker; each in its own process group, recorded for the parent to stop if the child cannot."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, role: str, args: list[str]) -> subprocess.Popen:
+        log = (OUT / f"{self.name}-{role}.log").open("w")
+        process = subprocess.Popen(
+            args, cwd=REPO, env=os.environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        record_pgid(self.name, process.pid)
+        self.running[role] = process
+        return process
+
+    def start_worker(self, *, beat: bool) -> None:
+        """`celery -A worker worker --concurrency 2` (and beat), then wait until the worker answers a task."""
+        celery = str(Path(sys.executable).with_name("celery"))
+        self.start("worker", [celery, "-A", "worker", "worker", "--loglevel", "INFO", "--concurrency", "2"])
+        if beat:
+            schedule = OUT / f"{self.name}-celerybeat-schedule"
+            self.start("beat", [celery, "-A", "worker", "beat", "--loglevel", "INFO", "--schedule", str(schedule)])
+        from worker.celery import app
+
+        app.send_task("berth.health").get(timeout=60)
+
+    def stop(self, role: str) -> None:
+        process = self.running.pop(role, None)
+        if process is not None:
+            stop_group(process.pid)
+            process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for role in list(self.running):
+            self.stop(role)
+
+    def check(self) -> None:
+        for role, process in self.running.items():
+            if process.poll() is not None:
+                log = f"benchmarks/out/{self.name}-{role}.log"
+                raise RuntimeError(f"{role} exited with {process.returncode}; see {log}")

@@ -2,7 +2,7 @@
 
 Berth's issue: "from the Berth call that creates a release until the first container is healthy,
 versus raw `docker run` of the same image until its first HTTP answer, side by side on the same host;
-target Berth ≤ 1.5 × raw." Everything runs on one test-bed host (the first of BERTH_BENCH_HOSTS),
+target Berth ≤ 1.5 x raw." Everything runs on one test-bed host (the first of BERTH_BENCH_HOSTS),
 interleaved, N repetitions of each series:
 
 - raw: `docker -H <host> run -d -p <address>:<port>:8080 berth-test/web:v1`, then GET /cgi-bin/health
@@ -20,13 +20,11 @@ each Engine call and health probe, plus an outside poller (every 10 ms) that tel
 container really answered, so the health-probe cadence shows up as its own line.
 """
 
-import os
 import random
 import secrets
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import _deploybench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
 
@@ -71,7 +69,8 @@ class Instrument:
     def install(self) -> None:
         from worker import engine, runtime
 
-        for method in ("__init__", "ensure_network", "ensure_image", "run", "inspect", "image_digest", "stop", "remove"):
+        methods = ("__init__", "ensure_network", "ensure_image", "run", "inspect", "image_digest", "stop", "remove")
+        for method in methods:
             setattr(engine.Engine, method, self._wrap(method, getattr(engine.Engine, method)))
         runtime.probe = self._wrap("probe", runtime.probe)
 
@@ -146,7 +145,9 @@ class Measure:
         self.instrument.install()
         self.apps = 0
         self.used_ports: set[int] = set()
-        self.samples: dict[str, list[dict]] = {"raw": [], "raw_hardened": [], "berth": [], "raw_b": [], "berth_celery": []}
+        self.samples: dict[str, list[dict]] = {
+            name: [] for name in ("raw", "raw_hardened", "berth", "raw_b", "berth_celery")
+        }
 
     # --- raw docker run ---
 
@@ -303,17 +304,15 @@ class Measure:
 
     def celery_phase(self) -> None:
         bench.broker_flush()  # the in-process phase's deploy messages: nobody consumed them
-        worker = _start_worker()
+        processes = bench.BerthProcesses(NAME)
         try:
-            from worker.celery import app
-
-            app.send_task("berth.health").get(timeout=60)  # the worker is consuming
+            processes.start_worker(beat=False)  # see the module docstring: no beat in this phase
             for rep in range(self.celery_repetitions):
                 pair = [("raw_b", lambda: self.raw([])), ("berth_celery", self.berth_celery)]
                 for name, once in pair if rep % 2 == 0 else pair[::-1]:
                     self.samples[name].append(once())
         finally:
-            bench.stop_group(worker.pid)
+            processes.stop_all()
 
     def figures(self, warm: dict, hardened: list[str]) -> dict:
         totals = {name: [s["total"] for s in rows] for name, rows in self.samples.items() if rows}
@@ -329,7 +328,8 @@ class Measure:
             "total_s": {name: bench.summary(values) for name, values in totals.items()},
         }
         ratios = {}
-        for berth, raw in (("berth", "raw"), ("berth", "raw_hardened"), ("raw_hardened", "raw"), ("berth_celery", "raw_b")):
+        pairs = (("berth", "raw"), ("berth", "raw_hardened"), ("raw_hardened", "raw"), ("berth_celery", "raw_b"))
+        for berth, raw in pairs:
             if berth in totals and raw in totals:
                 ratios[f"{berth}/{raw}"] = {
                     p: round(bench.percentile(totals[berth], q) / bench.percentile(totals[raw], q), 2)
@@ -340,9 +340,7 @@ class Measure:
             rows = self.samples[name]
             if rows:
                 keys = [k for k in rows[0] if k != "total"]
-                figures[f"{name}_phases_s"] = {
-                    k: bench.summary([r[k] for r in rows if r[k] is not None]) for k in keys
-                }
+                figures[f"{name}_phases_s"] = {k: bench.summary([r[k] for r in rows if r[k] is not None]) for k in keys}
         figures["raw_cli_returned_s"] = bench.summary([s["cli_returned"] for s in self.samples["raw"]])
         figures["samples"] = {
             name: [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
@@ -359,22 +357,6 @@ def _wait_finished(deployment, timeout_s: float = DEPLOY_TIMEOUT_S):
             return deployment
         time.sleep(0.02)
     raise RuntimeError(f"deployment {deployment.pk} still {deployment.state} after {timeout_s} s")
-
-
-def _start_worker() -> subprocess.Popen:
-    """The Procfile's worker, on the benchmark's database and broker; its log goes to benchmarks/out/."""
-    log = (bench.OUT / f"{NAME}-worker.log").open("w")
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).with_name("celery")), "-A", "worker", "worker", "--loglevel", "INFO"]
-        + ["--concurrency", "2", "--hostname", f"{NAME}@%h"],
-        cwd=bench.REPO,
-        env=os.environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    bench.record_pgid(NAME, worker.pid)
-    return worker
 
 
 def measure(repetitions: int, celery_repetitions: int) -> dict:

@@ -18,6 +18,7 @@ observe_host removes every Berth-labelled container it has no row for, so the be
 run while another Berth's containers (a test run) are on its hosts; see _deploybench.
 """
 
+import itertools
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -121,7 +122,11 @@ class Measure:
                 specs = work[host.pk]
                 chunks = [specs[i :: len(engines)] for i in range(len(engines))]
                 with ThreadPoolExecutor(len(engines)) as pool:
-                    list(pool.map(lambda pair: [pair[0].run(spec) for spec in pair[1]], zip(engines, chunks)))
+                    list(
+                        pool.map(
+                            lambda pair: [pair[0].run(spec) for spec in pair[1]], zip(engines, chunks, strict=True)
+                        )
+                    )
             finally:
                 for engine in engines:
                     engine.close()
@@ -207,7 +212,8 @@ class Measure:
                 per_container = (self.results[0]["mem_available_before_mib"] - available) / max(have, 1)
                 projected = available - per_container * (target - have)
                 if projected < MIN_AVAILABLE_MIB:
-                    notes.append(f"stopped before {target}: {projected:.0f} MiB would be left ({per_container:.1f}/ctr)")
+                    left = f"{projected:.0f} MiB would be left ({per_container:.1f} MiB per container)"
+                    notes.append(f"stopped before {target}: {left}")
                     break
             new = self.add_apps((target - have) // PER_APP)
             start_s = self.start_containers(new)
@@ -239,7 +245,7 @@ class Measure:
     def figures(self, notes: list[str]) -> dict:
         rows = self.results
         growth = []
-        for small, large in zip(rows, rows[1:], strict=False):
+        for small, large in itertools.pairwise(rows):
             extra = large["containers"] - small["containers"]
             slope = (large["pass_s"]["p50"] - small["pass_s"]["p50"]) / extra * 1000
             growth.append(f"{small['containers']}→{large['containers']}: +{slope:.2f} ms per container")

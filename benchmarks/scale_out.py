@@ -2,7 +2,7 @@
 
 Berth's issue: "scale-out 0 → 30 replicas across the 2 hosts (formation_scale then run deployments;
 a 64 MB size with enough host memory_mb), versus 30 raw `docker run`s in parallel (split across both
-hosts) until all answer HTTP; target ≤ 1.5 × raw." Series, interleaved, REPETITIONS of each:
+hosts) until all answer HTTP; target ≤ 1.5 x raw." Series, interleaved, REPETITIONS of each:
 
 - raw_parallel: 30 threads released together, each `docker -H <host> run -d -p <address>:<port>:8080
   --memory 64m berth-test/web:v1` on alternate hosts, then GET /cgi-bin/health every 10 ms until 200;
@@ -34,7 +34,7 @@ IMAGE = "berth-test/web:v1"
 HEALTH_PATH = "/cgi-bin/health"
 REPLICAS = 30
 REPETITIONS = 3
-HOST_MEMORY_MB = 4096  # 30 × 64 MB = 1,920 MB fits on either host alone: placement never runs out
+HOST_MEMORY_MB = 4096  # 30 x 64 MB = 1,920 MB fits on either host alone: placement never runs out
 SIZE = ("bench-64", 64, 250)
 WEB = {
     "web": {

@@ -22,8 +22,7 @@ worker, container started, health check passed. The replacement must then answer
 A last series kills one app REPEATS times in a row, to show Berth's crash back-off (DESIGN §3) at work.
 """
 
-import os
-import subprocess
+import re
 import sys
 import threading
 import time
@@ -40,7 +39,7 @@ HEALTH_PATH = "/cgi-bin/health"
 KILLS = 20
 REPEATS = 4
 PERIODIC_S = 0.5
-KILL_TIMEOUT_S = 40.0
+KILL_TIMEOUT_S = 75.0  # a deploy task that dies is resumed by the stale sweep: 30 s + the 10 s pass
 SETTLE_S = 1.0
 TARGET_P99_S = 3.0
 SIZE = ("bench-64", 64, 250)
@@ -68,37 +67,6 @@ def events_watcher_available() -> bool:
     return hasattr(events, "main")
 
 
-class Processes:
-    """The Berth processes this benchmark starts (each in its own process group, recorded for the parent)."""
-
-    def __init__(self):
-        self.running: dict[str, subprocess.Popen] = {}
-
-    def start(self, role: str, args: list[str]) -> subprocess.Popen:
-        log = (bench.OUT / f"{NAME}-{role}.log").open("w")
-        process = subprocess.Popen(
-            args, cwd=bench.REPO, env=os.environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        bench.record_pgid(NAME, process.pid)
-        self.running[role] = process
-        return process
-
-    def stop(self, role: str) -> None:
-        process = self.running.pop(role, None)
-        if process is not None:
-            bench.stop_group(process.pid)
-            process.wait(timeout=30)
-
-    def stop_all(self) -> None:
-        for role in list(self.running):
-            self.stop(role)
-
-    def check(self) -> None:
-        for role, process in self.running.items():
-            if process.poll() is not None:
-                raise RuntimeError(f"{role} exited with {process.returncode}; see benchmarks/out/{NAME}-{role}.log")
-
-
 class PeriodicReconciler(threading.Thread):
     """The reconcile_host task's body for every host, every PERIODIC_S seconds, in this process."""
 
@@ -120,7 +88,7 @@ class PeriodicReconciler(threading.Thread):
                 for host_id in self.host_ids:
                     try:
                         reconcile_host(host_id)
-                    except Exception as error:  # noqa: BLE001 - counted and reported, the loop goes on
+                    except Exception as error:  # counted and reported; the loop goes on
                         self.errors.append(f"{error.__class__.__name__}: {error}"[:300])
                 self.passes += 1
                 self.stopping.wait(max(0.0, PERIODIC_S - (time.monotonic() - began)))
@@ -143,7 +111,7 @@ class EventRecorder(threading.Thread):
         try:
             for event in self.stream:
                 self.seen.append((time.time(), event.get("Action", ""), event.get("id", "")))
-        except Exception:  # noqa: BLE001, S110 - the stream ends when it is closed
+        except Exception:  # noqa: S110 - the stream ends when it is closed
             pass
 
     def first(self, docker_id: str, action: str, after: float) -> float | None:
@@ -173,7 +141,7 @@ class Measure:
         self.recorders = {row.pk: EventRecorder(row.engine_url) for row in self.host_rows}
         for recorder in self.recorders.values():
             recorder.start()
-        self.processes = Processes()
+        self.processes = bench.BerthProcesses(NAME)
         self.modes = ["events", "periodic"] if events_watcher_available() else ["periodic"]
 
     def deploy_apps(self, prefix: str, count: int) -> list:
@@ -191,6 +159,7 @@ class Measure:
     # --- one kill ---
 
     def kill_and_wait(self, app) -> dict:
+        """Kill the app's replica; wait until another replica is healthy and no heal deployment is under way."""
         from berth.deployments.models import Deployment
         from berth.fleet.models import Container
 
@@ -201,44 +170,67 @@ class Measure:
         began = time.time()
         self.clients[victim.host_id].kill(victim.docker_id)
         since = datetime.fromtimestamp(began, UTC)
-        deadline = time.monotonic() + KILL_TIMEOUT_S
-        heal = None
         heals = Deployment.objects.filter(app=app, kind=Deployment.Kind.HEAL, created_at__gte=since).order_by("id")
+        healthy = Container.objects.filter(app=app, state__in=Container.LIVE, health=Container.Health.HEALTHY).exclude(
+            pk=victim.pk
+        )
+        deadline = time.monotonic() + KILL_TIMEOUT_S
+        seen_healthy = None
         while time.monotonic() < deadline:
-            heal = heals.first()
-            if heal is not None and heal.state in ("succeeded", "failed"):
+            if seen_healthy is None and healthy.exists():
+                seen_healthy = time.time()
+            if seen_healthy is not None and not heals.filter(state__in=["queued", "running"]).exists():
                 break
             time.sleep(0.05)
         else:
             victim.refresh_from_db()
             return {"total": None, "timed_out": True, "victim_state": victim.state, "host": victim.host.name}
-        marks = {}
-        for message, at in heal.steps.order_by("at", "id").values_list("message", "at"):
-            for kind, test in (("placed", message.startswith("Starting ")), ("started", message.startswith("Started "))):
-                if test and kind not in marks:
-                    marks[kind] = at.timestamp()
-            if " is healthy (" in message and "healthy" not in marks:
-                marks["healthy"] = at.timestamp()
         victim.refresh_from_db()
+        [replacement] = healthy.select_related("host")
+        answers = bench.http_ok(replacement.host.address, replacement.published_port, HEALTH_PATH, timeout=5)
+        if not answers:
+            raise RuntimeError(f"the replacement {replacement.name} of {app.name} does not answer")
+        return {**self._timeline(heals, replacement, began, seen_healthy), **self._docker_timeline(victim, began)}
+
+    def _timeline(self, heals, replacement, began: float, seen_healthy: float) -> dict:
+        """From the heal deployment's steps; when no step says the replacement is healthy (the deploy task
+        failed and the replica came another way), the time this process first saw it healthy."""
+        heal = heals.first()
+        messages = list(heal.steps.order_by("at", "id").values_list("message", "at")) if heal else []
+        marks = {}
+        for message, at in messages:
+            kind = (
+                "placed"
+                if message.startswith("Starting ")
+                else "started"
+                if message.startswith("Started ")
+                else "healthy"
+                if replacement.name in message and " is healthy (" in message
+                else None
+            )
+            if kind and kind not in marks:
+                marks[kind] = at.timestamp()
+        complete = {"placed", "started", "healthy"} <= set(marks) and heal.started_at is not None
+        created = heal.created_at.timestamp() if heal else None
+        return {
+            "total": (marks["healthy"] if complete else seen_healthy) - began,
+            "killed_at": began,
+            "heal_created_at": created,
+            "noticed": (created - began) if created else None,
+            "picked_up": (heal.started_at.timestamp() - created) if complete else None,
+            "placement": (marks["placed"] - heal.started_at.timestamp()) if complete else None,
+            "start": (marks["started"] - marks["placed"]) if complete else None,
+            "health_wait": (marks["healthy"] - marks["started"]) if complete else None,
+            "heal_deployments": heals.count(),
+            "heal_attempts": max((h.attempts for h in heals), default=0),
+            # The deploy task did not see its own replica through (see the README: the adoption race).
+            "replaced_by_its_deploy": complete,
+        }
+
+    def _docker_timeline(self, victim, began: float) -> dict:
         recorder = self.recorders[victim.host_id]
         kill_event, die_event = (recorder.first(victim.docker_id, action, began) for action in ("kill", "die"))
-        [replacement] = Container.objects.select_related("host").filter(app=app, state__in=Container.LIVE)
-        answers = bench.http_ok(replacement.host.address, replacement.published_port, HEALTH_PATH, timeout=5)
-        if heal.state != "succeeded" or "healthy" not in marks or not answers:
-            story = [
-                (d.pk, d.state, d.created_at.timestamp() - began, [m for m, in d.steps.values_list("message")])
-                for d in Deployment.objects.filter(app=app).order_by("id")
-            ]
-            raise RuntimeError(f"heal of {app.name}: {heal.state} {heal.error!r}, answers: {answers}; {story}")
-        created, claimed = heal.created_at.timestamp(), heal.started_at.timestamp()
         return {
-            "total": marks["healthy"] - began,
-            "noticed": created - began,
-            "picked_up": claimed - created,
-            "placement": marks["placed"] - claimed,
-            "start": marks["started"] - marks["placed"],
-            "health_wait": marks["healthy"] - marks["started"],
-            # Docker's own timeline: its kill and die events, and the exit time it reported.
             "kill_event": (kill_event - began) if kill_event else None,
             "die_event": (die_event - began) if die_event else None,
             "exited_at_host": (victim.finished_at.timestamp() - began) if victim.finished_at else None,
@@ -257,13 +249,7 @@ class Measure:
 
     def start_berth(self) -> None:
         bench.broker_flush()  # the deploy messages of the setup: already run in this process
-        celery = str(Path(sys.executable).with_name("celery"))
-        self.processes.start("worker", [celery, "-A", "worker", "worker", "--loglevel", "INFO", "--concurrency", "2"])
-        schedule = bench.OUT / f"{NAME}-celerybeat-schedule"
-        self.processes.start("beat", [celery, "-A", "worker", "beat", "--loglevel", "INFO", "--schedule", str(schedule)])
-        from worker.celery import app
-
-        app.send_task("berth.health").get(timeout=60)
+        self.processes.start_worker(beat=True)
 
     def measure(self) -> dict:
         setup_began = time.monotonic()
@@ -298,6 +284,10 @@ class Measure:
                 client.close()
             for recorder in self.recorders.values():
                 recorder.close()
+        received = _worker_tasks_received(bench.OUT / f"{NAME}-worker.log")
+        for mode, rows in samples.items():
+            for row in rows:
+                row.update(_wake_story(row, received, worker_heals=not mode.startswith("periodic")))
         return self.figures(samples, setup_s, periodic)
 
     def figures(self, samples: dict, setup_s: float, periodic) -> dict:
@@ -323,7 +313,11 @@ class Measure:
                     if any(r[key] is not None for r in done)
                 }
                 # A heal deployment created more than 2 s after the kill was not started by that kill's wake-up.
-                figures[f"{name}_noticed_after_2s"] = sum(1 for r in done if r["noticed"] > 2.0)
+                figures[f"{name}_noticed_after_2s"] = sum(1 for r in done if (r["noticed"] or 0) > 2.0)
+                figures[f"{name}_not_replaced_by_its_deploy"] = sum(1 for r in done if not r["replaced_by_its_deploy"])
+                creators = [r["heal_created_by"] for r in done if "heal_created_by" in r]
+                if creators:
+                    figures[f"{name}_heal_created_by"] = {c: creators.count(c) for c in sorted(set(creators))}
             if not name.endswith("_of_one_app") and done:
                 p99 = bench.percentile([r["total"] for r in done], 99) if not timed_out else None
                 figures[f"{name}_meets_target"] = p99 is not None and p99 <= TARGET_P99_S
@@ -331,10 +325,47 @@ class Measure:
             figures["periodic_passes"] = periodic.passes
             figures["periodic_errors"] = periodic.errors[:5]
         figures["samples"] = {
-            name: [{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
+            name: [
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items() if not k.endswith("_at")}
+                for row in rows
+            ]
             for name, rows in samples.items()
         }
         return figures
+
+
+WAKING_TASKS = ("berth.fleet.reconcile_host", "berth.fleet.reconcile", "berth.fleet.reconcile_app", "berth.fleet.probe")
+_RECEIVED = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Task ([\w.]+)\[[^\]]+\] received"
+)
+
+
+def _worker_tasks_received(log: Path) -> list[tuple[float, str]]:
+    """(time, task name) of every task the worker received, from its log (local time, millisecond stamps)."""
+    received = []
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        match = _RECEIVED.match(line)
+        if match:
+            stamp = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").astimezone()
+            received.append((stamp.timestamp(), match[2]))
+    return received
+
+
+def _wake_story(row: dict, received: list[tuple[float, str]], *, worker_heals: bool) -> dict:
+    """What the worker was sent right after the kill, and which task it had received last before the heal
+    deployment was created (the heal is created inside a reconcile task's run, so that task made it)."""
+    killed, created = row.get("killed_at"), row.get("heal_created_at")
+    if killed is None:
+        return {}
+    woken = [name.rsplit(".", 1)[1] for at, name in received if killed <= at <= killed + 0.5 and name in WAKING_TASKS]
+    story = {"worker_tasks_within_0.5s_of_kill": woken}
+    if worker_heals and created is not None:
+        before = [(at, name) for at, name in received if at <= created and name in WAKING_TASKS]
+        if before:
+            at, name = before[-1]
+            story["heal_created_by"] = name.rsplit(".", 1)[1]
+            story["heal_created_after_that_task_received_s"] = round(created - at, 3)
+    return story
 
 
 def measure(kills: int, repeats: int) -> dict:

@@ -17,6 +17,10 @@
 #   testbed/hosts.sh start-engine I     start host I's dockerd again on the same data-root
 #   testbed/hosts.sh link-down I        set bh$I-o down: its published ports become unreachable
 #   testbed/hosts.sh link-up I          set it up again
+#   testbed/hosts.sh registry-up        run a password-protected registry at 10.250.2.2:5000 in host 2's
+#                                       namespace and push berth-test/web:v2 into it as
+#                                       10.250.2.2:5000/berth/web:v2; idempotent (needs `up` first)
+#   testbed/hosts.sh registry-down      stop the registry (its storage and password stay until `down`)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,6 +28,13 @@ REPO=$(dirname "$HERE")
 STATE=/run/berth-testbed     # sockets, pid files, exec-roots: gone after a reboot, like the engines'
 DATA=/var/lib/berth-testbed  # data-roots (images, containers); `down` wipes them
 LOGS=/var/log/berth-testbed
+REGISTRY_DIR=$DATA/registry  # config, htpasswd, the password, the registry's storage
+REGISTRY_HOST=2              # the registry runs in this host's network namespace
+REGISTRY=$(printf '10.250.%s.2:5000' "$REGISTRY_HOST")
+REGISTRY_USER=berth
+REGISTRY_IMAGES=("berth-test/web:v2|berth/web:v2")  # local tag | repository:tag in the registry
+# Plain HTTP, so every engine lists the test bed's addresses as insecure registries (DESIGN.md §6).
+INSECURE_REGISTRIES=10.250.0.0/16
 START_TIMEOUT=${BERTH_TESTBED_START_TIMEOUT:-60}
 STOP_TIMEOUT=${BERTH_TESTBED_STOP_TIMEOUT:-30}
 
@@ -61,6 +72,11 @@ ensure_prerequisites() {
   [[ -x /bin/busybox ]] || missing+=(busybox-static)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v nsenter >/dev/null || missing+=(util-linux)
+  if [[ ${1:-} == registry ]]; then
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
+    command -v htpasswd >/dev/null || missing+=(apache2-utils)
+    command -v curl >/dev/null || missing+=(curl)
+  fi
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     apt-get update -qq
@@ -141,6 +157,29 @@ engine_pid() { # the pid of host i's dockerd, or nothing
   return 0
 }
 
+engine_config() { # host i's daemon.json
+  # Each engine needs its own identity: by default every dockerd on a machine reads
+  # /etc/docker/key.json and reports the same engine ID. The key lives with the data-root, so
+  # the ID survives stop-engine/start-engine, as a rebooted host's does. 20.10 has no flag for it.
+  printf '{"deprecated-key-path": "%s", "insecure-registries": ["%s"]}\n' "$DATA/h$1/key.json" "$INSECURE_REGISTRIES"
+}
+
+configure_engine() { # bring a running engine's daemon.json up to date; dockerd reloads it on SIGHUP
+  local i=$1 file=$STATE/h$1/daemon.json pid deadline
+  [[ $(cat "$file" 2>/dev/null) == "$(engine_config "$i")" ]] && return 0
+  engine_config "$i" >"$file"
+  pid=$(engine_pid "$i")
+  [[ -n $pid ]] || return 0
+  log "host $i: reloading dockerd's configuration (insecure-registries $INSECURE_REGISTRIES)"
+  kill -HUP "$pid"
+  deadline=$((SECONDS + 10))
+  until engine "$i" info --format '{{json .RegistryConfig.InsecureRegistryCIDRs}}' 2>/dev/null |
+    grep -qF "\"$INSECURE_REGISTRIES\""; do
+    ((SECONDS < deadline)) || die "host $i: dockerd did not take insecure-registries from $file"
+    sleep 0.1
+  done
+}
+
 start_engine() { # start host i's dockerd unless it runs; does not wait for it
   local i=$1 dir=$STATE/h$1
   [[ -n $(engine_pid "$i") ]] && return 0
@@ -148,10 +187,7 @@ start_engine() { # start host i's dockerd unless it runs; does not wait for it
   # a reboot would, so the new dockerd starts from its data-root alone.
   stop_engine "$i" kill
   mkdir -p "$dir" "$DATA/h$i" "$LOGS"
-  # Each engine needs its own identity: by default every dockerd on a machine reads
-  # /etc/docker/key.json and reports the same engine ID. The key lives with the data-root, so
-  # the ID survives stop-engine/start-engine, as a rebooted host's does. 20.10 has no flag for it.
-  printf '{"deprecated-key-path": "%s"}\n' "$DATA/h$i/key.json" >"$dir/daemon.json"
+  engine_config "$i" >"$dir/daemon.json"
   echo "=== $(date -u +%FT%TZ) starting dockerd" >>"$LOGS/h$i.log"
   # nsenter changes only the network namespace: `ip netns exec` would also remount /sys in a new
   # mount namespace and hide the cgroup v1 hierarchies dockerd needs. setsid and the redirections
@@ -257,6 +293,121 @@ remove_host() {
   done < <(host_cgroup_dirs "$i")
 }
 
+# --- the registry -----------------------------------------------------------------------------
+
+# Debian's docker-registry (distribution 2.8) serves htpasswd (bcrypt) basic auth over plain HTTP,
+# and an engine sends credentials to a registry it lists in insecure-registries: no TLS is needed.
+# Its password is made once and kept in $REGISTRY_DIR/password (0600) for the tests to read.
+
+registry_pid() { # the pid of the test bed's registry, or nothing
+  local pid
+  pid=$(cat "$STATE/registry.pid" 2>/dev/null) || return 0
+  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == docker-registry ]] && alive "$pid" &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$REGISTRY_DIR/config.yml"; then
+    echo "$pid"
+  fi
+  return 0
+}
+
+registry_answers() { # the registry is up and asks for credentials
+  [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$REGISTRY/v2/") == 401 ]]
+}
+
+registry_files() {
+  mkdir -p "$REGISTRY_DIR/storage" "$LOGS"
+  chmod 700 "$REGISTRY_DIR"
+  if [[ ! -s $REGISTRY_DIR/password ]]; then
+    (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$REGISTRY_DIR/password")
+  fi
+  # htpasswd -i reads the password from stdin, so it never shows in a process list.
+  htpasswd -c -i -B "$REGISTRY_DIR/htpasswd" "$REGISTRY_USER" <"$REGISTRY_DIR/password" 2>/dev/null
+  (umask 077 && printf 'machine %s login %s password %s\n' "${REGISTRY%:*}" "$REGISTRY_USER" \
+    "$(cat "$REGISTRY_DIR/password")" >"$REGISTRY_DIR/netrc")
+  cat >"$REGISTRY_DIR/config.yml" <<CONFIG
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/storage
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+auth:
+  htpasswd:
+    realm: berth-testbed
+    path: $REGISTRY_DIR/htpasswd
+CONFIG
+}
+
+registry_start() {
+  local deadline
+  if [[ -n $(registry_pid) ]] && registry_answers; then return 0; fi
+  registry_stop
+  registry_files
+  echo "=== $(date -u +%FT%TZ) starting docker-registry" >>"$LOGS/registry.log"
+  # In host $REGISTRY_HOST's namespace, so that it answers on that host's own address, as a registry
+  # on the hosts' network would; detached like the engines (see start_engine).
+  nsenter --net="/run/netns/$(netns "$REGISTRY_HOST")" -- setsid docker-registry serve "$REGISTRY_DIR/config.yml" \
+    </dev/null >>"$LOGS/registry.log" 2>&1 9>&- &
+  echo $! >"$STATE/registry.pid"
+  deadline=$((SECONDS + START_TIMEOUT))
+  until registry_answers; do
+    if ((SECONDS >= deadline)) || [[ -z $(registry_pid) ]]; then
+      log "the registry did not answer at $REGISTRY; last lines of $LOGS/registry.log:"
+      tail -n 20 "$LOGS/registry.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  log "registry answers at http://$REGISTRY (user $REGISTRY_USER, password in $REGISTRY_DIR/password)"
+}
+
+registry_stop() {
+  local pid deadline
+  pid=$(registry_pid)
+  if [[ -n $pid ]]; then
+    kill -TERM "$pid"
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "=== $(date -u +%FT%TZ) docker-registry stopped" >>"$LOGS/registry.log"
+  fi
+  rm -f "$STATE/registry.pid"
+}
+
+registry_has() { # repository:tag image-id -> whether the registry holds that image there (config digest = image ID)
+  local reference=$1 id=$2 manifest
+  manifest=$(curl -fsS --max-time 5 --netrc-file "$REGISTRY_DIR/netrc" \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$REGISTRY/v2/${reference%:*}/manifests/${reference##*:}" 2>/dev/null) || return 1
+  [[ $manifest == *"\"$id\""* ]]
+}
+
+registry_push() { # push the test images from host $REGISTRY_HOST's engine where the registry lacks them
+  local entry local_tag reference id config out status=0
+  config=$(mktemp -d)
+  for entry in "${REGISTRY_IMAGES[@]}"; do
+    IFS='|' read -r local_tag reference <<<"$entry"
+    id=$(engine "$REGISTRY_HOST" image inspect --format '{{.Id}}' "$local_tag") ||
+      die "host $REGISTRY_HOST lacks $local_tag: run testbed/hosts.sh up"
+    registry_has "$reference" "$id" && continue
+    # A throw-away client config: the login must not land in this machine's ~/.docker/config.json.
+    # Its output is only shown on failure: it warns that the throw-away file holds the credentials.
+    if [[ ! -e $config/config.json ]] && ! out=$(DOCKER_CONFIG=$config engine "$REGISTRY_HOST" login \
+      -u "$REGISTRY_USER" --password-stdin "$REGISTRY" <"$REGISTRY_DIR/password" 2>&1); then
+      rm -rf "$config"
+      die "cannot log in to $REGISTRY from host $REGISTRY_HOST: $out"
+    fi
+    log "pushing $local_tag as $REGISTRY/$reference"
+    engine "$REGISTRY_HOST" tag "$local_tag" "$REGISTRY/$reference"
+    DOCKER_CONFIG=$config engine "$REGISTRY_HOST" push "$REGISTRY/$reference" >/dev/null || status=1
+  done
+  rm -rf "$config"
+  return "$status"
+}
+
 # --- commands ---------------------------------------------------------------------------------
 
 cmd_up() {
@@ -268,7 +419,7 @@ cmd_up() {
   ensure_routing
   for i in $(seq 1 "$n"); do
     ensure_network "$i"
-    [[ -n $(engine_pid "$i") ]] || start_engine "$i"
+    if [[ -n $(engine_pid "$i") ]]; then configure_engine "$i"; else start_engine "$i"; fi
   done
   for i in $(seq 1 "$n"); do
     wait_engine "$i"
@@ -284,6 +435,8 @@ cmd_up() {
 cmd_down() {
   local i
   with_lock
+  registry_stop
+  rm -rf "${REGISTRY_DIR:?}"
   for i in $(known_hosts); do
     log "removing host $i"
     remove_host "$i"
@@ -370,6 +523,23 @@ cmd_start_engine() {
   wait_engine "$i"
 }
 
+cmd_registry_up() {
+  local i
+  with_lock
+  ensure_prerequisites registry
+  answers "$REGISTRY_HOST" >/dev/null || die "host $REGISTRY_HOST's engine does not answer: run testbed/hosts.sh up"
+  for i in $(known_hosts); do
+    [[ -z $(engine_pid "$i") ]] || configure_engine "$i"
+  done
+  registry_start
+  registry_push
+}
+
+cmd_registry_down() {
+  with_lock
+  registry_stop
+}
+
 cmd_link() {
   local i=$1 state=$2
   check_index "$i"
@@ -390,6 +560,8 @@ main() {
     start-engine) cmd_start_engine "${1:?start-engine I}" ;;
     link-down) cmd_link "${1:?link-down I}" down ;;
     link-up) cmd_link "${1:?link-up I}" up ;;
+    registry-up) cmd_registry_up ;;
+    registry-down) cmd_registry_down ;;
     *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }

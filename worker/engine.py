@@ -13,6 +13,7 @@ from pathlib import Path
 import docker
 from docker import errors as docker_errors
 from docker.tls import TLSConfig
+from docker.utils import parse_repository_tag
 
 from berth.fleet.models import DockerHost
 
@@ -101,11 +102,8 @@ class Engine:
             path.write_text(pem)
             path.chmod(0o600)
             paths[name] = str(path)
-        return TLSConfig(
-            client_cert=(paths["cert"], paths["key"]),
-            ca_cert=paths["ca"] if host.tls_ca_cert else None,
-            verify=bool(host.tls_ca_cert),
-        )
+        # The engine's certificate is always verified: against the host's CA, or the system's.
+        return TLSConfig(client_cert=(paths["cert"], paths["key"]), verify=paths["ca"] if host.tls_ca_cert else True)
 
     def close(self) -> None:
         self.api.close()
@@ -140,24 +138,37 @@ class Engine:
                     self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
 
     def ensure_image(self, image: str, auth: dict | None = None) -> str:
-        """The local image id of `image`, pulling it if the host does not have it."""
+        """The local image id of `image`, pulling it if the host does not have it.
+
+        `auth` ({"username", "password"}) is the login to the image's registry; without one the pull
+        is anonymous. Never None to docker-py: it would fall back to the logins in the worker's own
+        ~/.docker/config.json and lend the operator's registry access to every tenant.
+        """
         with _translate_errors(f"looking up image {image} on {self.host.name}"):
             try:
                 return self.api.inspect_image(image)["Id"]
             except docker_errors.ImageNotFound:
                 pass
-        repository, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+        what = f"pulling {image} on {self.host.name} " + (f"as {auth['username']}" if auth else "without credentials")
         try:
-            with _translate_errors(f"pulling {image} on {self.host.name}"):
-                self.api.pull(repository, tag=tag or None, auth_config=auth)
+            with _translate_errors(what):
+                # docker-py splits the tag or digest off (default "latest"); the engine reports a
+                # failure that happens after the pull began (a refused layer) in the stream, not as a status.
+                for event in self.api.pull(image, auth_config=auth or {}, stream=True, decode=True):
+                    if "error" in event:
+                        raise EngineError(f"{what}: {event['error']}", transient=False)
                 return self.api.inspect_image(image)["Id"]
         except EngineError as error:
             raise ImageNotFound(f"Image {image} is not on {self.host.name} and could not be pulled: {error}") from None
 
-    def image_digest(self, image_id: str) -> str:
+    def image_digest(self, image_id: str, image: str = "") -> str:
+        """The registry's digest of the image (its manifest's sha256), preferring the repository `image`
+        names; the image id when the image never came from a registry (built or loaded on the host)."""
         with _translate_errors("reading an image's digest"):
             digests = self.api.inspect_image(image_id).get("RepoDigests") or []
-        return digests[0].split("@", 1)[1] if digests else image_id
+        repository = parse_repository_tag(image)[0] if image else ""
+        ours = [d for d in digests if d.split("@", 1)[0] == repository]
+        return (ours or digests)[0].split("@", 1)[1] if digests else image_id
 
     # --- containers ---
 

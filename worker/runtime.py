@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from berth.applications.models import Release
+from berth.applications.registries import credentials_for
 from berth.applications.specs import ProcessType
 from berth.deployments.models import Deployment
 from berth.fleet.models import Container, DockerHost, Size
@@ -68,10 +69,10 @@ def start_container(
             engine.ensure_network(
                 network_name(app.organization_id), {"berth.managed": "true", "berth.org": app.organization.slug}
             )
-            image_id = engine.ensure_image(release.image)
+            image_id = engine.ensure_image(release.image, auth=credentials_for(release))
             docker_id = engine.run(spec)
             observed = engine.inspect(docker_id)
-            digest = engine.image_digest(image_id)
+            digest = engine.image_digest(image_id, release.image)
     except EngineError as error:
         raise DeployFailed(str(error)) from None
     if not release.image_digest:

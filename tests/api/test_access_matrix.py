@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from berth.api import urls as api_urls
 from berth.applications.models import App
+from berth.applications.registries import registry_credential_set
 from berth.audit.models import AuditEvent
 from berth.deployments.services import release_create
 from berth.tenancy.roles import Role
@@ -49,6 +50,14 @@ ORG_ROUTES = {
     ("app-detail", "DELETE"): (BUILDERS, "/orgs/{org}/apps/{app}/", None),
     ("audit-event-list", "GET"): (MANAGERS, "/orgs/{org}/audit-events/", None),
     ("audit-event-detail", "GET"): (MANAGERS, "/orgs/{org}/audit-events/{event}/", None),
+    ("registry-credential-list", "GET"): (BUILDERS, "/orgs/{org}/registry-credentials/", None),
+    ("registry-credential-list", "POST"): (
+        MANAGERS,
+        "/orgs/{org}/registry-credentials/",
+        {"registry": "registry.example.com", "username": "deploy", "password": "s3cret"},
+    ),
+    ("registry-credential-detail", "GET"): (BUILDERS, "/orgs/{org}/registry-credentials/{credential}/", None),
+    ("registry-credential-detail", "DELETE"): (MANAGERS, "/orgs/{org}/registry-credentials/{credential}/", None),
     ("release-list", "GET"): (ALL, f"{APP}/releases/", None),
     ("release-list", "POST"): (BUILDERS, f"{APP}/releases/", {"image": "berth-test/web:v2"}),
     ("release-detail", "GET"): (ALL, f"{APP}/releases/1/", None),
@@ -71,7 +80,7 @@ OPERATOR_ROUTES = {
         "/fleet/hosts/",
         {
             "name": "host-9",
-            "engine_url": "tcp://10.9.9.9:2376",
+            "engine_url": "ssh://berth@10.9.9.9",
             "address": "10.9.9.9",
             "memory_mb": 1024,
             "cpu_millis": 1000,
@@ -118,7 +127,8 @@ def test_every_route_has_expectations():
 
 @pytest.fixture
 def world(organization, members, owner_client):
-    """Objects for every detail route: a member, an invitation, an app with a deployed release, a container."""
+    """Objects for every detail route: a member, an invitation, an app with a deployed release, a container,
+    a registry credential."""
     victim = MembershipFactory(organization=organization, role=Role.DEVELOPER)
     invitation, _ = invitation_create(
         actor=members[Role.OWNER], organization=organization, email="pending@example.test", role=Role.VIEWER
@@ -130,6 +140,9 @@ def world(organization, members, owner_client):
     release, deployment = release_create(actor=members[Role.OWNER], app=app, image="berth-test/web:v1")
     App.objects.filter(pk=app.pk).update(current_release=release)
     container = ContainerFactory(host=host, app=app, release=release, size=size)
+    credential, _ = registry_credential_set(
+        actor=members[Role.OWNER], organization=organization, registry="10.0.0.5:5000", username="ci", password="x"
+    )
     return {
         "org": organization.slug,
         "member": victim.pk,
@@ -138,6 +151,7 @@ def world(organization, members, owner_client):
         "event": event.pk,
         "deployment": deployment.pk,
         "container": container.pk,
+        "credential": credential.pk,
         "host": host.pk,
         "spare_host": spare_host.pk,
     }

@@ -102,8 +102,8 @@ def test_removing_a_host_that_runs_a_container_shows_why_and_keeps_it(operator_c
     response = action(operator_client, HOSTS, "remove", busy, empty, with_history)
 
     assert response.status_code == 200
-    assert ("error", "busy still runs 1 containers; drain it first.") in messages_of(response)
-    assert "still runs 1 containers; drain it first." in response.content.decode()
+    assert ("error", "busy still runs 1 container; drain it first.") in messages_of(response)
+    assert "still runs 1 container; drain it first." in response.content.decode()
     busy.refresh_from_db()
     assert busy.state == DockerHost.State.ACTIVE
     assert not DockerHost.objects.filter(name="empty").exists()
@@ -147,7 +147,7 @@ def test_registering_a_host_goes_through_host_register_and_never_shows_the_key(o
     assert (event.source, event.actor, event.target_id) == (AuditEvent.Source.CONSOLE, operator, str(host.pk))
     assert KEY_BODY not in str(event.changes)
     # The service audited it; the console does not record it a second time under another name.
-    assert not AuditEvent.objects.filter(action="dockerhost.create").exists()
+    assert not AuditEvent.objects.filter(action="host.create").exists()
 
     page = html_of(operator_client, f"{HOSTS}{host.pk}/change/")
     assert "tcp://10.99.1.2:2376" in page
@@ -171,7 +171,7 @@ def test_editing_a_host_keeps_its_key_unless_a_new_one_is_given(operator_client)
     assert operator_client.post(change, host_form(memory_mb="8192", tls_client_key="")).status_code == 302
     host.refresh_from_db()
     assert (host.memory_mb, host.tls_client_key) == (8192, CLIENT_KEY)
-    event = AuditEvent.objects.get(action="dockerhost.update")
+    event = AuditEvent.objects.get(action="host.update")
     assert "tls_client_key" not in str(event.changes)
 
     operator_client.post(change, host_form(tls_client_key="a new key"))

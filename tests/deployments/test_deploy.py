@@ -191,10 +191,17 @@ def test_registering_a_host_checks_it_and_records_the_engine_version(testbed_hos
     from worker import tasks
 
     h = testbed_hosts[1]
-    host = host_register(actor=None, name="fresh", engine_url=h.engine_url, address=h.address, memory_mb=512,
-                         cpu_millis=1000)
-    unreachable = host_register(actor=None, name="nowhere", engine_url="unix:///run/berth-testbed/none.sock",
-                                address="10.250.9.2", memory_mb=512, cpu_millis=1000)
+    host = host_register(
+        actor=None, name="fresh", engine_url=h.engine_url, address=h.address, memory_mb=512, cpu_millis=1000
+    )
+    unreachable = host_register(
+        actor=None,
+        name="nowhere",
+        engine_url="unix:///run/berth-testbed/none.sock",
+        address="10.250.9.2",
+        memory_mb=512,
+        cpu_millis=1000,
+    )
     tasks.check_hosts()
     host.refresh_from_db()
     unreachable.refresh_from_db()

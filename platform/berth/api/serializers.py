@@ -3,7 +3,8 @@
 from django.utils import timezone
 from rest_framework import serializers
 
-from berth.applications.models import App, Formation, Release
+from berth.applications.models import App, Formation, RegistryCredential, Release
+from berth.applications.registries import MAX_PASSWORD_LENGTH
 from berth.applications.specs import IMAGE_REFERENCE
 from berth.audit.models import AuditEvent
 from berth.core.validators import slug_validator
@@ -151,6 +152,24 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "ip_address",
             "changes",
         ]
+
+
+class RegistryCredentialSerializer(serializers.ModelSerializer):
+    """A registry login as the API shows it: never the password."""
+
+    class Meta:
+        model = RegistryCredential
+        fields = ["id", "registry", "username", "created_at", "updated_at"]
+
+
+class RegistryCredentialSetSerializer(StrictSerializer):
+    registry = serializers.CharField(
+        max_length=255, help_text="Host and optional port as in an image name: registry.example.com, 10.0.0.5:5000."
+    )
+    username = serializers.CharField(max_length=255)
+    password = serializers.CharField(
+        max_length=MAX_PASSWORD_LENGTH, write_only=True, trim_whitespace=False, style={"input_type": "password"}
+    )
 
 
 # --- releases, config, formation, deployments, containers ---------------------------------------
@@ -383,6 +402,14 @@ class DockerHostCreateSerializer(StrictSerializer):
     tls_client_key = serializers.CharField(
         required=False, default="", allow_blank=True, max_length=20000, write_only=True
     )
+
+    def validate(self, data):
+        # The Engine API is root on the host: over TCP it is only spoken with TLS client certificates.
+        if data["engine_url"].startswith("tcp://") and not (data["tls_client_cert"] and data["tls_client_key"]):
+            raise serializers.ValidationError(
+                {"tls_client_cert": ["A tcp:// engine needs a TLS client certificate and key."]}
+            )
+        return data
 
 
 class DockerHostUpdateSerializer(StrictSerializer):

@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from .views import account, applications, audit, deployments, fleet, organizations
+from .views import account, applications, audit, deployments, fleet, organizations, registries
 
 router = SimpleRouter()
 router.register("tokens", account.ApiTokenViewSet, basename="token")
@@ -13,6 +13,7 @@ router.register(f"{ORG}/members", organizations.MembershipViewSet, basename="mem
 router.register(f"{ORG}/invitations", organizations.InvitationViewSet, basename="invitation")
 router.register(f"{ORG}/apps", applications.AppViewSet, basename="app")
 router.register(f"{ORG}/audit-events", audit.AuditEventViewSet, basename="audit-event")
+router.register(f"{ORG}/registry-credentials", registries.RegistryCredentialViewSet, basename="registry-credential")
 APP = rf"{ORG}/apps/(?P<app_name>[^/]+)"
 router.register(f"{APP}/releases", deployments.ReleaseViewSet, basename="release")
 router.register(f"{APP}/deployments", deployments.DeploymentViewSet, basename="deployment")

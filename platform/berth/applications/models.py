@@ -113,3 +113,37 @@ class Formation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app.name} {self.process_type}={self.quantity}:{self.size.name}"
+
+
+# A registry as Docker names it in an image reference: a host with a dot or a port, or localhost.
+REGISTRY_HOST = RegexValidator(
+    r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+(?::[0-9]{1,5})?"
+    r"|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?:[0-9]{1,5}|localhost)\Z",
+    "Give the registry's host and optional port as in an image name, such as registry.example.com or "
+    "10.0.0.5:5000 (no scheme, no path).",
+    "invalid_registry",
+)
+
+
+class RegistryCredential(models.Model):
+    """An organization's login to one image registry, used when a host pulls that org's images."""
+
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="registry_credentials"
+    )
+    registry = models.CharField(max_length=255, validators=[REGISTRY_HOST])
+    username = models.CharField(max_length=255)
+    password = EncryptedTextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["registry"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "registry"], name="registry_credential_unique_in_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.registry

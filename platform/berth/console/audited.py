@@ -14,8 +14,11 @@ def organization_of(obj):
 class AuditedModelAdmin(admin.ModelAdmin):
     """Hooks Django's own change log, which the admin calls for every add, change and delete."""
 
+    # The noun of the audit actions, when the services name the model differently ("host").
+    audit_name = ""
+
     def _audit(self, request, obj, verb: str, message=None):
-        action = f"{obj._meta.model_name}.{verb}"
+        action = f"{self.audit_name or obj._meta.model_name}.{verb}"
         # Django's change message names the changed fields, never their values.
         changes = {"console": message} if message else {}
         audit_record(actor=request.user, action=action, target=obj, organization=organization_of(obj), changes=changes)

@@ -68,8 +68,8 @@ class DeploymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return super().get_queryset(request).annotate(attention=needs_attention())
 
     def get_ordering(self, request):
-        # An expression, not the annotation's name: other admins order their deployment choices with
-        # this too, on querysets without the annotation. Computed per request: "stale" moves with time.
+        # An expression, not the annotation's name: Django also orders the deployment choices of other
+        # admins' forms by this, on querysets without the annotation. Per request, as "stale" moves with time.
         return [needs_attention().desc(), "-created_at", "-id"]
 
     @admin.display(boolean=True, ordering="attention", description="needs attention")

@@ -73,6 +73,7 @@ class LiveContainerInline(admin.TabularInline):
 
 @admin.register(DockerHost)
 class DockerHostAdmin(AuditedModelAdmin):
+    audit_name = "host"
     form = HostForm
     list_display = [
         "name",

@@ -3,7 +3,7 @@
 from django.db import IntegrityError, transaction
 
 from berth.audit.services import audit_record
-from berth.core.errors import Conflict
+from berth.core.errors import Conflict, Invalid
 from berth.core.queue import enqueue_on_commit
 
 from .models import DockerHost, Size
@@ -31,9 +31,19 @@ def host_register(*, actor, **fields) -> DockerHost:
     return host
 
 
+OPERATOR_STATES = (DockerHost.State.ACTIVE, DockerHost.State.CORDONED, DockerHost.State.DRAINING)
+
+
 @transaction.atomic
 def host_set_state(*, actor, host: DockerHost, state: str) -> DockerHost:
     """Cordon (no new containers), drain (move containers away, start-first) or activate a host."""
+    host = DockerHost.objects.select_for_update().get(pk=host.pk)
+    if state not in OPERATOR_STATES:
+        raise Invalid(f"A host can be made {', '.join(OPERATOR_STATES)}.", field="state")
+    if host.state == DockerHost.State.RETIRED:
+        raise Conflict(f"{host.name} was removed from the fleet; register it again instead.", code="host_retired")
+    if host.state == state:
+        return host
     old = host.state
     host.state = state
     host.save(update_fields=["state"])
@@ -45,9 +55,12 @@ def host_set_state(*, actor, host: DockerHost, state: str) -> DockerHost:
 
 @transaction.atomic
 def host_remove(*, actor, host: DockerHost) -> None:
+    # Locked, so no placement can choose the host between the count and the removal.
+    host = DockerHost.objects.select_for_update().get(pk=host.pk)
     count = live_containers(host=host).count()
     if count:
-        raise Conflict(f"{host.name} still runs {count} containers; drain it first.", code="host_not_empty")
+        noun = "container" if count == 1 else "containers"
+        raise Conflict(f"{host.name} still runs {count} {noun}; drain it first.", code="host_not_empty")
     audit_record(actor=actor, action="host.remove", target=host, changes={"name": host.name})
     if host.containers.exists():
         # Kept, retired, for the records of the containers it ran (usage is billed from them).
@@ -59,8 +72,11 @@ def host_remove(*, actor, host: DockerHost) -> None:
 
 @transaction.atomic
 def size_create(*, actor, name: str, memory_mb: int, cpu_millis: int, is_default: bool = False) -> Size:
+    if Size.objects.filter(name=name).exists():
+        raise Conflict("A size with this name already exists.", field="name", code="name_taken")
     if is_default:
-        Size.objects.filter(is_default=True).update(is_default=False)
+        # Locked: two sizes made default at once would otherwise both clear the old default.
+        Size.objects.select_for_update().filter(is_default=True).update(is_default=False)
     try:
         with transaction.atomic():
             size = Size.objects.create(name=name, memory_mb=memory_mb, cpu_millis=cpu_millis, is_default=is_default)

@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "berth.audit",
     "berth.fleet",
     "berth.deployments",
+    "berth.billing",
+    "django.contrib.postgres",
     "berth.api",
 ]
 
@@ -188,3 +190,10 @@ LOGGING = {
 BERTH_DEPLOYMENT_STALE_SECONDS = env_int("BERTH_DEPLOYMENT_STALE_SECONDS", 30)
 # A host that has not answered a heartbeat for this long is marked down and its containers replaced.
 BERTH_HOST_DOWN_AFTER_SECONDS = env_int("BERTH_HOST_DOWN_AFTER_SECONDS", 15)
+
+# Billing. Quotas every organization has unless an operator sets its own.
+BERTH_DEFAULT_QUOTA = {
+    "max_apps": env_int("BERTH_QUOTA_MAX_APPS", 50),
+    "max_containers": env_int("BERTH_QUOTA_MAX_CONTAINERS", 50),
+    "max_memory_mb": env_int("BERTH_QUOTA_MAX_MEMORY_MB", 16 * 1024),
+}

@@ -26,6 +26,10 @@ class Action(models.TextChoices):
     # Releases, config, formation, restarts: everything that changes what runs.
     APP_DEPLOY = "app.deploy"
     CONFIG_VIEW = "config.view"
+    # Which registries the organization has logins for (never the passwords).
+    REGISTRY_VIEW = "registry.view"
+    # Storing, replacing or removing a registry login: it lets every app of the org pull with it.
+    REGISTRY_MANAGE = "registry.manage"
     AUDIT_VIEW = "audit.view"
     BILLING_VIEW = "billing.view"
 
@@ -38,8 +42,19 @@ _APPS = {
     Action.APP_DELETE,
     Action.APP_DEPLOY,
     Action.CONFIG_VIEW,
+    Action.REGISTRY_VIEW,
 }
-_ADMIN = _READ | _APPS | {Action.ORG_UPDATE, Action.MEMBER_MANAGE, Action.AUDIT_VIEW, Action.BILLING_VIEW}
+_ADMIN = (
+    _READ
+    | _APPS
+    | {
+        Action.ORG_UPDATE,
+        Action.MEMBER_MANAGE,
+        Action.AUDIT_VIEW,
+        Action.BILLING_VIEW,
+        Action.REGISTRY_MANAGE,
+    }
+)
 
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(_ADMIN | {Action.ORG_DELETE, Action.OWNER_MANAGE}),

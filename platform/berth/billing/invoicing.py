@@ -1,0 +1,127 @@
+"""Invoices from the ledger, with SQL aggregation over all organizations at once.
+
+`invoices_run` is what the periodic task does, and it is idempotent:
+- periods that ended (plus a grace for late observations) are finalized once: their draft
+  invoices get their lines, records are marked as billed, and nothing changes them again;
+- the current period's drafts are recomputed, open records accruing up to now;
+- usage of a closed period that was not billed (it arrived late) goes on an adjustment line of
+  the next invoice, never lost and never billed twice.
+Amounts: exact seconds × price per hour / 3600, rounded once per line, half up to the cent.
+"""
+
+from datetime import date, datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .metering import usage_sync_all
+from .models import ClosedPeriod, Invoice, UsageRecord
+from .money import period_end, period_of
+
+FINALIZE_GRACE = timedelta(hours=1)
+
+# Usage the draft invoice `i` of a period bills: the period's own unbilled records, and unbilled
+# records of closed periods (late usage, billed as adjustments).
+_UNBILLED = """
+    r.invoice_id IS NULL
+    AND (r.period = %(period)s
+         OR (r.period < %(period)s AND r.period IN (SELECT period FROM billing_closedperiod)))
+"""
+_ITS_DRAFT = "i.organization_id = r.organization_id AND i.period = %(period)s AND i.state = 'draft'"
+# Seconds of a record; %(cutoff)s is where open records stop: now for drafts, the period's end when finalizing.
+_SECONDS = "EXTRACT(EPOCH FROM (LEAST(COALESCE(r.ended_at, %(cutoff)s), %(cutoff)s) - r.started_at))"
+
+
+def _execute(sql: str, params: dict) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _ensure_invoices(period: date) -> None:
+    """A draft for every organization with usage this invoice would carry."""
+    _execute(
+        f"""
+        INSERT INTO billing_invoice (organization_id, period, state, currency, total, generated_at)
+        SELECT DISTINCT r.organization_id, %(period)s::date, 'draft', r.currency, 0, now()
+        FROM billing_usagerecord r
+        WHERE {_UNBILLED}
+        ON CONFLICT (organization_id, period) DO NOTHING
+        """,
+        {"period": period},
+    )
+
+
+def _compute_lines(period: date, cutoff: datetime) -> None:
+    params = {"period": period, "cutoff": cutoff}
+    _execute(
+        "DELETE FROM billing_invoiceline WHERE invoice_id IN "
+        "(SELECT id FROM billing_invoice WHERE period = %(period)s AND state = 'draft')",
+        params,
+    )
+    _execute(
+        f"""
+        INSERT INTO billing_invoiceline
+            (invoice_id, app_name, process_type, size_name, price_per_hour, seconds, amount, adjustment_for)
+        SELECT i.id, r.app_name, r.process_type, r.size_name, r.price_per_hour,
+               FLOOR(SUM({_SECONDS}))::bigint,
+               ROUND(SUM({_SECONDS}) * r.price_per_hour / 3600, 2),
+               CASE WHEN r.period < %(period)s THEN r.period END
+        FROM billing_usagerecord r JOIN billing_invoice i ON {_ITS_DRAFT}
+        WHERE {_UNBILLED}
+        GROUP BY i.id, r.app_name, r.process_type, r.size_name, r.price_per_hour,
+                 CASE WHEN r.period < %(period)s THEN r.period END
+        """,
+        params,
+    )
+    _execute(
+        """
+        UPDATE billing_invoice i SET generated_at = now(), total = COALESCE(
+            (SELECT SUM(l.amount) FROM billing_invoiceline l WHERE l.invoice_id = i.id), 0)
+        WHERE i.period = %(period)s AND i.state = 'draft'
+        """,
+        params,
+    )
+
+
+@transaction.atomic
+def finalize_period(period: date) -> int:
+    """Bill a period that has ended, once; returns how many invoices were finalized."""
+    _ensure_invoices(period)
+    _compute_lines(period, period_end(period))
+    _execute(
+        f"UPDATE billing_usagerecord r SET invoice_id = i.id FROM billing_invoice i WHERE {_ITS_DRAFT} AND {_UNBILLED}",
+        {"period": period},
+    )
+    finalized = Invoice.objects.filter(period=period, state=Invoice.State.DRAFT).update(
+        state=Invoice.State.FINALIZED, finalized_at=timezone.now()
+    )
+    ClosedPeriod.objects.get_or_create(period=period)
+    return finalized
+
+
+@transaction.atomic
+def refresh_drafts(period: date, now: datetime) -> None:
+    """Recompute the open period's drafts, open usage counted up to now."""
+    _ensure_invoices(period)
+    _compute_lines(period, now)
+
+
+def periods_to_finalize(now: datetime) -> list[date]:
+    """Ended periods not closed yet that have usage, oldest first, once their grace has passed."""
+    current = period_of(now)
+    closed = set(ClosedPeriod.objects.values_list("period", flat=True))
+    candidates = sorted(
+        set(UsageRecord.objects.filter(period__lt=current).values_list("period", flat=True).distinct()) - closed
+    )
+    return [p for p in candidates if now >= period_end(p) + FINALIZE_GRACE]
+
+
+def invoices_run(*, now: datetime) -> dict:
+    """The periodic job: meter, finalize what ended, refresh the drafts."""
+    usage_sync_all(now=now)
+    finalized = [finalize_period(p) for p in periods_to_finalize(now)]
+    current = period_of(now)
+    # The current draft: the first period not closed, which is the current one once all ended ones are.
+    refresh_drafts(current, now)
+    return {"finalized_periods": len(finalized), "current": current.isoformat()}

@@ -1,0 +1,32 @@
+"""Periods and the one rounding rule.
+
+Amounts are computed exactly (Decimal seconds × Decimal price) and rounded once, per invoice line,
+half up to the cent (PostgreSQL's ROUND on numeric, and ROUND_HALF_UP here, agree).
+"""
+
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+CENT = Decimal("0.01")
+
+
+def round_amount(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def period_of(moment: datetime) -> date:
+    """The billing period (calendar month, UTC) a moment falls in, as its first day."""
+    moment = moment.astimezone(UTC)
+    return date(moment.year, moment.month, 1)
+
+
+def period_start(period: date) -> datetime:
+    return datetime(period.year, period.month, 1, tzinfo=UTC)
+
+
+def next_period(period: date) -> date:
+    return date(period.year + period.month // 12, period.month % 12 + 1, 1)
+
+
+def period_end(period: date) -> datetime:
+    return period_start(next_period(period))
