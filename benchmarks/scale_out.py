@@ -12,9 +12,14 @@ hosts) until all answer HTTP; target ≤ 1.5 x raw." Series, interleaved, REPETI
   the figure is the last replica's "is healthy" step (the run's return is reported too).
 - raw_sequential (once): the 30 runs one after the other, each waited for, which is the shape of
   Berth's rollout (start one, wait until healthy, next), so the two can be compared.
+- berth_runtime (RUNTIME_REPETITIONS, last): Berth as the Procfile runs it, a real Celery worker
+  (`--concurrency 2`) running the deployment while beat sends its periodic tasks (reconcile every
+  10 s, probes and host checks every 5 s); `formation_scale(web=30)`, then this process only watches
+  the database until 30 replicas are healthy and the deployment has finished (or RUNTIME_TIMEOUT_S).
+  A failed or stuck deployment is recorded, not raised: see the README on the adoption race.
 
-After each Berth scale-out every replica is fetched once (/ must say "web v1") and the spread over
-hosts is recorded; the scale-in back to 0 is timed too.
+After each in-process scale-out every replica must answer GET /cgi-bin/health with 200, and the
+spread over hosts is recorded; the scale-in back to 0 is timed too.
 """
 
 import random
@@ -34,6 +39,8 @@ IMAGE = "berth-test/web:v1"
 HEALTH_PATH = "/cgi-bin/health"
 REPLICAS = 30
 REPETITIONS = 3
+RUNTIME_REPETITIONS = 2
+RUNTIME_TIMEOUT_S = 240.0
 HOST_MEMORY_MB = 4096  # 30 x 64 MB = 1,920 MB fits on either host alone: placement never runs out
 SIZE = ("bench-64", 64, 250)
 WEB = {
@@ -44,20 +51,24 @@ WEB = {
 }
 
 
-def run(*, repetitions: int = REPETITIONS, replicas: int = REPLICAS) -> dict:
-    runner = bench.Benchmark(NAME, __file__, org_slug=ORG, database=DATABASE, timeout_s=1800)
-    return runner.run([str(repetitions), str(replicas)], exclusive_hosts=False)
+def run(
+    *, repetitions: int = REPETITIONS, replicas: int = REPLICAS, runtime_repetitions: int = RUNTIME_REPETITIONS
+) -> dict:
+    runner = bench.Benchmark(NAME, __file__, org_slug=ORG, database=DATABASE, timeout_s=2400)
+    # The runtime series runs Berth's reconciler, which must have the hosts to itself.
+    args = [str(repetitions), str(replicas), str(runtime_repetitions)]
+    return runner.run(args, exclusive_hosts=runtime_repetitions > 0)
 
 
 # --- the measuring child ------------------------------------------------------------------------
 
 
 class Measure:
-    def __init__(self, repetitions: int, replicas: int):
+    def __init__(self, repetitions: int, replicas: int, runtime_repetitions: int):
         from berth.applications.services import app_create
         from berth.deployments.services import formation_scale, release_create
 
-        self.repetitions, self.replicas = repetitions, replicas
+        self.repetitions, self.replicas, self.runtime_repetitions = repetitions, replicas, runtime_repetitions
         self.formation_scale = formation_scale
         self.hosts = bench.bench_hosts()
         self.host_rows = bench.register_fleet(self.hosts, memory_mb=HOST_MEMORY_MB)
@@ -66,7 +77,12 @@ class Measure:
         self.app = app_create(actor=self.owner, organization=organization, name="scale")
         release_create(actor=self.owner, app=self.app, image=IMAGE, process_types=WEB)
         self.used_ports: set[int] = set()
-        self.samples: dict[str, list[dict]] = {"raw_parallel": [], "berth": [], "raw_sequential": []}
+        self.samples: dict[str, list[dict]] = {
+            "raw_parallel": [],
+            "berth": [],
+            "raw_sequential": [],
+            "berth_runtime": [],
+        }
 
     # --- raw ---
 
@@ -188,10 +204,67 @@ class Measure:
             for name, once in pair if rep % 2 == 0 else pair[::-1]:
                 self.samples[name].append(once())
         self.samples["raw_sequential"].append(self.raw_sequential())
+        if self.runtime_repetitions:
+            self.runtime_phase()
         return self.figures(warm)
 
+    # --- Berth as it runs: the Celery worker runs the deployment while beat's periodic tasks run too ---
+
+    def runtime_phase(self) -> None:
+        bench.broker_flush()  # the in-process series' deploy messages: already run here
+        processes = bench.BerthProcesses(NAME)
+        try:
+            processes.start_worker(beat=True)
+            for _ in range(self.runtime_repetitions):
+                self.samples["berth_runtime"].append(self.berth_runtime(processes))
+        finally:
+            processes.stop_all()
+
+    def berth_runtime(self, processes) -> dict:
+        """formation_scale(30); the worker deploys. Until all 30 are healthy and the deployment has finished
+        (or RUNTIME_TIMEOUT_S); never raises on a failed deployment: that is a result here."""
+        from berth.fleet.models import Container
+
+        healthy = Container.objects.filter(app=self.app, state__in=Container.LIVE, health=Container.Health.HEALTHY)
+        began = time.time()
+        deployment = self.formation_scale(actor=self.owner, app=self.app, changes={"web": {"quantity": self.replicas}})
+        all_healthy = self._wait(deployment, lambda: healthy.count() >= self.replicas, processes)
+        finished = time.time()
+        deployment.refresh_from_db()
+        steps = list(deployment.steps.values_list("message", flat=True))
+        sample = {
+            "total": (all_healthy - began) if all_healthy else None,
+            "deployment_finished": (deployment.finished_at.timestamp() - began) if deployment.finished_at else None,
+            "state": deployment.state,
+            "attempts": deployment.attempts,
+            "resumed": sum(1 for m in steps if m.startswith("Resumed by")),
+            "healthy_at_end": healthy.count(),
+            "error": deployment.error[:300],
+            "waited": finished - began,
+        }
+        scale_in = self.formation_scale(actor=self.owner, app=self.app, changes={"web": {"quantity": 0}})
+        live = Container.objects.filter(app=self.app, state__in=Container.LIVE)
+        self._wait(scale_in, lambda: not live.exists(), processes)
+        return sample
+
+    def _wait(self, deployment, done, processes) -> float | None:
+        """Poll until `done()` and the deployment finished; the time `done()` first held, or None."""
+        deadline = time.monotonic() + RUNTIME_TIMEOUT_S
+        held = None
+        while time.monotonic() < deadline:
+            processes.check()
+            if held is None and done():
+                held = time.time()
+            deployment.refresh_from_db()
+            if deployment.state in ("succeeded", "failed") and (held is not None or deployment.state == "failed"):
+                return held
+            time.sleep(0.1)
+        return held
+
     def figures(self, warm: dict) -> dict:
-        totals = {name: [s["total"] for s in rows] for name, rows in self.samples.items() if rows}
+        totals = {
+            name: [s["total"] for s in rows if s["total"] is not None] for name, rows in self.samples.items() if rows
+        }
         berth, raw = totals["berth"], totals["raw_parallel"]
         return {
             "replicas": self.replicas,
@@ -229,10 +302,10 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def measure(repetitions: int, replicas: int) -> dict:
+def measure(repetitions: int, replicas: int, runtime_repetitions: int) -> dict:
     bench.django_setup()
-    return Measure(repetitions, replicas).measure()
+    return Measure(repetitions, replicas, runtime_repetitions).measure()
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["measure"]:
-    bench.emit(measure(int(sys.argv[2]), int(sys.argv[3])))
+    bench.emit(measure(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))

@@ -41,5 +41,7 @@ app.conf.update(
         "check-hosts": {"task": "berth.fleet.check_hosts", "schedule": timedelta(seconds=5)},
         "probe-containers": {"task": "berth.fleet.probe", "schedule": timedelta(seconds=5)},
         "reconcile": {"task": "berth.fleet.reconcile", "schedule": timedelta(seconds=10)},
+        "meter-usage": {"task": "berth.billing.meter", "schedule": timedelta(seconds=30)},
+        "invoices": {"task": "berth.billing.invoices", "schedule": timedelta(minutes=10)},
     },
 )

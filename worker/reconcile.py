@@ -22,6 +22,7 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
 from .engine import Engine, EngineError
+from .runtime import meter
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def mark_host_down(host: DockerHost) -> list[int]:
             finished_at=container.last_seen_at or container.started_at,
             health=Container.Health.UNKNOWN,
         )
+    meter(*(c.pk for c in lost))
     logger.warning("host %s is down; %d containers lost", host.name, len(lost))
     return app_ids
 
@@ -91,6 +93,7 @@ def observe_host(host: DockerHost) -> set[int]:
             elif summary["state"] in ("exited", "dead") and row.is_live:
                 observed = engine.inspect(docker_id)
                 _record_crash(row, observed)
+                meter(row.pk)
                 engine.remove(docker_id)
                 Container.objects.filter(pk=row.pk).update(removed_at=timezone.now())
                 changed.add(row.app_id)
@@ -102,6 +105,7 @@ def observe_host(host: DockerHost) -> set[int]:
             Container.objects.filter(pk=row.pk).update(
                 state=Container.State.LOST, finished_at=row.last_seen_at or row.started_at, removed_at=now
             )
+            meter(row.pk)
             changed.add(row.app_id)
     return changed
 
@@ -129,7 +133,7 @@ def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int
         engine.remove(summary["docker_id"])
         return set()
     deployment_id = _int(labels.get("berth.deployment"))
-    Container.objects.get_or_create(
+    adopted, _ = Container.objects.get_or_create(
         host=host,
         docker_id=observed.docker_id,
         defaults={
@@ -148,6 +152,7 @@ def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int
             "deployment": Deployment.objects.filter(pk=deployment_id).first() if deployment_id else None,
         },
     )
+    meter(adopted.pk)
     return {release.app_id}
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from berth.applications.models import Release
 from berth.applications.registries import credentials_for
 from berth.applications.specs import ProcessType
+from berth.billing.metering import usage_sync
 from berth.deployments.models import Deployment
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
@@ -95,8 +96,14 @@ def start_container(
         started_at=observed.started_at if observed else None,
         last_seen_at=timezone.now(),
     )
+    meter(container.pk)
     step(deployment, f"Started {container.name} (port {container.published_port}).", host=host, container=container)
     return container
+
+
+def meter(*container_ids: int) -> None:
+    """Bring the usage ledger up to what was just observed of these containers."""
+    usage_sync(container_ids, now=timezone.now())
 
 
 @dataclass
@@ -157,6 +164,7 @@ def record_exit(container: Container, observed) -> None:
         finished_at=(observed.finished_at if observed else None) or container.last_seen_at or timezone.now(),
         health=Container.Health.UNKNOWN,
     )
+    meter(container.pk)
 
 
 def stop_container(container: Container, deployment: Deployment | None, why: str) -> None:
@@ -173,6 +181,7 @@ def stop_container(container: Container, deployment: Deployment | None, why: str
             raise
         # The host is unreachable: the reconciler removes the container when the host answers again.
         Container.objects.filter(pk=container.pk).update(state=Container.State.LOST, finished_at=container.last_seen_at)
+        meter(container.pk)
         return
     Container.objects.filter(pk=container.pk).update(
         state=Container.State.REMOVED,
@@ -180,3 +189,4 @@ def stop_container(container: Container, deployment: Deployment | None, why: str
         finished_at=(observed.finished_at if observed else None) or timezone.now(),
         exit_code=observed.exit_code if observed else None,
     )
+    meter(container.pk)

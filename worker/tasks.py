@@ -7,6 +7,8 @@ from django.db import connection
 from django.utils import timezone
 
 from berth.applications.models import App
+from berth.billing.invoicing import invoices_run
+from berth.billing.metering import usage_sync_all
 from berth.deployments.models import Deployment
 from berth.fleet.models import DockerHost
 from berth.tenancy.services import invitations_purge_expired
@@ -108,3 +110,14 @@ def reconcile_app(app_id: int) -> None:
     app = App.objects.filter(pk=app_id).first()
     if app is not None:
         reconcile.heal_app(app)
+
+
+@shared_task(name="berth.billing.meter")
+def meter_usage() -> int:
+    """Close and open ledger intervals at period boundaries and price changes of running containers."""
+    return usage_sync_all(now=timezone.now())
+
+
+@shared_task(name="berth.billing.invoices")
+def generate_invoices() -> dict:
+    return invoices_run(now=timezone.now())

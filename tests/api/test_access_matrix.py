@@ -6,6 +6,7 @@ new endpoint is covered from the start.
 """
 
 import json
+from datetime import date
 
 import pytest
 from rest_framework.test import APIClient
@@ -14,6 +15,7 @@ from berth.api import urls as api_urls
 from berth.applications.models import App
 from berth.applications.registries import registry_credential_set
 from berth.audit.models import AuditEvent
+from berth.billing.models import Invoice
 from berth.deployments.services import release_create
 from berth.tenancy.roles import Role
 from berth.tenancy.services import invitation_create
@@ -23,6 +25,7 @@ from tests.factories import AppFactory, ContainerFactory, HostFactory, Membershi
 ALL = set(Role.values)
 MANAGERS = {Role.OWNER, Role.ADMIN}
 BUILDERS = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
+BILLERS = {Role.OWNER, Role.ADMIN, Role.BILLING}
 SUCCESS = {"GET": 200, "POST": 201, "PATCH": 200, "PUT": 200, "DELETE": 204}
 APP = "/orgs/{org}/apps/{app}"
 
@@ -30,7 +33,8 @@ APP = "/orgs/{org}/apps/{app}"
 ORG_ROUTES = {
     ("organization-detail", "GET"): (ALL, "/orgs/{org}/", None),
     ("organization-detail", "PATCH"): (MANAGERS, "/orgs/{org}/", {"name": "Renamed"}),
-    ("organization-detail", "DELETE"): ({Role.OWNER}, "/orgs/{org}/", None),
+    # 409: the world has an invoice, and an organization with billing history is kept (tests/billing).
+    ("organization-detail", "DELETE"): ({Role.OWNER}, "/orgs/{org}/", None, 409),
     ("membership-list", "GET"): (ALL, "/orgs/{org}/members/", None),
     ("membership-detail", "GET"): (ALL, "/orgs/{org}/members/{member}/", None),
     ("membership-detail", "PATCH"): (MANAGERS, "/orgs/{org}/members/{member}/", {"role": "viewer"}),
@@ -70,6 +74,10 @@ ORG_ROUTES = {
     ("config", "GET"): (BUILDERS, f"{APP}/config/", None),
     ("config", "PATCH"): (BUILDERS, f"{APP}/config/", {"config": {"GREETING": "hello"}}, 202),
     ("formation", "GET"): (ALL, f"{APP}/formation/", None),
+    ("usage", "GET"): (BILLERS, "/orgs/{org}/usage/", None),
+    ("invoice-list", "GET"): (BILLERS, "/orgs/{org}/invoices/", None),
+    ("invoice-detail", "GET"): (BILLERS, "/orgs/{org}/invoices/2026-10/", None),
+    ("quota", "GET"): (ALL, "/orgs/{org}/quota/", None),
     ("formation", "PATCH"): (BUILDERS, f"{APP}/formation/", {"formation": {"web": {"quantity": 2}}}, 202),
 }
 
@@ -140,6 +148,7 @@ def world(organization, members, owner_client):
     release, deployment = release_create(actor=members[Role.OWNER], app=app, image="berth-test/web:v1")
     App.objects.filter(pk=app.pk).update(current_release=release)
     container = ContainerFactory(host=host, app=app, release=release, size=size)
+    Invoice.objects.create(organization=organization, period=date(2026, 10, 1))
     credential, _ = registry_credential_set(
         actor=members[Role.OWNER], organization=organization, registry="10.0.0.5:5000", username="ci", password="x"
     )

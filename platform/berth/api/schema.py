@@ -61,10 +61,11 @@ def add_error_responses(result, generator, request, public):
 
 # Names for choice sets that share a field name ("state"), so the schema's enums read well.
 def _choices():
+    from berth.billing.models import Invoice
     from berth.deployments.models import Deployment
     from berth.fleet.models import Container, DockerHost
 
-    return Deployment.State.choices, Container.State.choices, DockerHost.State.choices
+    return (Deployment.State.choices, Container.State.choices, DockerHost.State.choices, Invoice.State.choices)
 
 
-DEPLOYMENT_STATES, CONTAINER_STATES, HOST_STATES = _choices()
+DEPLOYMENT_STATES, CONTAINER_STATES, HOST_STATES, INVOICE_STATES = _choices()

@@ -7,6 +7,7 @@ from berth.applications.models import App, Formation, RegistryCredential, Releas
 from berth.applications.registries import MAX_PASSWORD_LENGTH
 from berth.applications.specs import IMAGE_REFERENCE
 from berth.audit.models import AuditEvent
+from berth.billing.models import Invoice, InvoiceLine
 from berth.core.validators import slug_validator
 from berth.deployments.models import Deployment, DeploymentStep
 from berth.fleet.models import Container, DockerHost, Size
@@ -414,3 +415,54 @@ class DockerHostCreateSerializer(StrictSerializer):
 
 class DockerHostUpdateSerializer(StrictSerializer):
     state = serializers.ChoiceField(choices=["active", "cordoned", "draining"])
+
+
+# --- billing ------------------------------------------------------------------------------------
+
+
+class UsageRowSerializer(serializers.Serializer):
+    app = serializers.CharField(required=False)
+    process_type = serializers.CharField(required=False)
+    size = serializers.CharField(required=False)
+    day = serializers.DateField(required=False)
+    seconds = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class UsageReportSerializer(serializers.Serializer):
+    period = serializers.CharField()
+    currency = serializers.CharField()
+    group_by = serializers.ListField(child=serializers.CharField())
+    rows = UsageRowSerializer(many=True)
+    total_seconds = serializers.IntegerField()
+    total_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class InvoiceLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InvoiceLine
+        fields = ["app_name", "process_type", "size_name", "price_per_hour", "seconds", "amount", "adjustment_for"]
+
+
+class InvoiceSerializer(serializers.ModelSerializer):
+    period = serializers.DateField(format="%Y-%m")
+
+    class Meta:
+        model = Invoice
+        fields = ["period", "state", "currency", "total", "generated_at", "finalized_at"]
+
+
+class InvoiceDetailSerializer(InvoiceSerializer):
+    lines = InvoiceLineSerializer(many=True, read_only=True)
+
+    class Meta(InvoiceSerializer.Meta):
+        fields = [*InvoiceSerializer.Meta.fields, "lines"]
+
+
+class QuotaSerializer(serializers.Serializer):
+    max_apps = serializers.IntegerField()
+    max_containers = serializers.IntegerField()
+    max_memory_mb = serializers.IntegerField()
+    apps = serializers.IntegerField()
+    containers = serializers.IntegerField()
+    memory_mb = serializers.IntegerField()

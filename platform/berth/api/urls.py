@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from .views import account, applications, audit, deployments, fleet, organizations, registries
+from .views import account, applications, audit, billing, deployments, fleet, organizations, registries
 
 router = SimpleRouter()
 router.register("tokens", account.ApiTokenViewSet, basename="token")
@@ -18,17 +18,22 @@ APP = rf"{ORG}/apps/(?P<app_name>[^/]+)"
 router.register(f"{APP}/releases", deployments.ReleaseViewSet, basename="release")
 router.register(f"{APP}/deployments", deployments.DeploymentViewSet, basename="deployment")
 router.register(f"{APP}/containers", deployments.ContainerViewSet, basename="container")
+router.register(f"{ORG}/invoices", billing.InvoiceViewSet, basename="invoice")
 router.register("sizes", fleet.SizeViewSet, basename="size")
 router.register("fleet/hosts", fleet.DockerHostViewSet, basename="host")
 
 # Config and formation are one document each per app: GET reads it, PATCH changes part of it.
 config = deployments.ConfigViewSet.as_view({"get": "read", "patch": "partial_update_all"})
 formation = deployments.FormationViewSet.as_view({"get": "list", "patch": "partial_update_all"})
+usage = billing.UsageViewSet.as_view({"get": "read"})
+quota = billing.QuotaViewSet.as_view({"get": "read"})
 
 urlpatterns = [
     path("me/", account.MeView.as_view(), name="me"),
     path("invitations/accept/", account.InvitationAcceptView.as_view(), name="invitation-accept"),
     re_path(rf"^{APP}/config/$", config, name="config"),
     re_path(rf"^{APP}/formation/$", formation, name="formation"),
+    re_path(rf"^{ORG}/usage/$", usage, name="usage"),
+    re_path(rf"^{ORG}/quota/$", quota, name="quota"),
     *router.urls,
 ]

@@ -1,9 +1,13 @@
 """Creating, changing and deleting apps. Every change is audited."""
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from berth.audit.services import audit_record
+from berth.billing.metering import usage_close_for_app
+from berth.billing.quotas import quota_check_new_app
 from berth.core.errors import Conflict
+from berth.core.queue import enqueue_on_commit
 from berth.tenancy.models import Organization, User
 
 from .models import App
@@ -11,6 +15,8 @@ from .models import App
 
 @transaction.atomic
 def app_create(*, actor: User, organization: Organization, name: str, description: str = "") -> App:
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()  # one app count at a time
+    quota_check_new_app(organization)
     try:
         with transaction.atomic():
             app = App.objects.create(organization=organization, name=name, description=description, created_by=actor)
@@ -45,6 +51,10 @@ def app_update(*, actor: User, app: App, description: str) -> App:
 
 @transaction.atomic
 def app_delete(*, actor: User, app: App) -> None:
+    """Delete an app. Its usage stops being billed now; the worker removes its containers from the hosts
+    (they are orphans once the app is gone) and the ledger keeps what they ran."""
+    usage_close_for_app(app=app, at=timezone.now())
+    enqueue_on_commit("berth.fleet.reconcile")
     audit_record(
         actor=actor, action="app.delete", target=app, organization=app.organization, changes={"name": app.name}
     )

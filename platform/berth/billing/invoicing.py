@@ -6,7 +6,7 @@
 - the current period's drafts are recomputed, open records accruing up to now;
 - usage of a closed period that was not billed (it arrived late) goes on an adjustment line of
   the next invoice, never lost and never billed twice.
-Amounts: exact seconds × price per hour / 3600, rounded once per line, half up to the cent.
+Amounts: exact seconds * price per hour / 3600, rounded once per line, half up to the cent.
 """
 
 from datetime import date, datetime, timedelta
@@ -20,6 +20,7 @@ from .money import period_end, period_of
 
 FINALIZE_GRACE = timedelta(hours=1)
 
+# The SQL below interpolates only these constant fragments; every value is a query parameter.
 # Usage the draft invoice `i` of a period bills: the period's own unbilled records, and unbilled
 # records of closed periods (late usage, billed as adjustments).
 _UNBILLED = """
@@ -108,12 +109,13 @@ def refresh_drafts(period: date, now: datetime) -> None:
 
 
 def periods_to_finalize(now: datetime) -> list[date]:
-    """Ended periods not closed yet that have usage, oldest first, once their grace has passed."""
+    """Ended periods not closed yet with usage or a draft (late usage alone makes one), oldest first,
+    once their grace has passed."""
     current = period_of(now)
     closed = set(ClosedPeriod.objects.values_list("period", flat=True))
-    candidates = sorted(
-        set(UsageRecord.objects.filter(period__lt=current).values_list("period", flat=True).distinct()) - closed
-    )
+    with_usage = UsageRecord.objects.filter(period__lt=current).values_list("period", flat=True).distinct()
+    with_drafts = Invoice.objects.filter(period__lt=current, state=Invoice.State.DRAFT).values_list("period", flat=True)
+    candidates = sorted((set(with_usage) | set(with_drafts)) - closed)
     return [p for p in candidates if now >= period_end(p) + FINALIZE_GRACE]
 
 

@@ -135,3 +135,8 @@ def usage_sync_all(*, now: datetime) -> int:
         "pk", flat=True
     )
     return usage_sync(sorted(set(live) | set(open_ended) | set(unrecorded)), now=now)
+
+
+def usage_close_for_app(*, app, at: datetime) -> int:
+    """End the open intervals of an app that is being deleted, at the moment of deletion."""
+    return UsageRecord.objects.filter(app=app, ended_at__isnull=True, started_at__lte=at).update(ended_at=at)

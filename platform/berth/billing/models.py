@@ -49,7 +49,8 @@ class UsageRecord(models.Model):
     of the 1st), so an invoice line is a plain sum. An open record (no `ended_at`) accrues up to now.
     """
 
-    container = models.ForeignKey("fleet.Container", on_delete=models.PROTECT, related_name="usage")
+    # Kept when the container's app is deleted: the ledger outlives what it measured.
+    container = models.ForeignKey("fleet.Container", null=True, on_delete=models.SET_NULL, related_name="usage")
     organization = models.ForeignKey("tenancy.Organization", on_delete=models.PROTECT, related_name="usage")
     app = models.ForeignKey("applications.App", null=True, on_delete=models.SET_NULL, related_name="usage")
     # Snapshots: an invoice still reads right after the app or size is gone.
@@ -89,7 +90,7 @@ class UsageRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.app_name}/{self.process_type} {self.started_at:%Y-%m-%d %H:%M:%S}–{self.ended_at or '…'}"
+        return f"{self.app_name}/{self.process_type} {self.started_at:%Y-%m-%d %H:%M:%S} to {self.ended_at or 'now'}"
 
 
 class Invoice(models.Model):

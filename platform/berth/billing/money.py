@@ -1,6 +1,6 @@
 """Periods and the one rounding rule.
 
-Amounts are computed exactly (Decimal seconds × Decimal price) and rounded once, per invoice line,
+Amounts are computed exactly (Decimal seconds times Decimal price) and rounded once, per invoice line,
 half up to the cent (PostgreSQL's ROUND on numeric, and ROUND_HALF_UP here, agree).
 """
 

@@ -10,10 +10,11 @@ from django.db.models import Max, Sum
 from berth.applications.models import CONFIG_KEY, App, ConfigVar, Formation, Release
 from berth.applications.specs import parse_process_types
 from berth.audit.services import audit_record
+from berth.billing.quotas import quota_check_formation
 from berth.core.errors import Conflict, Invalid, NotFound
 from berth.core.queue import enqueue_on_commit
 from berth.fleet.models import Container, DockerHost, Size
-from berth.tenancy.models import User
+from berth.tenancy.models import Organization, User
 
 from .models import Deployment
 
@@ -69,6 +70,7 @@ def _release_and_deploy(*, actor, app, image, process_types, config, description
         rollback_of=rollback_of,
     )
     _ensure_formation(app, release)
+    _check_quota(app, before)
     deployment = deployment_create(actor=actor, app=app, release=release, kind=kind, previous_formation=before)
     audit_record(
         actor=actor,
@@ -189,6 +191,21 @@ def _config_description(values: dict) -> str:
     return "; ".join(parts)[:200]
 
 
+def _check_quota(app: App, before: dict) -> None:
+    """The app's formation after the change, against the organization's quota (the change rolls back)."""
+    Organization.objects.select_for_update().filter(pk=app.organization_id).first()  # one check at a time
+    release = app.releases.order_by("-version").first()
+    running = set(release.process_types) if release is not None else set()
+    memory = dict(Size.objects.values_list("name", "memory_mb"))
+    wanted = {
+        f.process_type: (f.quantity, f.size.memory_mb)
+        for f in app.formation.select_related("size")
+        if f.process_type in running
+    }
+    previous = {name: (v["quantity"], memory[v["size"]]) for name, v in before.items() if name in running}
+    quota_check_formation(app.organization, app, wanted, previous)
+
+
 def largest_host_memory_mb() -> int:
     return DockerHost.objects.exclude(status=DockerHost.Status.DOWN).aggregate(m=Max("memory_mb"))["m"] or 0
 
@@ -219,6 +236,7 @@ def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deplo
         if "quantity" in change:
             formation.quantity = change["quantity"]
         formation.save()
+    _check_quota(app, before)
     audit_record(actor=actor, action="formation.update", target=app, organization=app.organization, changes=changes)
     if app.current_release is None and not app.deployments.exclude(state__in=["succeeded", "failed"]).exists():
         return None  # nothing deployed yet: the first release's deployment will use this formation

@@ -161,6 +161,7 @@ SPECTACULAR_SETTINGS = {
         "DeploymentStateEnum": "berth.api.schema.DEPLOYMENT_STATES",
         "ContainerStateEnum": "berth.api.schema.CONTAINER_STATES",
         "HostStateEnum": "berth.api.schema.HOST_STATES",
+        "InvoiceStateEnum": "berth.api.schema.INVOICE_STATES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -66,6 +66,13 @@ def organization_update(*, actor: User, organization: Organization, name: str) -
 
 @transaction.atomic
 def organization_delete(*, actor: User, organization: Organization) -> None:
+    from berth.billing.models import UsageRecord  # billing builds on tenancy, not the other way round
+
+    if UsageRecord.objects.filter(organization=organization).exists() or organization.invoices.exists():
+        raise Conflict(
+            "An organization with billing history cannot be deleted; ask an operator to close it.",
+            code="billing_history",
+        )
     audit_record(actor=actor, action="organization.delete", target=organization, organization=organization)
     organization.delete()
 
