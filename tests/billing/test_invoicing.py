@@ -71,7 +71,7 @@ def test_a_price_change_mid_period_bills_each_part_at_its_price(world):
     container(world, at(2026, 11, 20), at(2026, 11, 20, 0, 20, 1))  # 1201 s at 0.09
     invoices_run(now=at(2026, 11, 25))
     invoice = Invoice.objects.get(period=date(2026, 11, 1))
-    lines = {(l.price_per_hour, l.seconds): l.amount for l in invoice.lines.all()}
+    lines = {(line.price_per_hour, line.seconds): line.amount for line in invoice.lines.all()}
     # By hand: 7200 s x 0.036 / 3600 = 0.072 -> 0.07; (10800 + 1201) s x 0.09 / 3600 = 0.300025 -> 0.30
     assert lines == {(Decimal("0.036000"), 7200): Decimal("0.07"), (Decimal("0.090000"), 12001): Decimal("0.30")}
     assert invoice.total == Decimal("0.37") == sum(lines.values())

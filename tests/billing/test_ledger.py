@@ -3,6 +3,7 @@
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -103,7 +104,7 @@ def test_intervals_cover_the_whole_life_without_gaps():
     start, end = at(2026, 10, 30, 23, 59, 59), at(2026, 12, 2, 0, 0, 1)
     spans = intervals(start, end, prices)
     assert spans[0].start == start and spans[-1].end == end
-    assert all(a.end == b.start for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a.end == b.start for a, b in pairwise(spans))
     assert [s.start for s in spans[1:]] == [at(2026, 11, 1), at(2026, 11, 15, 6), at(2026, 12, 1)]
     assert [s.price_per_hour for s in spans] == [1, 1, 2, 2]
     assert sum((s.end - s.start for s in spans), timedelta()) == end - start
