@@ -394,6 +394,8 @@ class Benchmark:
             after = machine_context(self.hosts)
         finally:
             stop_recorded_groups(self.name)
+            for schedule in OUT.glob(f"{self.name}-celerybeat-schedule*"):
+                schedule.unlink()
             removed = self.cleanup_containers()
             with contextlib.suppress(Exception):
                 remove_networks(self.hosts, self.org_slug)

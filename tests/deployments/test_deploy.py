@@ -10,8 +10,8 @@ from berth.deployments.models import Deployment
 from berth.deployments.services import config_set, formation_scale, release_create, release_rollback
 from berth.fleet.models import Container
 from tests.factories import AppFactory
+from tests.fleet import WEB
 
-from .conftest import WEB
 from .helpers import fetch, live, run_deployments
 
 pytestmark = pytest.mark.docker

@@ -24,9 +24,9 @@ from berth.deployments.models import Deployment
 from berth.deployments.services import release_create
 from berth.fleet.models import DockerHost
 from tests.factories import AppFactory, OrganizationFactory
+from tests.fleet import WEB
 from tests.testbed import host_by_index, hosts_script
 
-from .conftest import WEB
 from .helpers import fetch, live, run_deployments
 
 pytestmark = pytest.mark.docker

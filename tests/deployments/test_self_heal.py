@@ -13,10 +13,10 @@ from berth.deployments.services import formation_scale, release_create
 from berth.fleet.models import Container, DockerHost
 from berth.fleet.services import host_set_state
 from tests.factories import AppFactory
+from tests.fleet import WEB
 from tests.testbed import start_engine, stop_engine
 from worker import reconcile, tasks
 
-from .conftest import WEB
 from .helpers import fetch, live, run_deployments, wait_for
 
 pytestmark = pytest.mark.docker
@@ -152,7 +152,8 @@ def test_containers_are_rebuilt_from_labels_and_orphans_removed(app, fleet, tena
 
 
 @pytest.fixture
-def restore_engines(testbed_hosts):
+def restore_engines(testbed_hosts, fleet):
+    """Engines stopped by the test start again before the fleet fixture cleans the hosts."""
     yield
     for host in testbed_hosts:
         start_engine(host.index)

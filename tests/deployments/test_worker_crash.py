@@ -10,10 +10,10 @@ from berth.deployments.models import Deployment
 from berth.deployments.services import formation_scale, release_create
 from berth.fleet.models import Container
 from tests.factories import AppFactory
+from tests.fleet import WEB
 from tests.workers import RealWorker, forget_queue
 from worker import tasks
 
-from .conftest import WEB
 from .helpers import fetch, live, wait_for
 
 pytestmark = pytest.mark.docker

@@ -1,0 +1,55 @@
+"""Fixtures for tests that run apps on the test bed's real Docker hosts (DESIGN §6)."""
+
+import docker
+import pytest
+
+from berth.fleet.models import DockerHost
+from berth.tenancy.roles import Role
+from tests.factories import MembershipFactory, OrganizationFactory, SizeFactory
+
+WEB = {
+    "web": {
+        "port": 8080,
+        "health_check": {
+            "type": "http",
+            "path": "/cgi-bin/health",
+            "interval_s": 0.3,
+            "retries": 3,
+            "start_period_s": 3,
+        },
+    }
+}
+
+
+def remove_berth_containers(hosts) -> None:
+    for host in hosts:
+        client = docker.APIClient(base_url=host.engine_url, timeout=30)
+        for container in client.containers(all=True, filters={"label": "berth.managed"}):
+            client.remove_container(container["Id"], force=True)
+        client.close()
+
+
+@pytest.fixture
+def fleet(testbed_hosts, transactional_db):
+    """The test bed's hosts registered in Berth, up, with one default size; no Berth container left after."""
+    remove_berth_containers(testbed_hosts)
+    hosts = [
+        DockerHost.objects.create(
+            name=f"test-{h.name}",
+            engine_url=h.engine_url,
+            address=h.address,
+            memory_mb=1024,
+            cpu_millis=2000,
+            status=DockerHost.Status.UP,
+        )
+        for h in testbed_hosts
+    ]
+    SizeFactory(name="small", memory_mb=64, cpu_millis=250, is_default=True)
+    yield hosts
+    remove_berth_containers(testbed_hosts)
+
+
+@pytest.fixture
+def tenant(transactional_db):
+    """An owner in an organization, for deploying apps."""
+    return MembershipFactory(organization=OrganizationFactory(slug="shop"), role=Role.OWNER).user
