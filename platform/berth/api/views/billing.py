@@ -61,7 +61,8 @@ class UsageViewSet(OrganizationScopedViewSet):
         report = usage_for_period(
             organization_id=self.organization.pk, period=period, group_by=groups, now=timezone.now()
         )
-        response = Response(report)
+        # Through the serializer, so money goes out as decimal strings, never as floats.
+        response = Response(api_serializers.UsageReportSerializer(report).data)
         if request.accepted_renderer.format == "csv":
             name = f"usage-{self.organization.slug}-{report['period']}.csv"
             response["Content-Disposition"] = f'attachment; filename="{name}"'
