@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -9,13 +10,19 @@ from django.db import transaction
 
 from berth.applications.models import App
 from berth.applications.services import app_create
+from berth.billing.services import size_price_set
 from berth.deployments.services import release_create
 from berth.fleet.models import DockerHost, Size
 from berth.fleet.services import host_register, size_create
 from berth.tenancy.models import Organization, User
 from berth.tenancy.services import api_token_create, organization_create
 
-SIZES = [("small", 128, 250, True), ("medium", 512, 500, False), ("large", 1024, 1000, False)]
+# name, memory MB, CPU millis, default, price per hour (USD)
+SIZES = [
+    ("small", 128, 250, True, Decimal("0.010")),
+    ("medium", 512, 500, False, Decimal("0.040")),
+    ("large", 1024, 1000, False, Decimal("0.080")),
+]
 DEMO_IMAGE = "berth-test/web:v1"
 
 UNCHANGED = "(unchanged)"
@@ -56,11 +63,12 @@ class Command(BaseCommand):
 
     def _fleet(self, operator: User) -> None:
         """Sizes, and the local Docker engine as the first host (the worker checks it)."""
-        for name, memory_mb, cpu_millis, is_default in SIZES:
+        for name, memory_mb, cpu_millis, is_default, price in SIZES:
             if not Size.objects.filter(name=name).exists():
-                size_create(
+                size = size_create(
                     actor=operator, name=name, memory_mb=memory_mb, cpu_millis=cpu_millis, is_default=is_default
                 )
+                size_price_set(actor=operator, size=size, price_per_hour=price)
         if not DockerHost.objects.exists():
             host_register(
                 actor=operator,
