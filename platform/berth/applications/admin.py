@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from berth.console.audited import AuditedModelAdmin
+from berth.console.readonly import ReadOnlyAdminMixin
 
 from .models import App, ConfigVar, Formation, Release
 
@@ -15,17 +16,11 @@ class AppAdmin(AuditedModelAdmin):
     list_select_related = ["organization", "created_by"]
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     """What an app runs, shown on its page; changed only through the API's services."""
 
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class ReleaseInline(ReadOnlyInline):
@@ -61,7 +56,7 @@ AppAdmin.inlines = [FormationInline, ConfigVarInline, ReleaseInline]
 
 
 @admin.register(Release)
-class ReleaseAdmin(admin.ModelAdmin):
+class ReleaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Releases are immutable; the page shows which config keys a release has, never their values."""
 
     list_display = ["app", "version", "image", "image_digest", "description", "author", "created_at"]
@@ -81,15 +76,6 @@ class ReleaseAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="config keys")
     def config_keys(self, release):

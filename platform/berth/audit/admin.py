@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from berth.console.readonly import ReadOnlyAdminMixin
+
 from .models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The whole installation's audit log, read-only."""
 
     list_display = ["created_at", "actor_email", "organization_slug", "action", "target_repr", "source", "ip_address"]
@@ -12,12 +14,3 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["actor_email", "organization_slug", "action", "target_repr", "target_id"]
     date_hierarchy = "created_at"
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

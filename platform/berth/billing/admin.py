@@ -6,6 +6,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from berth.console.audited import AuditedModelAdmin
+from berth.console.readonly import ReadOnlyAdminMixin
 
 from . import services
 from .models import Invoice, InvoiceLine, Quota, SizePrice, UsageRecord
@@ -63,19 +64,16 @@ class QuotaAdmin(AuditedModelAdmin):
     list_select_related = ["organization"]
 
 
-class InvoiceLineInline(admin.TabularInline):
+class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
     fields = ["app_name", "process_type", "size_name", "price_per_hour", "seconds", "amount", "adjustment_for"]
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Invoices are made by the worker from the ledger; the console only reads them."""
 
     list_display = [
@@ -101,18 +99,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     def line_count(self, obj):
         return obj.line_count
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger, read-only: every interval of every container, with its price."""
 
     list_display = [
@@ -140,12 +129,3 @@ class UsageRecordAdmin(admin.ModelAdmin):
             )
             response.context_data["subtitle"] = f"{totals['records']} records, {totals['orgs']} organizations"
         return response
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -8,23 +8,12 @@ from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from berth.console.readonly import ReadOnlyAdminMixin
+
 from .models import Deployment, DeploymentStep
 
 
-class ReadOnlyMixin:
-    """Deployments are written by services and the worker only."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class DeploymentStepInline(ReadOnlyMixin, admin.TabularInline):
+class DeploymentStepInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = DeploymentStep
     fields = ["at", "message", "host", "container"]
     readonly_fields = fields
@@ -43,7 +32,7 @@ def needs_attention():
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DeploymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "app_label",

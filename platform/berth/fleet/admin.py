@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from berth.console.audited import AuditedModelAdmin
+from berth.console.readonly import ReadOnlyAdminMixin
 from berth.core.errors import Conflict
 
 from . import services
@@ -217,7 +218,7 @@ class SizeAdmin(AuditedModelAdmin):
 
 
 @admin.register(Container)
-class ContainerAdmin(admin.ModelAdmin):
+class ContainerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every container the worker observed, fleet-wide; read-only, the worker owns these rows."""
 
     list_display = [
@@ -240,15 +241,6 @@ class ContainerAdmin(admin.ModelAdmin):
     list_select_related = ["organization", "app", "release", "host"]
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(ordering="app__name", description="app")
     def app_name(self, container):
