@@ -15,8 +15,11 @@ class UsageCSVRenderer(renderers.BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         response = (renderer_context or {}).get("response")
-        if response is not None and response.status_code >= 400:
-            response["Content-Type"] = "application/json"
+        is_report = isinstance(data, dict) and "rows" in data and "group_by" in data
+        if not is_report or (response is not None and response.status_code >= 400):
+            # Errors and route descriptions (OPTIONS) keep their JSON shape.
+            if response is not None:
+                response["Content-Type"] = "application/json"
             return renderers.JSONRenderer().render(data)
         columns = [*data["group_by"], "seconds", "cost", "currency"]
         out = io.StringIO()

@@ -88,7 +88,10 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         return api_serializers.InvoiceDetailSerializer if self.action == "retrieve" else super().get_serializer_class()
 
     def get_object(self):
-        period = parse_period(self.kwargs["period"])
+        try:
+            period = parse_period(self.kwargs["period"])
+        except Invalid:
+            raise NotFound("Not found.") from None  # a month that cannot exist has no invoice
         invoice = self.get_queryset().filter(period=period).first()
         if invoice is None:
             raise NotFound("Not found.")
