@@ -11,6 +11,7 @@ metering writes), so a million rows take seconds, not the hours `usage_sync` wou
 whole seconds, so an invoice line's seconds are exact.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -116,6 +117,10 @@ def child(script: str, args: list[str], env: dict[str, str], timeout: float = 90
     return json.loads(quietly([sys.executable, script, *args], env, timeout).splitlines()[-1])
 
 
+def progress(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
 def django_setup() -> None:
     import django
 
@@ -142,7 +147,10 @@ def sizes_seed(cursor, *, price_change) -> dict:
             [name, memory_mb, cpu_millis],
         )
         size_ids.append(cursor.fetchone()[0])
-        for effective_from, price in ((price_change.replace(year=price_change.year - 2), before), (price_change, after)):
+        for effective_from, price in (
+            (price_change.replace(year=price_change.year - 2), before),
+            (price_change, after),
+        ):
             if price is not None:
                 cursor.execute(
                     "INSERT INTO billing_sizeprice (size_id, price_per_hour, currency, effective_from, created_at) "
@@ -315,9 +323,7 @@ def release_config_encrypted() -> str:
 
 def relation_sizes(cursor, tables: tuple[str, ...]) -> dict[str, int]:
     """Table + indexes + TOAST size in MiB."""
-    cursor.execute(
-        "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)", [list(tables)]
-    )
+    cursor.execute("SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)", [list(tables)])
     return {name: round(size / 2**20) for name, size in cursor.fetchall()}
 
 
@@ -385,3 +391,273 @@ class MemorySampler:
 
     def mib(self) -> dict[str, dict[str, float]]:
         return {name: {k: round(v / 1024, 1) for k, v in fields.items()} for name, fields in self.peak.items()}
+
+
+# --- bulk loading and measuring statements -------------------------------------------------------
+
+
+class IndexesDeferred:
+    """Drop a table's secondary indexes and index-backed constraints, and build them again on exit.
+
+    What pg_restore does: building an index once over a million rows is far cheaper than growing it a
+    row at a time (most of all the GiST index of the exclusion constraint, which is also checked per
+    row). The definitions are read from the catalog, so the rebuilt ones are exactly what the
+    migrations made, constraint names included. Use inside one transaction.
+    """
+
+    def __init__(self, cursor, table: str):
+        self.cursor, self.table = cursor, table
+        self.built_s: dict[str, float] = {}
+
+    def __enter__(self):
+        self.cursor.execute(
+            """
+            SELECT pg_get_indexdef(i.indexrelid), i.indexrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+            FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+            WHERE i.indrelid = %s::regclass AND NOT i.indisprimary
+            """,
+            [self.table],
+        )
+        self.definitions = self.cursor.fetchall()
+        for _, index, constraint, _ in self.definitions:
+            if constraint:
+                self.cursor.execute(f'ALTER TABLE {self.table} DROP CONSTRAINT "{constraint}"')
+            else:
+                self.cursor.execute(f"DROP INDEX {index}")
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:
+            return
+        self.cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for definition, index, constraint, constraint_definition in self.definitions:
+            began = time.monotonic()
+            if constraint:
+                self.cursor.execute(f'ALTER TABLE {self.table} ADD CONSTRAINT "{constraint}" {constraint_definition}')
+            else:
+                self.cursor.execute(definition)
+            self.built_s[constraint or index] = round(time.monotonic() - began, 2)
+
+
+def without_fk_triggers(cursor) -> None:
+    """Skip the foreign-key checks for the rest of the transaction (rows are built from the rows they
+    reference, so they hold): the check of each of a million rows would be queued until commit."""
+    cursor.execute("SET LOCAL session_replication_role = replica")
+
+
+class StatementTimer:
+    """An execute_wrapper timing each SQL statement; `commit_timed` times the commits too."""
+
+    def __init__(self):
+        self.statements: list[dict] = []
+        self.commits: list[float] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            elapsed = time.perf_counter() - began
+            self.statements.append(
+                {"sql": " ".join(sql.split())[:90], "ms": round(elapsed * 1000, 1), "rows": context["cursor"].rowcount}
+            )
+
+    def commit_timed(self, connection) -> None:
+        commit = connection.commit
+
+        def timed():
+            began = time.perf_counter()
+            try:
+                return commit()
+            finally:
+                self.commits.append(round((time.perf_counter() - began) * 1000, 1))
+
+        connection.commit = timed
+
+    def heaviest(self, n: int = 8) -> list[dict]:
+        return sorted(self.statements, key=lambda s: -s["ms"])[:n]
+
+
+class Explainer:
+    """An execute_wrapper that runs each raw statement of berth.billing (dict parameters) as
+    EXPLAIN (ANALYZE, BUFFERS, WAL) instead, which executes it too, and keeps the plans; ORM
+    statements run as they are. The first thing it does sets the constraints IMMEDIATE, so the
+    deferred foreign-key checks are run, and shown, by the statement that queues them."""
+
+    def __init__(self):
+        self.plans: list[dict] = []
+        self._immediate = False
+
+    def __call__(self, execute, sql, params, many, context):
+        if not isinstance(params, dict):
+            return execute(sql, params, many, context)
+        cursor = context["cursor"].cursor  # the driver's cursor: through the wrapper would come back here
+        if not self._immediate:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            self._immediate = True
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, WAL, FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0][0]
+        self.plans.append({"sql": " ".join(sql.split()), "plan": plan})
+        return None
+
+
+def plan_summary(plan: dict) -> dict:
+    """The figures of one EXPLAIN (ANALYZE, BUFFERS, WAL, FORMAT JSON) that say where time and memory went."""
+    root = plan["Plan"]
+    nodes = []
+
+    def walk(node: dict, depth: int) -> None:
+        extra = {
+            key: node[key]
+            for key in (
+                "Relation Name",
+                "Index Name",
+                "Strategy",
+                "Sort Method",
+                "Sort Space Used",
+                "Sort Space Type",
+                "Peak Memory Usage",
+                "Disk Usage",
+                "HashAgg Batches",
+                "Hash Batches",
+                "Temp Written Blocks",
+                "Rows Removed by Filter",
+            )
+            if node.get(key)
+        }
+        nodes.append(
+            f"{'  ' * depth}{node['Node Type']} time={node.get('Actual Total Time')} ms "
+            f"rows={node.get('Actual Rows')} loops={node.get('Actual Loops')}"
+            + (f" {json.dumps(extra)}" if extra else "")
+        )
+        for sub in node.get("Plans", ()):
+            walk(sub, depth + 1)
+
+    walk(root, 0)
+    return {
+        "execution_ms": round(plan["Execution Time"], 1),
+        "planning_ms": round(plan["Planning Time"], 1),
+        "triggers": [
+            {"name": t["Trigger Name"], "ms": round(t["Time"], 1), "calls": t["Calls"]}
+            for t in plan.get("Triggers", ())
+        ],
+        "shared_blocks": {k: root.get(f"Shared {k.title()} Blocks", 0) for k in ("hit", "read", "dirtied", "written")},
+        "temp_blocks_written": root.get("Temp Written Blocks", 0),
+        "wal_mib": round(root.get("WAL Bytes", 0) / 2**20, 1),
+        "wal_records": root.get("WAL Records", 0),
+        "nodes": nodes,
+    }
+
+
+# --- a gunicorn started as in production ---------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def gunicorn_command(port: int, workers: int) -> list[str]:
+    """As the Procfile starts it: the virtualenv's gunicorn, sync workers, access log on."""
+    return [
+        *(str(Path(sys.executable).with_name("gunicorn")), "berth.wsgi", "--pythonpath", "platform,."),
+        *("--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--access-logfile", "-"),
+    ]
+
+
+def gunicorn_start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    OUT.mkdir(exist_ok=True)
+    with log.open("w") as out:
+        # Its own process group, so the gunicorn master and its workers stop together.
+        return subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_healthy(base_url: str, server: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.returncode}; see {log}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s; see {log}")
+
+
+def gunicorn_stop(server: subprocess.Popen) -> None:
+    import signal
+
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            server.poll()
+            try:
+                os.killpg(server.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def group_cpu_s(group: int) -> float:
+    """CPU seconds used so far by the processes of a process group (gunicorn's master and workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == group:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def backends_cpu_s(database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to a database."""
+    import psycopg
+
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as connection:
+        pids = [pid for (pid,) in connection.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])]
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            total += proc_cpu_s(pid)
+    return total
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    """Nearest-rank percentile of a sorted list."""
+    import math
+
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def latency_summary(seconds: list[float]) -> dict:
+    ordered = sorted(seconds)
+    if not ordered:
+        return {"n": 0}
+
+    def ms(value: float) -> float:
+        return round(value * 1000, 1)
+
+    return {
+        "n": len(ordered),
+        "p50": ms(percentile(ordered, 50)),
+        "p90": ms(percentile(ordered, 90)),
+        "p99": ms(percentile(ordered, 99)),
+        "max": ms(ordered[-1]),
+        "mean": ms(sum(ordered) / len(ordered)),
+    }

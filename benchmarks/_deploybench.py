@@ -393,14 +393,7 @@ class Benchmark:
             elapsed = round(time.monotonic() - began, 1)
             after = machine_context(self.hosts)
         finally:
-            stop_recorded_groups(self.name)
-            for schedule in OUT.glob(f"{self.name}-celerybeat-schedule*"):
-                schedule.unlink()
-            removed = self.cleanup_containers()
-            with contextlib.suppress(Exception):
-                remove_networks(self.hosts, self.org_slug)
-            database_drop(self.database)
-            broker_flush()
+            removed = self.clean_up()
         return {
             "hosts": [h.name for h in self.hosts],
             "software": software(self.hosts),
@@ -414,6 +407,27 @@ class Benchmark:
 
     def cleanup_containers(self) -> int:
         return remove_labelled(self.hosts, [f"berth.org={self.org_slug}", f"berth-bench={self.org_slug}"])
+
+    def clean_up(self) -> int | str:
+        """Every step, whatever the others did: a host that vanished must not leave the database behind."""
+        removed: int | str = 0
+        steps = [
+            ("processes", lambda: stop_recorded_groups(self.name)),
+            ("beat schedule", lambda: [p.unlink() for p in OUT.glob(f"{self.name}-celerybeat-schedule*")]),
+            ("containers", self.cleanup_containers),
+            ("networks", lambda: remove_networks(self.hosts, self.org_slug)),
+            ("database", lambda: database_drop(self.database)),
+            ("broker", broker_flush),
+        ]
+        for what, step in steps:
+            try:
+                result = step()
+            except Exception as error:  # reported, and the next step still runs
+                print(f"{self.name}: cleaning up {what} failed: {error}", file=sys.stderr)
+                result = f"failed: {error.__class__.__name__}" if what == "containers" else None
+            if what == "containers":
+                removed = result
+        return removed
 
 
 # --- the child: Django on the benchmark's database ----------------------------------------------

@@ -11,8 +11,9 @@ started straight through Berth's own engine driver (`Engine.run` of `container_s
 Berth's labels and hardening), without deployments; their apps have v1 as current release and a
 formation of 10. The rows are not written by hand: the first pass after each growth step adopts the
 new containers from their labels (`observe_host` → `_adopt_or_remove`), a real code path, timed on
-its own. Then PASSES steady passes are timed, with their SQL query counts, and one more pass is timed
-piece by piece (each host's observe_host, heal_apps over all apps, the stale-deployment sweep).
+its own, SETTLE_S after the last container started. Then PASSES steady passes are timed, with their
+SQL query counts, and one more pass is timed piece by piece (each host's observe_host, heal_apps over
+all apps, the stale-deployment sweep).
 
 observe_host removes every Berth-labelled container it has no row for, so the benchmark refuses to
 run while another Berth's containers (a test run) are on its hosts; see _deploybench.
@@ -32,7 +33,8 @@ DATABASE = "berth_bench_reconcile"
 IMAGE = "berth-test/nobind:v1"
 SIZES = (100, 500, 1000)
 PER_APP = 10
-PASSES = 5
+PASSES = 10
+SETTLE_S = 20.0
 SIZE = ("bench-16", 16, 100)  # busybox sh + sleep use well under 1 MB
 START_THREADS_PER_HOST = 6
 # Never let the machine run short: stop growing if the next size would leave less than this.
@@ -217,6 +219,8 @@ class Measure:
                     break
             new = self.add_apps((target - have) // PER_APP)
             start_s = self.start_containers(new)
+            time.sleep(SETTLE_S)  # the engines finish what starting hundreds of containers left them to do
+            loadavg = Path("/proc/loadavg").read_text().split()[:3]
             adopt_s, adopt_queries = self.guarded_pass()
             steady = self.check_steady(target)
             passes = [self.guarded_pass() for _ in range(self.passes)]
@@ -229,6 +233,7 @@ class Measure:
                     "apps": len(self.apps),
                     "per_host": target // len(self.hosts),
                     "start_containers_s": round(start_s, 1),
+                    "loadavg_when_measuring": loadavg,
                     "adoption_pass_s": round(adopt_s, 3),
                     "adoption_pass_queries": adopt_queries,
                     "pass_s": bench.summary(times),

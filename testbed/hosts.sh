@@ -161,7 +161,10 @@ engine_config() { # host i's daemon.json
   # Each engine needs its own identity: by default every dockerd on a machine reads
   # /etc/docker/key.json and reports the same engine ID. The key lives with the data-root, so
   # the ID survives stop-engine/start-engine, as a rebooted host's does. 20.10 has no flag for it.
-  printf '{"deprecated-key-path": "%s", "insecure-registries": ["%s"]}\n' "$DATA/h$1/key.json" "$INSECURE_REGISTRIES"
+  # Berth makes one bridge network per organization: Docker's default pools hold about 30 of them,
+  # /24s from a /16 hold 256 (a new pool needs an engine restart: `down`, then `up`).
+  printf '{"deprecated-key-path": "%s", "insecure-registries": ["%s"], %s}\n' "$DATA/h$1/key.json" \
+    "$INSECURE_REGISTRIES" '"default-address-pools": [{"base": "10.251.0.0/16", "size": 24}]'
 }
 
 configure_engine() { # bring a running engine's daemon.json up to date; dockerd reloads it on SIGHUP

@@ -22,10 +22,12 @@ WEB = {
 
 
 def remove_berth_containers(hosts) -> None:
+    """Remove Berth's containers and networks from the test hosts (ids repeat from test to test)."""
     for host in hosts:
         client = docker.APIClient(base_url=host.engine_url, timeout=30)
         for container in client.containers(all=True, filters={"label": "berth.managed"}):
             client.remove_container(container["Id"], force=True)
+        client.prune_networks(filters={"label": "berth.managed=true"})
         client.close()
 
 

@@ -133,9 +133,21 @@ class Engine:
 
     def ensure_network(self, name: str, labels: dict) -> None:
         with _translate_errors(f"creating network {name} on {self.host.name}"):
-            if not self.api.networks(names=[name]):
-                with contextlib.suppress(docker_errors.APIError):  # created concurrently: fine
-                    self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+            # Docker's name filter matches substrings ("berth-org-7" finds "berth-org-71"): compare exactly.
+            if any(network["Name"] == name for network in self.api.networks(names=[name])):
+                return
+            try:
+                self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+            except docker_errors.APIError as error:
+                if error.status_code != 409:  # 409: created at the same moment by another worker
+                    raise
+
+    def prune_networks(self, older_than: str = "10m") -> list[str]:
+        """Remove Berth's networks no container uses (an organization that left the host); a young
+        one may be about to get its first container, so only those older than `older_than` go."""
+        with _translate_errors(f"pruning networks on {self.host.name}"):
+            pruned = self.api.prune_networks(filters={"label": f"{MANAGED_LABEL}=true", "until": older_than})
+        return pruned.get("NetworksDeleted") or []
 
     def ensure_image(self, image: str, auth: dict | None = None) -> str:
         """The local image id of `image`, pulling it if the host does not have it.

@@ -100,6 +100,7 @@ def observe_host(host: DockerHost) -> set[int]:
             elif summary["state"] == "running":
                 seen_running.append(row.pk)
         Container.objects.filter(pk__in=seen_running).update(last_seen_at=now)
+        engine.prune_networks()
         vanished = [row for docker_id, row in rows.items() if docker_id not in summaries and row.is_live]
         for row in vanished:  # removed behind Berth's back
             Container.objects.filter(pk=row.pk).update(

@@ -207,3 +207,24 @@ def test_registering_a_host_checks_it_and_records_the_engine_version(testbed_hos
     unreachable.refresh_from_db()
     assert host.status == "up" and host.engine_version.startswith("20.") and host.engine_id
     assert unreachable.status == "pending" and "none.sock" in unreachable.last_error
+
+
+def test_each_organization_gets_its_own_network_even_when_names_share_a_prefix(fleet, testbed_hosts):
+    """Docker's network name filter matches substrings: berth-org-7 must not be taken for berth-org-71."""
+    from berth.fleet.models import DockerHost
+    from worker.engine import Engine
+
+    host = DockerHost.objects.get(engine_url=testbed_hosts[0].engine_url)
+    client = docker.APIClient(base_url=host.engine_url)
+    try:
+        client.create_network("berth-org-99071", labels={"berth.managed": "true"})
+        with Engine(host) as engine:
+            engine.ensure_network("berth-org-9907", {"berth.managed": "true"})
+        names = {n["Name"] for n in client.networks(names=["berth-org-9907"])}
+        assert {"berth-org-9907", "berth-org-99071"} <= names
+    finally:
+        for name in ("berth-org-9907", "berth-org-99071"):
+            for network in client.networks(names=[name]):
+                if network["Name"] == name:
+                    client.remove_network(network["Id"])
+        client.close()

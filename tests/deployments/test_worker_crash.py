@@ -21,7 +21,11 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def workers(tmp_path):
-    """Real workers on the queue this test process enqueues to; all stopped and the queue emptied after."""
+    """Real workers on the queue this test process enqueues to; all stopped and the queue emptied after.
+
+    Earlier tests leave tasks on that queue (nobody consumed them): emptied first, so the worker
+    starts with this test's work only."""
+    forget_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
     started = []
 
     def start() -> RealWorker:
@@ -50,7 +54,11 @@ def test_killing_the_worker_mid_deployment_ends_with_exactly_the_wanted_containe
     release_create(actor=tenant, app=app, image="berth-test/web:v1", process_types=WEB)
     formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 4}})
 
-    wait_for(lambda: Container.objects.filter(app=app).exists(), timeout=30, interval=0.02)
+    try:
+        wait_for(lambda: Container.objects.filter(app=app).exists(), timeout=30, interval=0.02)
+    except AssertionError:
+        states = list(Deployment.objects.filter(app=app).values_list("state", "error"))
+        raise AssertionError(f"no container started; deployments: {states}\n{first.logs()[-2000:]}") from None
     first.kill()
     interrupted = list(Deployment.objects.filter(app=app).values_list("state", flat=True))
     assert "running" in interrupted or "queued" in interrupted, first.logs()
