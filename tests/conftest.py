@@ -10,6 +10,9 @@ from berth.tenancy.services import api_token_create
 
 from .factories import MembershipFactory, OrganizationFactory, UserFactory
 
+# Shared fixture modules: the test bed's hosts, and apps running on them.
+pytest_plugins = ["tests.testbed", "tests.fleet"]
+
 
 @pytest.fixture(autouse=True)
 def _clear_throttle_cache():

@@ -1,9 +1,8 @@
 """The multi-host test bed (DESIGN.md §6): Docker hosts on this machine, each with its own address.
 
 testbed/hosts.sh does the work: host i is network namespace berth-h{i} with its own dockerd, whose
-published ports answer on 10.250.{i}.2. Get the `testbed_hosts` fixture into a package's conftest.py
-with `from tests.testbed import testbed_hosts  # noqa: F401`, or into a test module with
-`pytest_plugins = ["tests.testbed"]`. The hosts stay up after the session (the next `up` finds them
+published ports answer on 10.250.{i}.2. tests/conftest.py loads this module as a plugin, so every
+test can ask for `testbed_hosts`. The hosts stay up after the session (the next `up` finds them
 ready in under a second); `testbed/hosts.sh down` removes them.
 """
 

@@ -11,9 +11,6 @@ import pytest
 if TYPE_CHECKING:
     from tests.testbed import TestHost
 
-# The testbed_hosts fixture. Imported by name it would be shadowed in every test's signature (F811);
-# imported at all before this line, pytest could not rewrite its asserts.
-pytest_plugins = ["tests.testbed"]
 pytestmark = pytest.mark.docker
 
 MACHINE_ENGINE = "unix:///var/run/docker.sock"
