@@ -1,10 +1,11 @@
 # One command for each common job. `make run` and `make test` work on a fresh machine.
 SHELL := /bin/bash
 UV ?= uv
-export DJANGO_SETTINGS_MODULE ?= berth.settings.dev
 PY := $(UV) run --frozen python
+# `make run` and its helpers use the development settings; the tests take theirs from pyproject.toml.
+RUN_SETTINGS := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-berth.settings.dev}
 
-.PHONY: deps run test test-fast lint format bench testbed migrate
+.PHONY: deps run test lint format bench testbed migrate
 
 deps:
 	@command -v $(UV) >/dev/null || pip install --quiet uv
@@ -12,7 +13,7 @@ deps:
 
 migrate: deps
 	@scripts/ensure-database.sh
-	$(PY) manage.py migrate --noinput
+	$(RUN_SETTINGS) $(PY) manage.py migrate --noinput
 
 ## run: web, worker and beat against the local PostgreSQL, Redis and Docker engine
 run: deps migrate
@@ -20,12 +21,12 @@ run: deps migrate
 	@command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
 	@testbed/images.sh  # the demo app's image, built locally (no registry is reachable)
 	@mkdir -p var
-	$(PY) manage.py bootstrap
-	$(UV) run --frozen honcho start -f Procfile
+	$(RUN_SETTINGS) $(PY) manage.py bootstrap
+	$(RUN_SETTINGS) $(UV) run --frozen honcho start -f Procfile
 
 ## test: the whole suite, on the real PostgreSQL, Redis, Docker engine and Chromium
 test: deps testbed
-	$(UV) run --frozen pytest
+	DJANGO_SETTINGS_MODULE=berth.settings.test $(UV) run --frozen pytest
 
 testbed:
 	@scripts/ensure-docker.sh

@@ -11,7 +11,6 @@ metering writes), so a million rows take seconds, not the hours `usage_sync` wou
 whole seconds, so an invoice line's seconds are exact.
 """
 
-import contextlib
 import json
 import os
 import secrets
@@ -321,6 +320,24 @@ def release_config_encrypted() -> str:
     return Release._meta.get_field("config").get_db_prep_value({}, connection)
 
 
+SETTINGS = (
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "jit",
+    "jit_above_cost",
+    "max_parallel_workers_per_gather",
+    "synchronous_commit",
+    "max_wal_size",
+)
+
+
+def server_settings(cursor) -> dict[str, str]:
+    """The PostgreSQL settings the figures depend on (all at their Debian defaults on the machine measured)."""
+    cursor.execute("SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)", [list(SETTINGS)])
+    return {name: f"{setting}{' ' + unit if unit else ''}" for name, setting, unit in cursor.fetchall()}
+
+
 def relation_sizes(cursor, tables: tuple[str, ...]) -> dict[str, int]:
     """Table + indexes + TOAST size in MiB."""
     cursor.execute("SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)", [list(tables)])
@@ -543,6 +560,7 @@ def plan_summary(plan: dict) -> dict:
         ],
         "shared_blocks": {k: root.get(f"Shared {k.title()} Blocks", 0) for k in ("hit", "read", "dirtied", "written")},
         "temp_blocks_written": root.get("Temp Written Blocks", 0),
+        "jit_ms": round(plan.get("JIT", {}).get("Timing", {}).get("Total", 0), 1),
         "wal_mib": round(root.get("WAL Bytes", 0) / 2**20, 1),
         "wal_records": root.get("WAL Records", 0),
         "nodes": nodes,
@@ -625,19 +643,6 @@ def group_cpu_s(group: int) -> float:
     return total
 
 
-def backends_cpu_s(database: str) -> float:
-    """CPU seconds used so far by the PostgreSQL backends connected to a database."""
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as connection:
-        pids = [pid for (pid,) in connection.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])]
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):  # it ended meanwhile
-            total += proc_cpu_s(pid)
-    return total
-
-
 def percentile(ordered: list[float], p: float) -> float:
     """Nearest-rank percentile of a sorted list."""
     import math
@@ -661,3 +666,102 @@ def latency_summary(seconds: list[float]) -> dict:
         "max": ms(ordered[-1]),
         "mean": ms(sum(ordered) / len(ordered)),
     }
+
+
+# --- what the machine was doing ------------------------------------------------------------------
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _process_ticks() -> dict[tuple[int, int], tuple[str, int]]:
+    """(pid, start time) -> (what it is, user + system ticks) of every process."""
+    ticks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            argv = [a.decode(errors="replace") for a in (stat.parent / "cmdline").read_bytes().split(b"\0") if a]
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        what = _what(text[text.index("(") + 1 : text.rindex(")")], argv)
+        ticks[(int(stat.parent.name), int(fields[19]))] = (what, int(fields[11]) + int(fields[12]))
+    return ticks
+
+
+def _what(comm: str, argv: list[str]) -> str:
+    """A process's kind: its command, the script a Python runs, the database a PostgreSQL backend serves."""
+    words = " ".join(argv).split()
+    if comm == "postgres" and words[:1] == ["postgres:"]:
+        # "postgres: 15/main: <user> <database> <client> <activity>", or "postgres: 15/main: walwriter"
+        return f"postgres {words[3]}" if len(words) > 4 and "(" in words[4] else f"postgres {' '.join(words[2:4])}"
+    if comm.startswith("python") and len(argv) > 1 and "-c" not in argv:
+        script = next((a for a in argv[1:] if not a.startswith("-")), "")
+        return f"python {Path(script).name} {' '.join(argv[argv.index(script) + 1 :][:1])}"[:80].strip()
+    return comm
+
+
+class MachineWatch:
+    """The machine's load over a benchmark run: load averages, how busy its CPUs were, and which
+    processes (ours included) used the most CPU meanwhile, so figures are never read blind.
+
+    Processes are sampled every `interval` s, so one that ended meanwhile (a child, a PostgreSQL
+    backend) counts up to its last sample; one that lived less than `interval` s may be missed.
+    """
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._first: dict[tuple[int, int], tuple[str, int]] = {}
+        self._last: dict[tuple[int, int], tuple[str, int]] = {}
+
+    def __enter__(self):
+        self.began = time.monotonic()
+        self.loadavg_before = Path("/proc/loadavg").read_text().split()[:3]
+        self.ticks_before = _machine_ticks()
+        self._first = _process_ticks()
+        self._last = dict(self._first)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self.elapsed = time.monotonic() - self.began
+        self.loadavg_after = Path("/proc/loadavg").read_text().split()[:3]
+        self.ticks_after = _machine_ticks()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        for key, (name, ticks) in _process_ticks().items():
+            # A process that started meanwhile spent all its ticks during the watch.
+            self._first.setdefault(key, (name, 0))
+            self._last[key] = (self._first[key][0], ticks)
+
+    def report(self) -> dict:
+        busy, total = (a - b for a, b in zip(self.ticks_after, self.ticks_before, strict=True))
+        per_command: dict[str, float] = {}
+        hz = os.sysconf("SC_CLK_TCK")
+        for key, (name, ticks) in self._last.items():
+            spent = ticks - self._first[key][1]
+            if spent > 0:
+                per_command[name] = per_command.get(name, 0) + spent / hz
+        top = sorted(per_command.items(), key=lambda item: -item[1])[:12]
+        meminfo = Path("/proc/meminfo").read_text().split()
+        return {
+            "seconds": round(self.elapsed, 1),
+            "loadavg_before": self.loadavg_before,
+            "loadavg_after": self.loadavg_after,
+            "cpu_busy_pct": round(100 * busy / total, 1) if total else None,
+            "mem_available_mib_after": int(meminfo[meminfo.index("MemAvailable:") + 1]) // 1024,
+            "top_cpu_s": {name: round(seconds, 1) for name, seconds in top},
+        }

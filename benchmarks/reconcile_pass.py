@@ -189,6 +189,25 @@ class Measure:
         pieces["stale_deployments"] = time.perf_counter() - began
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in pieces.items()}
 
+    def metering_passes(self, count: int = 2) -> list[dict]:
+        """Not the target: the other periodic fleet-wide task (berth.billing.meter, every 30 s), timed the same
+        way, because it also walks every container. Skipped where the worker has no such task."""
+        from django.db import connection
+
+        from worker import tasks
+
+        meter_usage = getattr(tasks, "meter_usage", None)
+        if meter_usage is None:
+            return []
+        passes = []
+        for _ in range(count):
+            counter = QueryCounter()
+            with connection.execute_wrapper(counter):
+                began = time.perf_counter()
+                meter_usage()
+                passes.append({"s": round(time.perf_counter() - began, 3), "queries": counter.count})
+        return passes
+
     def check_steady(self, expected: int) -> dict:
         from berth.deployments.models import Deployment
         from berth.fleet.models import Container
@@ -225,6 +244,7 @@ class Measure:
             steady = self.check_steady(target)
             passes = [self.guarded_pass() for _ in range(self.passes)]
             pieces = self.pieces()
+            metering = self.metering_passes()
             self.check_steady(target)
             times = [t for t, _ in passes]
             self.results.append(
@@ -239,6 +259,7 @@ class Measure:
                     "pass_s": bench.summary(times),
                     "pass_queries": passes[-1][1],
                     "pieces_s": pieces,
+                    "meter_usage_passes": metering,
                     "mem_available_before_mib": available,
                     "mem_available_after_mib": _mem_available_mib(),
                     **steady,
