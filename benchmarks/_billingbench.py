@@ -699,9 +699,9 @@ def _what(comm: str, argv: list[str]) -> str:
     if comm == "postgres" and words[:1] == ["postgres:"]:
         # "postgres: 15/main: <user> <database> <client> <activity>", or "postgres: 15/main: walwriter"
         return f"postgres {words[3]}" if len(words) > 4 and "(" in words[4] else f"postgres {' '.join(words[2:4])}"
-    if comm.startswith("python") and len(argv) > 1 and "-c" not in argv:
-        script = next((a for a in argv[1:] if not a.startswith("-")), "")
-        return f"python {Path(script).name} {' '.join(argv[argv.index(script) + 1 :][:1])}"[:80].strip()
+    scripts = [n for n, a in enumerate(argv) if n and not a.startswith("-")]
+    if comm.startswith("python") and scripts and "-c" not in argv:
+        return " ".join(["python", Path(argv[scripts[0]]).name, *argv[scripts[0] + 1 : scripts[0] + 2]])[:80]
     return comm
 
 

@@ -217,15 +217,27 @@ def _client(host: BenchHost, timeout: int = 60):
     return docker.APIClient(base_url=host.engine_url, timeout=timeout, version="auto")
 
 
-def remove_labelled(hosts: list[BenchHost], labels: list[str], threads: int = 16) -> int:
-    """Force-remove every container carrying one of `labels` ("key=value") on the hosts; returns how many."""
+def ours(labels: dict | None, org_slug: str) -> bool:
+    """A container or network of this benchmark: its organization's slug is `org_slug` or `org_slug-…`
+    (Berth's own, label berth.org), or it is one of the benchmark's raw containers (label berth-bench)."""
+    labels = labels or {}
+    return any(
+        value == org_slug or value.startswith(f"{org_slug}-")
+        for value in (labels.get("berth.org", ""), labels.get("berth-bench", ""))
+    )
+
+
+def remove_ours(hosts: list[BenchHost], org_slug: str, threads: int = 16) -> int:
+    """Force-remove every container of this benchmark on the hosts; returns how many."""
     from concurrent.futures import ThreadPoolExecutor
 
     removed = 0
     for host in hosts:
         client = _client(host)
         try:
-            ids = {c["Id"] for label in labels for c in client.containers(all=True, filters={"label": label})}
+            rows = client.containers(all=True, filters={"label": "berth.org"})
+            rows += client.containers(all=True, filters={"label": "berth-bench"})
+            ids = {row["Id"] for row in rows if ours(row.get("Labels"), org_slug)}
 
             def remove(docker_id: str, client=client) -> None:
                 with contextlib.suppress(Exception):
@@ -240,13 +252,14 @@ def remove_labelled(hosts: list[BenchHost], labels: list[str], threads: int = 16
 
 
 def remove_networks(hosts: list[BenchHost], org_slug: str) -> None:
-    """Berth's per-organization networks that this benchmark's organization created (label berth.org), if empty."""
+    """Berth's per-organization networks that this benchmark's organizations created (label berth.org), if empty."""
     for host in hosts:
         client = _client(host)
         try:
-            for network in client.networks(filters={"label": f"berth.org={org_slug}"}):
-                with contextlib.suppress(Exception):
-                    client.remove_network(network["Id"])
+            for network in client.networks(filters={"label": "berth.org"}):
+                if ours(network.get("Labels"), org_slug):
+                    with contextlib.suppress(Exception):
+                        client.remove_network(network["Id"])
         finally:
             client.close()
 
@@ -260,7 +273,7 @@ def foreign_berth_containers(hosts: list[BenchHost], org_slug: str) -> dict[str,
             rows = client.containers(all=True, filters={"label": "berth.managed"})
         finally:
             client.close()
-        others = [r for r in rows if (r.get("Labels") or {}).get("berth.org") != org_slug]
+        others = [r for r in rows if not ours(r.get("Labels"), org_slug)]
         if others:
             found[host.name] = len(others)
     return found
@@ -406,7 +419,7 @@ class Benchmark:
         }
 
     def cleanup_containers(self) -> int:
-        return remove_labelled(self.hosts, [f"berth.org={self.org_slug}", f"berth-bench={self.org_slug}"])
+        return remove_ours(self.hosts, self.org_slug)
 
     def clean_up(self) -> int | str:
         """Every step, whatever the others did: a host that vanished must not leave the database behind."""

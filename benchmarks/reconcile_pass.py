@@ -6,7 +6,8 @@ at 1,000." The pass measured is `worker.tasks.reconcile_fleet` itself, called in
 Celery task object called directly runs its body), so it is exactly what the worker runs every 10 s.
 
 The fleet: apps of 10 `worker` replicas each (berth-test/nobind:v1: a shell that sleeps; no port, no
-health check), a 16 MB size, split evenly over the hosts (index 0, 2, … on the first). Containers are
+health check), a 16 MB size, split evenly over the hosts (index 0, 2, … on the first), 10 apps per
+organization (each organization has its own network on each host, and a /24 holds ~250 containers). Containers are
 started straight through Berth's own engine driver (`Engine.run` of `container_spec`, so each carries
 Berth's labels and hardening), without deployments; their apps have v1 as current release and a
 formation of 10. The rows are not written by hand: the first pass after each growth step adopts the
@@ -33,6 +34,7 @@ DATABASE = "berth_bench_reconcile"
 IMAGE = "berth-test/nobind:v1"
 SIZES = (100, 500, 1000)
 PER_APP = 10
+APPS_PER_ORG = 10  # 100 containers per organization, 50 per host
 PASSES = 10
 SETTLE_S = 20.0
 SIZE = ("bench-16", 16, 100)  # busybox sh + sleep use well under 1 MB
@@ -67,7 +69,8 @@ class Measure:
         self.hosts = bench.bench_hosts()
         self.host_rows = bench.register_fleet(self.hosts, memory_mb=65536)
         self.size = bench.size_create(*SIZE)
-        self.owner, self.organization = bench.bench_tenant(ORG)
+        self.owner, first = bench.bench_tenant(ORG)
+        self.organizations = [first]
         self.process_types = {n: p.as_json() for n, p in parse_process_types({"worker": {}}).items()}
         self.apps: list = []
         self.results: list[dict] = []
@@ -80,7 +83,8 @@ class Measure:
 
         first = len(self.apps)
         new = App.objects.bulk_create(
-            App(organization=self.organization, name=f"r{first + n:04d}", created_by=self.owner) for n in range(count)
+            App(organization=self.organization_of(first + n), name=f"r{first + n:04d}", created_by=self.owner)
+            for n in range(count)
         )
         releases = Release.objects.bulk_create(
             Release(app=app, version=1, image=IMAGE, process_types=self.process_types, config={}, author=self.owner)
@@ -95,14 +99,26 @@ class Measure:
         self.apps.extend(new)
         return list(zip(new, releases, strict=True))
 
+    def organization_of(self, app_number: int):
+        """APPS_PER_ORG apps per organization: Berth gives each organization one bridge network per host, and
+        the test bed's address pools are /24s, so one organization holds at most ~250 containers per host."""
+        from berth.tenancy.services import organization_create
+
+        wanted = app_number // APPS_PER_ORG
+        while len(self.organizations) <= wanted:
+            slug = f"{ORG}-{len(self.organizations):02d}"
+            self.organizations.append(organization_create(actor=self.owner, slug=slug, name=slug))
+        return self.organizations[wanted]
+
     def start_containers(self, apps_and_releases: list) -> float:
         """Every replica of the new apps, through Berth's engine driver, several at a time per host."""
         from worker.containers import container_spec, network_name
         from worker.engine import Engine
 
         work = {row.pk: [] for row in self.host_rows}
+        organizations = {}
         for app, release in apps_and_releases:
-            app.organization = self.organization
+            organizations[app.organization.pk] = app.organization
             release.app = app
             process = release.processes["worker"]
             for index in range(PER_APP):
@@ -116,9 +132,9 @@ class Measure:
 
         def start_all(host) -> None:
             with Engine(host) as engine:
-                engine.ensure_network(
-                    network_name(self.organization.pk), {"berth.managed": "true", "berth.org": self.organization.slug}
-                )
+                for organization in organizations.values():
+                    labels = {"berth.managed": "true", "berth.org": organization.slug}
+                    engine.ensure_network(network_name(organization.pk), labels)
             engines = [Engine(host) for _ in range(START_THREADS_PER_HOST)]
             try:
                 specs = work[host.pk]
@@ -280,6 +296,8 @@ class Measure:
             "image": IMAGE,
             "size": dict(zip(("name", "memory_mb", "cpu_millis"), SIZE, strict=True)),
             "replicas_per_app": PER_APP,
+            "apps_per_organization": APPS_PER_ORG,
+            "organizations": len(self.organizations),
             "passes_per_size": self.passes,
             "target_s": TARGET_S,
             "by_size": rows,

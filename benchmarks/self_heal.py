@@ -181,7 +181,7 @@ class Measure:
                 seen_healthy = time.time()
             if seen_healthy is not None and not heals.filter(state__in=["queued", "running"]).exists():
                 break
-            time.sleep(0.05)
+            time.sleep(0.1)  # light polling: the figures come from Berth's timestamps where it wrote them
         else:
             victim.refresh_from_db()
             return {"total": None, "timed_out": True, "victim_state": victim.state, "host": victim.host.name}

@@ -228,3 +228,42 @@ def test_each_organization_gets_its_own_network_even_when_names_share_a_prefix(f
                 if network["Name"] == name:
                     client.remove_network(network["Id"])
         client.close()
+
+
+def test_a_command_health_check_runs_inside_the_container(fleet, tenant, app):
+    checked = {
+        "web": {
+            "port": 8080,
+            "health_check": {
+                "type": "command",
+                "command": ["test", "!", "-e", "/tmp/sick"],
+                "interval_s": 0.3,
+                "retries": 2,
+                "start_period_s": 1,
+            },
+        }
+    }
+    _, deployment = deploy(tenant, app, process_types=checked)
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    assert any("health command exited 0" in s.message for s in deployment.steps.all())
+    failing = {
+        "web": {
+            **checked["web"],
+            "health_check": {**checked["web"]["health_check"], "command": ["test", "-e", "/tmp/sick"]},
+        }
+    }
+    _, failed = deploy(tenant, app, process_types=failing)
+    assert failed.state == Deployment.State.FAILED and "health command exited non-zero" in failed.error
+
+
+def test_a_deploy_that_cannot_be_placed_fails_with_the_reason_and_changes_nothing(fleet, tenant, app):
+    from berth.fleet.models import DockerHost
+
+    v1, _ = deploy(tenant, app, replicas=2)
+    before = {c.pk for c in live(app)}
+    DockerHost.objects.update(state=DockerHost.State.CORDONED)
+    _, deployment = deploy(tenant, app, image="berth-test/web:v2")
+    assert deployment.state == Deployment.State.FAILED
+    assert "No host is active and up: all are cordoned, draining or down." in deployment.error
+    app.refresh_from_db()
+    assert app.current_release == v1 and {c.pk for c in live(app)} == before
