@@ -14,7 +14,9 @@ formation of 10. The rows are not written by hand: the first pass after each gro
 new containers from their labels (`observe_host` → `_adopt_or_remove`), a real code path, timed on
 its own, SETTLE_S after the last container started. Then PASSES steady passes are timed, with their
 SQL query counts, and one more pass is timed piece by piece (each host's observe_host, heal_apps over
-all apps, the stale-deployment sweep).
+all apps, the stale-deployment sweep). Last, IDLE_APPS more apps scaled to 0 are added (no containers)
+and the passes timed again: heal_apps visits every app with a current release, so this separates the
+cost per app from the cost per container.
 
 observe_host removes every Berth-labelled container it has no row for, so the benchmark refuses to
 run while another Berth's containers (a test run) are on its hosts; see _deploybench.
@@ -35,6 +37,7 @@ IMAGE = "berth-test/nobind:v1"
 SIZES = (100, 500, 1000)
 PER_APP = 10
 APPS_PER_ORG = 10  # 100 containers per organization, 50 per host
+IDLE_APPS = 900  # after the largest size: apps scaled to 0, so the pass visits 1,000 apps
 PASSES = 10
 SETTLE_S = 20.0
 SIZE = ("bench-16", 16, 100)  # busybox sh + sleep use well under 1 MB
@@ -77,8 +80,8 @@ class Measure:
 
     # --- the fleet ---
 
-    def add_apps(self, count: int) -> list:
-        """Apps with v1 current and a formation of PER_APP workers, as a deployment would have left them."""
+    def add_apps(self, count: int, quantity: int = PER_APP) -> list:
+        """Apps with v1 current and a formation of `quantity` workers, as a deployment would have left them."""
         from berth.applications.models import App, Formation, Release
 
         first = len(self.apps)
@@ -91,7 +94,7 @@ class Measure:
             for app in new
         )
         Formation.objects.bulk_create(
-            Formation(app=app, process_type="worker", quantity=PER_APP, size=self.size) for app in new
+            Formation(app=app, process_type="worker", quantity=quantity, size=self.size) for app in new
         )
         for app, release in zip(new, releases, strict=True):
             app.current_release = release
@@ -282,9 +285,28 @@ class Measure:
                 }
             )
             print(f"{target} containers: pass p50 {bench.percentile(times, 50):.3f} s", file=sys.stderr, flush=True)
-        return self.figures(notes)
+        idle = self.idle_apps_step() if self.results and IDLE_APPS else None
+        return self.figures(notes, idle)
 
-    def figures(self, notes: list[str]) -> dict:
+    def idle_apps_step(self) -> dict:
+        """The same containers, plus IDLE_APPS apps scaled to 0: heal_apps visits every app with a current
+        release, so this shows what a pass costs per app rather than per container."""
+        containers = self.results[-1]["containers"]
+        self.add_apps(IDLE_APPS, quantity=0)
+        passes = [self.guarded_pass() for _ in range(self.passes)]
+        pieces = self.pieces()
+        self.check_steady(containers)
+        times = [t for t, _ in passes]
+        return {
+            "containers": containers,
+            "apps": len(self.apps),
+            "idle_apps": IDLE_APPS,
+            "pass_s": bench.summary(times),
+            "pass_queries": passes[-1][1],
+            "pieces_s": pieces,
+        }
+
+    def figures(self, notes: list[str], idle: dict | None) -> dict:
         rows = self.results
         growth = []
         for small, large in itertools.pairwise(rows):
@@ -305,6 +327,7 @@ class Measure:
             "largest": largest.get("containers"),
             "largest_pass_p50_s": largest.get("pass_s", {}).get("p50"),
             "meets_target_at_largest": bool(largest) and largest["pass_s"]["p50"] <= TARGET_S,
+            "with_idle_apps": idle,
             "notes": notes,
         }
 

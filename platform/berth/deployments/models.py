@@ -56,10 +56,6 @@ class Deployment(models.Model):
     def __str__(self) -> str:
         return f"deployment {self.pk} of {self.app.name} to v{self.release.version}"
 
-    @property
-    def is_finished(self) -> bool:
-        return self.state in {self.State.SUCCEEDED, self.State.FAILED}
-
 
 class DeploymentStep(models.Model):
     """One timestamped line of what a deployment did and why."""

@@ -5,7 +5,7 @@ The API answers at once with that row; the worker converges the hosts on it (DES
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, Sum
+from django.db.models import Max
 
 from berth.applications.models import CONFIG_KEY, App, ConfigVar, Formation, Release
 from berth.applications.specs import parse_process_types
@@ -269,8 +269,3 @@ def app_restart(*, actor: User, app: App, process_type: str = "", container: Con
         changes={"process_type": process_type, "container": container.name if container else ""},
     )
     return deployment
-
-
-def memory_in_use_mb(host: DockerHost) -> int:
-    live = Container.objects.filter(host=host, state__in=[Container.State.CREATED, Container.State.RUNNING])
-    return live.aggregate(m=Sum("size__memory_mb"))["m"] or 0

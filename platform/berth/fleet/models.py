@@ -59,10 +59,6 @@ class DockerHost(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def schedulable(self) -> bool:
-        return self.state == self.State.ACTIVE and self.status == self.Status.UP
-
 
 class Size(models.Model):
     """A container size operators offer: memory and CPU limits."""

@@ -124,10 +124,6 @@ class Invitation(models.Model):
     def __str__(self) -> str:
         return f"{self.email} to {self.organization} as {self.role}"
 
-    @property
-    def is_pending(self) -> bool:
-        return self.accepted_at is None and self.expires_at > timezone.now()
-
 
 class ApiToken(models.Model):
     """A personal API token. Only its SHA-256 digest is stored; the token is shown once."""

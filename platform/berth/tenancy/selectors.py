@@ -11,10 +11,6 @@ def role_of(user, organization: Organization) -> str | None:
     return Membership.objects.filter(user=user, organization=organization).values_list("role", flat=True).first()
 
 
-def organizations_for_actor(actor, action: str):
-    return Organization.objects.for_actor(actor, action)
-
-
 def membership_is_last_owner(membership: Membership) -> bool:
     owners = Membership.objects.filter(organization_id=membership.organization_id, role=Role.OWNER)
     return membership.pk is not None and list(owners.values_list("pk", flat=True)) == [membership.pk]
