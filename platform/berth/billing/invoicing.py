@@ -113,7 +113,13 @@ def periods_to_finalize(now: datetime) -> list[date]:
     once their grace has passed."""
     current = period_of(now)
     closed = set(ClosedPeriod.objects.values_list("period", flat=True))
-    with_usage = UsageRecord.objects.filter(period__lt=current).values_list("period", flat=True).distinct()
+    # order_by(): the model's default ordering would turn DISTINCT into one row per record.
+    with_usage = (
+        UsageRecord.objects.filter(period__lt=current, invoice__isnull=True)
+        .order_by()
+        .values_list("period", flat=True)
+        .distinct()
+    )
     with_drafts = Invoice.objects.filter(period__lt=current, state=Invoice.State.DRAFT).values_list("period", flat=True)
     candidates = sorted((set(with_usage) | set(with_drafts)) - closed)
     return [p for p in candidates if now >= period_end(p) + FINALIZE_GRACE]
