@@ -17,11 +17,14 @@ For each mode, KILLS apps with one web replica each (spread over the hosts) are 
 (SIGKILL through the engine API, as `docker kill` does), one kill per app so that each is that
 release's first crash. The figure is from the kill until the heal deployment's "is healthy" step for
 the replacement, with the time split into: noticed (kill → heal deployment created), picked up by the
-worker, container started, health check passed. The replacement must then answer HTTP.
+worker, container started, health check passed. The replacement must then answer HTTP. Between kills
+the benchmark waits 1 s plus a random 0 to 10 s (seeded), so the kills fall at random points of beat's
+10 s reconcile cycle, as real crashes would.
 
 A last series kills one app REPEATS times in a row, to show Berth's crash back-off (DESIGN §3) at work.
 """
 
+import random
 import re
 import sys
 import threading
@@ -41,6 +44,7 @@ REPEATS = 4
 PERIODIC_S = 0.5
 KILL_TIMEOUT_S = 75.0  # a deploy task that dies is resumed by the stale sweep: 30 s + the 10 s pass
 SETTLE_S = 1.0
+BEAT_RECONCILE_S = 10.0  # worker/celery.py: berth.fleet.reconcile every 10 s
 TARGET_P99_S = 3.0
 SIZE = ("bench-64", 64, 250)
 WEB = {
@@ -142,6 +146,7 @@ class Measure:
         for recorder in self.recorders.values():
             recorder.start()
         self.processes = bench.BerthProcesses(NAME)
+        self.random = random.Random(20261127)
         self.modes = ["events", "periodic"] if events_watcher_available() else ["periodic"]
 
     def deploy_apps(self, prefix: str, count: int) -> list:
@@ -242,7 +247,9 @@ class Measure:
         rows = []
         for app in apps:
             rows.append(self.kill_and_wait(app))
-            time.sleep(SETTLE_S)  # the replaced container's stop and removal events pass
+            # The replaced container's events pass; then a random wait, so kills do not fall at the same point of
+            # beat's 10 s reconcile cycle every time (kill → heal → settle would otherwise lock onto it).
+            time.sleep(SETTLE_S + self.random.uniform(0, BEAT_RECONCILE_S))
         return rows
 
     # --- the run ---
@@ -335,6 +342,9 @@ class Measure:
 
 
 WAKING_TASKS = ("berth.fleet.reconcile_host", "berth.fleet.reconcile", "berth.fleet.reconcile_app", "berth.fleet.probe")
+# The tasks that create heal deployments for an exited container (probe only does for one that fails its
+# health check `retries` times, 5 s apart, which a killed container never reaches before being replaced).
+HEALING_TASKS = ("berth.fleet.reconcile_host", "berth.fleet.reconcile", "berth.fleet.reconcile_app")
 _RECEIVED = re.compile(
     r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Task ([\w.]+)\[[^\]]+\] received"
 )
@@ -360,7 +370,7 @@ def _wake_story(row: dict, received: list[tuple[float, str]], *, worker_heals: b
     woken = [name.rsplit(".", 1)[1] for at, name in received if killed <= at <= killed + 0.5 and name in WAKING_TASKS]
     story = {"worker_tasks_within_0.5s_of_kill": woken}
     if worker_heals and created is not None:
-        before = [(at, name) for at, name in received if at <= created and name in WAKING_TASKS]
+        before = [(at, name) for at, name in received if at <= created and name in HEALING_TASKS]
         if before:
             at, name = before[-1]
             story["heal_created_by"] = name.rsplit(".", 1)[1]

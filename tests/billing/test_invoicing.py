@@ -125,7 +125,8 @@ def test_late_usage_of_a_closed_period_lands_on_the_next_invoice_as_an_adjustmen
     invoices_run(now=at(2026, 12, 2))  # November is finalized with its adjustment, once
     november.refresh_from_db()
     assert november.state == "finalized" and november.total == Decimal("0.36")
-    assert not UsageRecord.objects.filter(invoice__isnull=True, period__lt=date(2026, 12, 1)).exists()
+    late = UsageRecord.objects.get(late=True)
+    assert (late.started_at, late.invoice) == (at(2026, 10, 20), november)
 
 
 def test_each_organization_gets_its_own_invoice(world):

@@ -21,12 +21,11 @@ from .money import period_end, period_of
 FINALIZE_GRACE = timedelta(hours=1)
 
 # The SQL below interpolates only these constant fragments; every value is a query parameter.
-# Usage the draft invoice `i` of a period bills: the period's own unbilled records, and unbilled
-# records of closed periods (late usage, billed as adjustments).
+# Usage the draft invoice `i` of a period bills: the period's own records, and records of closed
+# periods that were recorded late and are not billed yet (adjustments).
 _UNBILLED = """
-    r.invoice_id IS NULL
-    AND (r.period = %(period)s
-         OR (r.period < %(period)s AND r.period IN (SELECT period FROM billing_closedperiod)))
+    ((r.period = %(period)s AND NOT r.late)
+     OR (r.late AND r.invoice_id IS NULL AND r.period < %(period)s))
 """
 _ITS_DRAFT = "i.organization_id = r.organization_id AND i.period = %(period)s AND i.state = 'draft'"
 # Seconds of a record; %(cutoff)s is where open records stop: now for drafts, the period's end when finalizing.
@@ -88,10 +87,15 @@ def _compute_lines(period: date, cutoff: datetime) -> None:
 @transaction.atomic
 def finalize_period(period: date) -> int:
     """Bill a period that has ended, once; returns how many invoices were finalized."""
+    # Until this commits, no usage record is written: one recorded meanwhile is late by the time
+    # its INSERT runs, never lost between "billed here" and "billed as an adjustment".
+    _execute("LOCK TABLE billing_usagerecord IN SHARE ROW EXCLUSIVE MODE", {})
     _ensure_invoices(period)
     _compute_lines(period, period_end(period))
     _execute(
-        f"UPDATE billing_usagerecord r SET invoice_id = i.id FROM billing_invoice i WHERE {_ITS_DRAFT} AND {_UNBILLED}",
+        # Only late records are marked: the period's own ones are billed by definition.
+        "UPDATE billing_usagerecord r SET invoice_id = i.id FROM billing_invoice i "
+        f"WHERE {_ITS_DRAFT} AND r.late AND r.invoice_id IS NULL AND r.period < %(period)s",
         {"period": period},
     )
     finalized = Invoice.objects.filter(period=period, state=Invoice.State.DRAFT).update(

@@ -14,10 +14,11 @@ from decimal import Decimal
 from itertools import pairwise
 
 from django.db import transaction
+from django.db.models import Exists
 
 from berth.fleet.models import Container
 
-from .models import SizePrice, UsageRecord
+from .models import ClosedPeriod, SizePrice, UsageRecord
 from .money import period_end, period_of
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ def _sync_one(container_id: int, now: datetime) -> int:
         record = existing.get(interval.start)
         if record is None:
             UsageRecord.objects.create(
+                # Decided in the INSERT itself, after any finalizing lock is released (invoicing.py).
+                late=Exists(ClosedPeriod.objects.filter(period=period_of(interval.start))),
                 container=container,
                 organization_id=container.organization_id,
                 app=container.app,

@@ -63,6 +63,10 @@ class UsageRecord(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     # First day of the billing period the interval falls in.
     period = models.DateField()
+    # Recorded after its period was closed: billed as an adjustment by the next invoice, which then
+    # marks it in `invoice`. Records of a period recorded before it closed are billed by that
+    # period's invoice and never rewritten (rewriting a month of the ledger is what took the time).
+    late = models.BooleanField(default=False)
     invoice = models.ForeignKey("Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="records")
 
     objects = TenantQuerySet.as_manager()
@@ -86,7 +90,7 @@ class UsageRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["organization", "period"], name="usage_org_period"),
-            models.Index(fields=["period", "invoice"], name="usage_period_invoice"),
+            models.Index(fields=["period"], condition=Q(late=True, invoice__isnull=True), name="usage_late_unbilled"),
         ]
 
     def __str__(self) -> str:
