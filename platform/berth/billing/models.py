@@ -66,7 +66,7 @@ class UsageRecord(models.Model):
     # Recorded after its period was closed: billed as an adjustment by the next invoice, which then
     # marks it in `invoice`. Records of a period recorded before it closed are billed by that
     # period's invoice and never rewritten (rewriting a month of the ledger is what took the time).
-    late = models.BooleanField(default=False)
+    late = models.BooleanField(default=False, db_default=False)
     invoice = models.ForeignKey("Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="records")
 
     objects = TenantQuerySet.as_manager()
