@@ -358,7 +358,9 @@ def _check(period: date) -> dict:
                WHERE i.total <> (SELECT COALESCE(SUM(amount), 0) FROM billing_invoiceline l WHERE l.invoice_id = i.id)),
               (SELECT SUM(seconds) FROM billing_invoiceline),
               (SELECT SUM(EXTRACT(EPOCH FROM ended_at - started_at)) FROM billing_usagerecord WHERE period = %s),
-              (SELECT count(*) FROM billing_usagerecord WHERE period = %s AND invoice_id IS NULL),
+              -- Records of a period recorded before it closed are billed by its invoice without being
+              -- marked; only late ones carry invoice_id, and none may be left unmarked.
+              (SELECT count(*) FROM billing_usagerecord WHERE period = %s AND late AND invoice_id IS NULL),
               (SELECT count(*) FROM billing_usagerecord r JOIN billing_invoice i ON i.id = r.invoice_id
                WHERE i.organization_id <> r.organization_id OR i.period <> r.period)
             """,
