@@ -6,6 +6,7 @@ test can ask for `testbed_hosts`. The hosts stay up after the session (the next 
 ready in under a second); `testbed/hosts.sh down` removes them.
 """
 
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 HOSTS_SCRIPT = Path(__file__).resolve().parent.parent / "testbed" / "hosts.sh"
-HOST_COUNT = 2
+# Which hosts this run uses, by index. Two suites run side by side on different hosts (say
+# BERTH_TEST_HOSTS=3,4) without removing each other's containers.
+HOST_INDICES = [int(i) for i in os.environ.get("BERTH_TEST_HOSTS", "1,2").split(",") if i.strip()]
 # From nothing the script installs packages and builds images; a stuck engine is reported well before.
 SCRIPT_TIMEOUT_S = 600
 
@@ -60,8 +63,8 @@ def hosts_script(*args: str) -> str:
 def testbed_hosts() -> list[TestHost]:
     """The test bed's hosts, up and holding the berth-test images. Never skips: a test bed that cannot
     come up fails the test with the script's output."""
-    hosts_script("up", str(HOST_COUNT))
-    return [host_by_index(index) for index in range(1, HOST_COUNT + 1)]
+    hosts_script("up", str(max(HOST_INDICES)))
+    return [host_by_index(index) for index in HOST_INDICES]
 
 
 def stop_engine(index: int, *, kill: bool = False) -> None:

@@ -101,13 +101,13 @@ def restore_engines(testbed_hosts, fleet):
 
 
 @pytest.mark.usefixtures("restore_engines")
-def test_a_lost_hosts_containers_are_billed_to_when_they_were_last_seen(app, fleet):
+def test_a_lost_hosts_containers_are_billed_to_when_they_were_last_seen(app, fleet, testbed_hosts):
     doomed = fleet[0]
     for host in fleet:
         reconcile.observe_host(host)  # a periodic pass: every running container is seen now
     on_doomed = [c for c in live(app) if c.host_id == doomed.pk]
     seen = {c.pk: Container.objects.get(pk=c.pk).last_seen_at for c in on_doomed}
-    stop_engine(1, kill=True)
+    stop_engine(testbed_hosts[0].index, kill=True)
     time.sleep(1)
     DockerHost.objects.filter(pk=doomed.pk).update(last_heartbeat_at=timezone.now() - timedelta(seconds=5))
     tasks.check_hosts()

@@ -25,7 +25,7 @@ from berth.deployments.services import release_create
 from berth.fleet.models import DockerHost
 from tests.factories import AppFactory, OrganizationFactory
 from tests.fleet import WEB
-from tests.testbed import host_by_index, hosts_script
+from tests.testbed import HOST_INDICES, host_by_index, hosts_script
 
 from .helpers import fetch, live, run_deployments
 
@@ -36,7 +36,7 @@ REPOSITORY = f"{REGISTRY}/berth/web"
 IMAGE = f"{REPOSITORY}:v2"
 USERNAME = "berth"
 PASSWORD_FILE = Path("/var/lib/berth-testbed/registry/password")  # written by testbed/hosts.sh
-H1 = host_by_index(1)
+H1 = host_by_index(HOST_INDICES[0])  # the first host this run uses
 
 
 @pytest.fixture(scope="module")

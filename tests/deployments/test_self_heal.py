@@ -165,7 +165,7 @@ def test_a_lost_host_is_replaced_elsewhere_and_cleaned_when_it_returns(app, flee
     on_doomed = [c for c in live(app) if c.host_id == doomed.pk]
     assert on_doomed, "the app should have a replica on each host"
     seen = on_doomed[0].last_seen_at
-    stop_engine(1, kill=True)
+    stop_engine(testbed_hosts[0].index, kill=True)
     DockerHost.objects.filter(pk=doomed.pk).update(last_heartbeat_at=timezone.now() - timedelta(seconds=5))
     tasks.check_hosts()
     doomed.refresh_from_db()
@@ -175,7 +175,7 @@ def test_a_lost_host_is_replaced_elsewhere_and_cleaned_when_it_returns(app, flee
     run_deployments(app)
     assert {c.host_id for c in live(app)} == {fleet[1].pk}
     assert [fetch(c)[0] for c in live(app)] == [200, 200]
-    start_engine(1)
+    start_engine(testbed_hosts[0].index)
     wait_for(lambda: reconcile.check_host(doomed))
     reconcile.observe_host(DockerHost.objects.get(pk=doomed.pk))
     client = docker.APIClient(base_url=doomed.engine_url)
