@@ -184,7 +184,7 @@ class Measure:
         while time.monotonic() < deadline:
             if seen_healthy is None and healthy.exists():
                 seen_healthy = time.time()
-            if seen_healthy is not None and not heals.filter(state__in=["queued", "running"]).exists():
+            if seen_healthy is not None and not heals.filter(state__in=Deployment.UNFINISHED).exists():
                 break
             time.sleep(0.1)  # light polling: the figures come from Berth's timestamps where it wrote them
         else:

@@ -4,13 +4,12 @@ Converging is level-based: each pass looks at what runs now, so a deployment res
 worker died carries on from where the hosts are, and finishes with exactly the wanted containers.
 """
 
-import contextlib
 import os
 import socket
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -20,6 +19,7 @@ from berth.deployments.models import Deployment
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
+from . import locks
 from .runtime import DeployFailed, start_container, step, stop_container, wait_healthy
 
 
@@ -27,34 +27,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-LOCK_NAMESPACE = 0x6265  # "be": keeps Berth's advisory locks apart from anyone else's
-
-
-class AppBusy(Exception):
-    """Another worker holds the app's lock; try again shortly."""
-
-
-@contextlib.contextmanager
 def app_lock(app_id: int):
-    """A PostgreSQL advisory lock per app, held for the whole deployment.
-
-    It lives on this worker's database session, so it is released the moment the worker dies.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, app_id])
-        if not cursor.fetchone()[0]:
-            raise AppBusy(app_id)
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, app_id])
+    """Held for a whole deployment, so one app never has two deployments running at once."""
+    return locks.advisory_lock(locks.APP, app_id)
 
 
 def claim(deployment_id: int) -> Deployment | None:
     """Take the deployment for this worker; None if it is finished. Call with the app lock held:
     a deployment that is `running` under a free lock was left by a worker that died."""
-    claimed = Deployment.objects.filter(pk=deployment_id, state__in=["queued", "running"]).update(
+    claimed = Deployment.objects.filter(pk=deployment_id, state__in=Deployment.UNFINISHED).update(
         state=Deployment.State.RUNNING,
         claimed_by=worker_name(),
         heartbeat_at=timezone.now(),
@@ -74,7 +55,7 @@ def run_app_deployments(app_id: int) -> None:
     """Run this app's unfinished deployments, oldest first, under its lock."""
     with app_lock(app_id):
         while True:
-            pending = Deployment.objects.filter(app_id=app_id, state__in=["queued", "running"]).order_by("id").first()
+            pending = Deployment.objects.filter(app_id=app_id, state__in=Deployment.UNFINISHED).order_by("id").first()
             if pending is None:
                 return
             deployment = claim(pending.pk)

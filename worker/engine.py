@@ -238,7 +238,12 @@ class Engine:
 
     def remove(self, docker_id: str) -> None:
         with _translate_errors(f"removing {docker_id[:12]} on {self.host.name}"), _absent_is_fine():
-            self.api.remove_container(docker_id, force=True)
+            try:
+                self.api.remove_container(docker_id, force=True)
+            except docker_errors.APIError as error:
+                # Someone else is removing it (409): it will be gone, which is what was asked.
+                if error.status_code != 409 or "already in progress" not in str(error.explanation):
+                    raise
 
     def logs_tail(self, docker_id: str, lines: int = 5) -> str:
         with _translate_errors("reading logs"):

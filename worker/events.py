@@ -10,8 +10,10 @@ import time
 
 from django.utils import timezone
 
-# Container events after which what runs may differ from what Berth believes.
-WAKING_ACTIONS = {"die", "oom", "kill", "destroy", "stop", "health_status"}
+# Container events after which what runs may differ from what Berth believes. Not `kill`: Docker
+# sends it with the signal, before the process has exited, so a reconcile it woke would still see
+# the container running; the `die` that follows is what counts.
+WAKING_ACTIONS = {"die", "oom", "destroy", "stop", "health_status"}
 REFRESH_HOSTS_S = 5.0
 DEBOUNCE_S = 0.2
 
@@ -28,6 +30,8 @@ class HostFollower(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        from django.db import connection
+
         from berth.fleet.models import DockerHost
 
         from .engine import Engine, EngineError
@@ -36,6 +40,7 @@ class HostFollower(threading.Thread):
         since = timezone.now()
         while not self.stopping.is_set():
             host = DockerHost.objects.filter(pk=self.host_id).first()
+            connection.close()  # the stream may stay open for days; hold no database session meanwhile
             if host is None:
                 return
             try:
@@ -54,24 +59,45 @@ class HostFollower(threading.Thread):
 
 
 class Waker:
-    """Sends reconcile_host at most once per DEBOUNCE_S per host: a burst of events is one pass."""
+    """Sends reconcile_host for a host at once, then at most once per DEBOUNCE_S while events keep coming.
 
-    def __init__(self, send):
+    A burst of events is one pass at its start and one at its end (leading and trailing edges): an
+    event inside the quiet window is never dropped, only deferred to the window's end, because the
+    pass woken by the first event may have looked before the later events happened.
+    """
+
+    def __init__(self, send, debounce_s: float = DEBOUNCE_S):
         self.send = send
+        self.debounce_s = debounce_s
         self.last: dict[int, float] = {}
+        self.deferred: set[int] = set()
         self.lock = threading.Lock()
 
     def __call__(self, host_id: int) -> None:
         now = time.monotonic()
         with self.lock:
-            if now - self.last.get(host_id, 0.0) < DEBOUNCE_S:
+            wait = self.last.get(host_id, -self.debounce_s) + self.debounce_s - now
+            if wait > 0:
+                if host_id not in self.deferred:
+                    self.deferred.add(host_id)
+                    timer = threading.Timer(wait, self._send_deferred, args=(host_id,))
+                    timer.daemon = True
+                    timer.start()
                 return
             self.last[host_id] = now
+        self.send(host_id)
+
+    def _send_deferred(self, host_id: int) -> None:
+        with self.lock:
+            self.deferred.discard(host_id)
+            self.last[host_id] = time.monotonic()
         self.send(host_id)
 
 
 def follow_fleet(stop: threading.Event, send) -> None:
     """Keep one follower per registered host until `stop` is set."""
+    from django.db import connection
+
     from berth.fleet.models import DockerHost
 
     waker = Waker(send)
@@ -86,6 +112,7 @@ def follow_fleet(stop: threading.Event, send) -> None:
         stop.wait(REFRESH_HOSTS_S)
     for follower in followers.values():
         follower.stopping.set()
+    connection.close()
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ Docker events only wake these early; the periodic pass corrects whatever events 
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,8 +22,9 @@ from berth.deployments.services import deployment_create
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
+from . import locks
 from .engine import Engine, EngineError
-from .runtime import meter
+from .runtime import meter, stop_container
 
 logger = logging.getLogger(__name__)
 
@@ -70,23 +72,40 @@ def mark_host_down(host: DockerHost) -> list[int]:
     return app_ids
 
 
+# How long a reconcile of a host waits for another worker's pass of the same host to end.
+HOST_LOCK_WAIT_S = 30.0
+
+
 def observe_host(host: DockerHost) -> set[int]:
-    """Make the rows of one host agree with its engine; returns the ids of apps that changed."""
-    with Engine(host) as engine:
-        summaries = {s["docker_id"]: s for s in engine.list_managed()}
+    """Make the rows of one host agree with its engine; returns the ids of apps that changed.
+
+    One pass per host at a time (two would race to remove the same container). A deployment in
+    progress writes a container's row just after the engine starts it, and marks a row `stopping`
+    before removing its container: what such a deployment owns is left to it (see `_deploying`).
+    A `stopping` row whose deployment is over was left by a worker that died mid-stop: finish it.
+    """
+    with locks.advisory_lock(locks.HOST, host.pk, wait_s=HOST_LOCK_WAIT_S), Engine(host) as engine:
+        # Rows first, then the engine: a container started in between has no row yet and is left
+        # to its deployment, whereas the other order would report its fresh row as vanished.
         rows = {
             c.docker_id: c
             for c in Container.objects.filter(host=host)
             .exclude(removed_at__isnull=False)
             .exclude(state=Container.State.REMOVED)
         }
+        summaries = {s["docker_id"]: s for s in engine.list_managed()}
+        deploying = _deploying()
         changed: set[int] = set()
         now = timezone.now()
         seen_running = []
         for docker_id, summary in summaries.items():
             row = rows.get(docker_id)
             if row is None:
-                changed |= _adopt_or_remove(engine, host, summary)
+                if _int(summary["labels"].get("berth.deployment")) not in deploying.deployment_ids:
+                    changed |= _adopt_or_remove(engine, host, summary)
+            elif row.state == Container.State.STOPPING:
+                if row.app_id not in deploying.app_ids:
+                    stop_container(row, None, "its deployment ended while stopping it")
             elif row.state in (Container.State.LOST, Container.State.EXITED):
                 engine.remove(docker_id)  # stale: Berth already replaced it
                 Container.objects.filter(pk=row.pk).update(removed_at=now)
@@ -101,6 +120,13 @@ def observe_host(host: DockerHost) -> set[int]:
                 seen_running.append(row.pk)
         Container.objects.filter(pk__in=seen_running).update(last_seen_at=now)
         engine.prune_networks()
+        for docker_id, row in rows.items():
+            if (
+                docker_id not in summaries
+                and row.state == Container.State.STOPPING
+                and row.app_id not in deploying.app_ids
+            ):
+                stop_container(row, None, "its deployment ended while stopping it")  # records what it can
         vanished = [row for docker_id, row in rows.items() if docker_id not in summaries and row.is_live]
         for row in vanished:  # removed behind Berth's back
             Container.objects.filter(pk=row.pk).update(
@@ -109,6 +135,18 @@ def observe_host(host: DockerHost) -> set[int]:
             meter(row.pk)
             changed.add(row.app_id)
     return changed
+
+
+@dataclass(frozen=True)
+class Deploying:
+    deployment_ids: frozenset[int]
+    app_ids: frozenset[int]
+
+
+def _deploying() -> Deploying:
+    """Deployments under way now, and their apps."""
+    pairs = list(Deployment.objects.filter(state__in=Deployment.UNFINISHED).values_list("pk", "app_id"))
+    return Deploying(frozenset(pk for pk, _ in pairs), frozenset(app_id for _, app_id in pairs))
 
 
 def _record_crash(row: Container, observed) -> None:
@@ -206,7 +244,7 @@ def heal_app(app: App) -> Deployment | None:
     """Start a self-healing deployment if the app drifted, none is under way, and back-off allows."""
     with transaction.atomic():
         app = App.objects.select_for_update().get(pk=app.pk)
-        if app.deployments.filter(state__in=["queued", "running"]).exists():
+        if app.deployments.filter(state__in=Deployment.UNFINISHED).exists():
             return None
         needed, wait = app_drift(app)
         if not needed or wait > 0:

@@ -186,7 +186,9 @@ def stop_container(container: Container, deployment: Deployment | None, why: str
     Container.objects.filter(pk=container.pk).update(
         state=Container.State.REMOVED,
         removed_at=timezone.now(),
-        finished_at=(observed.finished_at if observed else None) or timezone.now(),
+        # A container already gone (removed by hand, or by a worker that died before saying so)
+        # was last known to run when last seen.
+        finished_at=(observed.finished_at if observed else None) or container.last_seen_at or timezone.now(),
         exit_code=observed.exit_code if observed else None,
     )
     meter(container.pk)

@@ -13,7 +13,7 @@ from berth.deployments.models import Deployment
 from berth.fleet.models import DockerHost
 from berth.tenancy.services import invitations_purge_expired
 
-from . import deploy, reconcile
+from . import deploy, locks, reconcile
 from .engine import EngineError
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def run_deployment(self, deployment_id: int) -> None:
         return
     try:
         deploy.run_app_deployments(app_id)
-    except deploy.AppBusy:
+    except locks.Busy:
         # Another worker is deploying this app and will run this deployment after its own.
         raise self.retry(countdown=2) from None
 

@@ -1,6 +1,8 @@
 """Self-healing on real hosts: killed containers, unhealthy ones, lost hosts, drained hosts, orphans."""
 
+import queue
 import threading
+import time
 from datetime import timedelta
 
 import docker
@@ -15,7 +17,7 @@ from berth.fleet.services import host_set_state
 from tests.factories import AppFactory
 from tests.fleet import WEB
 from tests.testbed import start_engine, stop_engine
-from worker import reconcile, tasks
+from worker import events, reconcile, tasks
 
 from .helpers import fetch, live, run_deployments, wait_for
 
@@ -151,6 +153,33 @@ def test_containers_are_rebuilt_from_labels_and_orphans_removed(app, fleet, tena
     others.close()
 
 
+def test_a_pass_leaves_a_deployment_in_progress_its_containers(app, fleet):
+    """A deployment writes a container's row just after the engine starts it, and removes a container
+    before its row says so; a pass in those gaps must neither adopt nor lose the container."""
+    starting, stopping = live(app)
+    deployment = starting.deployment
+    Container.objects.filter(pk=starting.pk).delete()  # started, row not written yet
+    Container.objects.filter(pk=stopping.pk).update(state=Container.State.STOPPING)
+    client = engine_of(stopping)
+    client.remove_container(stopping.docker_id, force=True)  # removed, row not updated yet
+    client.close()
+    Deployment.objects.filter(pk=deployment.pk).update(state=Deployment.State.RUNNING)
+    for host in fleet:
+        reconcile.observe_host(host)
+    assert not Container.objects.filter(docker_id=starting.docker_id).exists()
+    assert Container.objects.get(pk=stopping.pk).state == Container.State.STOPPING
+    client = engine_of(starting)
+    assert client.inspect_container(starting.docker_id)["State"]["Running"]
+    client.close()
+    # Once the deployment is over (its worker died, say), a pass adopts the one and ends the other.
+    Deployment.objects.filter(pk=deployment.pk).update(state=Deployment.State.FAILED)
+    for host in fleet:
+        reconcile.observe_host(host)
+    assert Container.objects.get(docker_id=starting.docker_id).state == Container.State.RUNNING
+    stopped = Container.objects.get(pk=stopping.pk)
+    assert stopped.state == Container.State.REMOVED and stopped.finished_at == stopping.last_seen_at
+
+
 @pytest.fixture
 def restore_engines(testbed_hosts, fleet):
     """Engines stopped by the test start again before the fleet fixture cleans the hosts."""
@@ -181,3 +210,34 @@ def test_a_lost_host_is_replaced_elsewhere_and_cleaned_when_it_returns(app, flee
     client = docker.APIClient(base_url=doomed.engine_url)
     assert client.containers(all=True, filters={"label": "berth.managed"}) == []
     client.close()
+
+
+def test_the_events_watcher_wakes_a_pass_after_the_container_died(app):
+    """A kill is noticed through Docker's events alone: a wake-up comes after the process has died
+    (one on the kill signal alone would find it still running), and that pass heals the app."""
+    wakes: queue.Queue[tuple[int, float]] = queue.Queue()
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=events.follow_fleet, args=(stop, lambda host_id: wakes.put((host_id, time.time()))), daemon=True
+    )
+    watcher.start()
+    try:
+        time.sleep(2)  # the followers are streaming
+        victim = live(app)[0]
+        client = engine_of(victim)
+        client.kill(victim.docker_id)
+        died = reconcile_time(client.inspect_container(victim.docker_id)["State"]["FinishedAt"]).timestamp()
+        client.close()
+        time.sleep(1)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    woken = [wakes.get_nowait() for _ in range(wakes.qsize())]
+    after_death = [host_id for host_id, at in woken if at >= died]
+    assert after_death == [victim.host_id], woken
+    tasks.reconcile_host(victim.host_id)  # what the worker does when woken
+    victim.refresh_from_db()
+    assert victim.state == Container.State.EXITED
+    assert Deployment.objects.filter(app=app, kind=Deployment.Kind.HEAL, state="queued").count() == 1
+    run_deployments(app)
+    assert len(live(app)) == 2 and all(fetch(c)[0] == 200 for c in live(app))

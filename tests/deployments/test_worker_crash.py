@@ -67,7 +67,7 @@ def test_killing_the_worker_mid_deployment_ends_with_exactly_the_wanted_containe
     # The periodic pass re-sends deployments whose worker stopped proving it is alive.
     time.sleep(settings.BERTH_DEPLOYMENT_STALE_SECONDS + 0.5)
     tasks.reconcile_fleet()
-    wait_for(lambda: not Deployment.objects.filter(app=app, state__in=["queued", "running"]).exists(), timeout=90)
+    wait_for(lambda: not Deployment.objects.filter(app=app, state__in=Deployment.UNFINISHED).exists(), timeout=90)
 
     assert set(Deployment.objects.filter(app=app).values_list("state", flat=True)) == {"succeeded"}
     running = live(app)

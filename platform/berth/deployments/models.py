@@ -23,6 +23,8 @@ class Deployment(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed (previous release kept)"
 
+    UNFINISHED = (State.QUEUED, State.RUNNING)
+
     app = models.ForeignKey("applications.App", on_delete=models.CASCADE, related_name="deployments")
     release = models.ForeignKey("applications.Release", on_delete=models.CASCADE, related_name="deployments")
     kind = models.CharField(max_length=16, choices=Kind.choices)

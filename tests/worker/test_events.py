@@ -1,0 +1,44 @@
+"""The events watcher's debounce: a burst of events is deferred, never dropped (pure timing logic)."""
+
+import threading
+import time
+
+from worker.events import Waker
+
+
+class Sends:
+    def __init__(self):
+        self.times: list[tuple[int, float]] = []
+        self.arrived = threading.Event()
+
+    def __call__(self, host_id: int) -> None:
+        self.times.append((host_id, time.monotonic()))
+        self.arrived.set()
+
+
+def test_the_first_event_wakes_at_once():
+    sends = Sends()
+    began = time.monotonic()
+    Waker(sends, debounce_s=0.5)(7)
+    assert len(sends.times) == 1
+    assert sends.times[0][0] == 7 and sends.times[0][1] - began < 0.1
+
+
+def test_events_inside_the_window_are_sent_once_at_its_end():
+    sends = Sends()
+    waker = Waker(sends, debounce_s=0.3)
+    waker(1)
+    waker(1)  # e.g. `die` 40 ms after the event that woke the first pass
+    waker(1)
+    assert len(sends.times) == 1
+    time.sleep(0.6)
+    assert len(sends.times) == 2, "the later events must cause a pass of their own"
+    assert sends.times[1][1] - sends.times[0][1] >= 0.29
+
+
+def test_hosts_are_debounced_apart():
+    sends = Sends()
+    waker = Waker(sends, debounce_s=5)
+    waker(1)
+    waker(2)
+    assert [host for host, _ in sends.times] == [1, 2]
