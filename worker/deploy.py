@@ -6,10 +6,11 @@ worker died carries on from where the hosts are, and finishes with exactly the w
 
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -20,7 +21,16 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
 from . import locks
-from .runtime import DeployFailed, start_container, step, stop_container, wait_healthy
+from .placement import PlacementError
+from .runtime import (
+    DeployFailed,
+    choose_hosts,
+    prepare_host,
+    start_container,
+    step,
+    stop_container,
+    wait_healthy,
+)
 
 
 def worker_name() -> str:
@@ -129,16 +139,54 @@ def _restart_target(container: Container, deployment: Deployment) -> bool:
 
 
 def converge(*, app: App, release: Release, formation: dict, deployment: Deployment | None) -> None:
-    """Make the hosts run exactly `formation` of `release`, replacing replicas start-first."""
+    """Make the hosts run exactly `formation` of `release`: missing replicas start together, old
+    ones are replaced one at a time, start-first (so a rollout needs room for one more container)."""
     processes = release.processes
     for name in sorted(processes):
         quantity, size = formation.get(name, (0, None))
+        _start_missing(app, release, processes[name], quantity, size, deployment)
         for index in range(quantity):
             _converge_slot(app, release, processes[name], index, size, deployment)
         for extra in live_containers(app=app, process_type=name, index__gte=quantity):
             stop_container(extra, deployment, f"{name} is scaled to {quantity}")
     for stale in live_containers(app=app).exclude(process_type__in=list(processes)):
         stop_container(stale, deployment, f"v{release.version} has no {stale.process_type} process")
+
+
+def _start_missing(app, release, process: ProcessType, quantity: int, size: Size, deployment) -> None:
+    """Start the replicas that have no container at all, up to BERTH_PARALLEL_STARTS at once, each
+    placed as if the others already ran. Nothing is replaced here, so nothing can go unserved."""
+    occupied = set(live_containers(app=app, process_type=process.name).values_list("index", flat=True))
+    missing = [index for index in range(quantity) if index not in occupied]
+    if len(missing) < 2:
+        return  # a lone replica goes the plain way, through _converge_slot
+    try:
+        chosen = choose_hosts(release=release, process=process, size=size, count=len(missing))
+    except PlacementError as error:
+        raise DeployFailed(f"Cannot place {len(missing)} new {process.name} containers: {error}") from None
+    for host in {c.host.pk: c.host for c in chosen}.values():
+        prepare_host(host, release)
+
+    def start(index: int, where) -> str | None:
+        """Start and prove one replica; the reason it failed, or None."""
+        try:
+            new = start_container(
+                deployment=deployment, release=release, process=process, index=index, size=size, chosen=where
+            )
+            result = wait_healthy(new, process, deployment)
+            if not result.healthy:
+                stop_container(new, deployment, "it did not become healthy")
+                return f"{process.name}.{index} of v{release.version} did not become healthy: {result.reason}"
+            return None
+        except DeployFailed as failure:
+            return str(failure)
+        finally:
+            connections.close_all()  # this thread's own database connection
+
+    with ThreadPoolExecutor(max_workers=min(len(missing), settings.BERTH_PARALLEL_STARTS)) as pool:
+        reasons = [r for r in pool.map(start, missing, chosen) if r is not None]
+    if reasons:
+        raise DeployFailed(reasons[0] + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
 
 
 def _converge_slot(app, release, process: ProcessType, index: int, size: Size, deployment) -> None:

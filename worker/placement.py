@@ -4,7 +4,7 @@ Pure arithmetic over host capacities and what already runs, so it is determinist
 without engines. An orchestrator could take this module's place.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class HostLoad:
     # Live containers of the process type being placed: of the target release, and of any release.
     same_release: int
     same_process_type: int
+    # Live containers of the app's organization: they share one network, whose addresses run out.
+    organization_containers: int = 0
 
     @property
     def free_mb(self) -> int:
@@ -34,17 +36,25 @@ class Placement:
     reason: str
 
 
-def place(hosts: list[HostLoad], memory_mb: int) -> Placement:
+def place(hosts: list[HostLoad], memory_mb: int, *, organization_limit: int) -> Placement:
     """Pick a host for one container of `memory_mb`.
 
-    Spread first (fewest containers of the target release, then of the process type at all),
-    then the most free memory, then the name, so the same inputs always give the same host.
+    A host fits when it has the memory free and fewer than `organization_limit` of the
+    organization's containers (the addresses of the organization's network on it). Among those:
+    spread first (fewest containers of the target release, then of the process type at all), then
+    the most free memory, then the name, so the same inputs always give the same host.
     """
     if not hosts:
         raise PlacementError("No host is active and up: all are cordoned, draining or down.")
-    fitting = [h for h in hosts if h.free_mb >= memory_mb]
+    roomy = [h for h in hosts if h.organization_containers < organization_limit]
+    if not roomy:
+        raise PlacementError(
+            f"Every host already runs {organization_limit} of this organization's containers, "
+            "as many as its network on a host has addresses for."
+        )
+    fitting = [h for h in roomy if h.free_mb >= memory_mb]
     if not fitting:
-        most = max(hosts, key=lambda h: h.free_mb)
+        most = max(roomy, key=lambda h: h.free_mb)
         raise PlacementError(f"No host has {memory_mb} MB free; the most is {most.free_mb} MB on {most.name}.")
     best = min(fitting, key=lambda h: (h.same_release, h.same_process_type, -h.free_mb, h.name))
     return Placement(
@@ -54,3 +64,26 @@ def place(hosts: list[HostLoad], memory_mb: int) -> Placement:
             f"{best.free_mb} of {best.memory_mb} MB free ({len(fitting)} of {len(hosts)} hosts fit)"
         ),
     )
+
+
+def place_many(hosts: list[HostLoad], memory_mb: int, count: int, *, organization_limit: int) -> list[Placement]:
+    """Places for `count` containers started together: each counts as placed for the next, so
+    they spread as if started one by one. All or nothing: PlacementError if any cannot be placed."""
+    loads = list(hosts)
+    placements = []
+    for _ in range(count):
+        chosen = place(loads, memory_mb, organization_limit=organization_limit)
+        placements.append(chosen)
+        loads = [
+            replace(
+                h,
+                memory_used_mb=h.memory_used_mb + memory_mb,
+                same_release=h.same_release + 1,
+                same_process_type=h.same_process_type + 1,
+                organization_containers=h.organization_containers + 1,
+            )
+            if h.host_id == chosen.host_id
+            else h
+            for h in loads
+        ]
+    return placements

@@ -3,6 +3,7 @@
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils import timezone
 
 from berth.applications.models import Release
@@ -15,7 +16,7 @@ from berth.fleet.selectors import hosts_with_load
 
 from .containers import STOP_TIMEOUT_S, container_spec, network_name
 from .engine import Engine, EngineError
-from .placement import HostLoad, Placement, place
+from .placement import HostLoad, PlacementError, place_many
 from .probes import probe
 
 
@@ -29,8 +30,25 @@ def step(deployment: Deployment | None, message: str, **links) -> None:
         Deployment.objects.filter(pk=deployment.pk).update(heartbeat_at=timezone.now())
 
 
-def choose_host(*, release: Release, process: ProcessType, size: Size) -> tuple[DockerHost, Placement]:
-    hosts = list(hosts_with_load(app_id=release.app_id, process_type=process.name, release_id=release.pk))
+@dataclass(frozen=True)
+class Chosen:
+    """A host placement picked for a new container, and why (shown as a deployment step)."""
+
+    host: DockerHost
+    reason: str
+
+
+def choose_hosts(*, release: Release, process: ProcessType, size: Size, count: int) -> list[Chosen]:
+    """Hosts for `count` new containers of a process type, all placed before any starts."""
+    hosts = {
+        h.pk: h
+        for h in hosts_with_load(
+            organization_id=release.app.organization_id,
+            app_id=release.app_id,
+            process_type=process.name,
+            release_id=release.pk,
+        )
+    }
     loads = [
         HostLoad(
             host_id=h.pk,
@@ -39,23 +57,50 @@ def choose_host(*, release: Release, process: ProcessType, size: Size) -> tuple[
             memory_used_mb=h.memory_used_mb,
             same_release=h.same_release,
             same_process_type=h.same_process_type,
+            organization_containers=h.organization_containers,
         )
-        for h in hosts
+        for h in hosts.values()
     ]
-    placement = place(loads, size.memory_mb)
-    return next(h for h in hosts if h.pk == placement.host_id), placement
+    placements = place_many(loads, size.memory_mb, count, organization_limit=settings.BERTH_ORG_CONTAINERS_PER_HOST)
+    return [Chosen(hosts[p.host_id], p.reason) for p in placements]
+
+
+def prepare_host(host: DockerHost, release: Release) -> None:
+    """Make sure a host has the organization's network and the release's image. Containers started
+    together on one host call this first, once: two concurrent creations of a network would make
+    two networks of one name."""
+    try:
+        with Engine(host) as engine:
+            _prepare(engine, release)
+    except EngineError as error:
+        raise DeployFailed(str(error)) from None
+
+
+def _prepare(engine: Engine, release: Release) -> str:
+    app = release.app
+    engine.ensure_network(
+        network_name(app.organization_id), {"berth.managed": "true", "berth.org": app.organization.slug}
+    )
+    return engine.ensure_image(release.image, auth=credentials_for(release))
 
 
 def start_container(
-    *, deployment: Deployment | None, release: Release, process: ProcessType, index: int, size: Size
+    *,
+    deployment: Deployment | None,
+    release: Release,
+    process: ProcessType,
+    index: int,
+    size: Size,
+    chosen: Chosen | None = None,
 ) -> Container:
-    from .placement import PlacementError
-
-    try:
-        host, placement = choose_host(release=release, process=process, size=size)
-    except PlacementError as error:
-        raise DeployFailed(f"Cannot place {process.name}.{index}: {error}") from None
-    step(deployment, f"Starting {process.name}.{index} of v{release.version} on {placement.reason}.", host=host)
+    """Start one container on the chosen host (or one chosen now) and record it."""
+    if chosen is None:
+        try:
+            [chosen] = choose_hosts(release=release, process=process, size=size, count=1)
+        except PlacementError as error:
+            raise DeployFailed(f"Cannot place {process.name}.{index}: {error}") from None
+    host = chosen.host
+    step(deployment, f"Starting {process.name}.{index} of v{release.version} on {chosen.reason}.", host=host)
     app = release.app
     spec = container_spec(
         release=release,
@@ -67,10 +112,7 @@ def start_container(
     )
     try:
         with Engine(host) as engine:
-            engine.ensure_network(
-                network_name(app.organization_id), {"berth.managed": "true", "berth.org": app.organization.slug}
-            )
-            image_id = engine.ensure_image(release.image, auth=credentials_for(release))
+            image_id = _prepare(engine, release)
             docker_id = engine.run(spec)
             observed = engine.inspect(docker_id)
             digest = engine.image_digest(image_id, release.image)

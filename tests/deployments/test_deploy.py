@@ -1,5 +1,6 @@
 """Deploying apps onto real Docker hosts: spread, health-gated rolling deploys and automatic rollback."""
 
+import itertools
 import threading
 
 import docker
@@ -48,6 +49,46 @@ def test_three_replicas_spread_over_the_hosts_and_answer(fleet, tenant, app):
     # The steps say why each host was chosen.
     steps = [s.message for d in Deployment.objects.filter(app=app) for s in d.steps.all()]
     assert sum("of this release's replicas there" in s for s in steps) == 3
+
+
+def test_a_scale_out_starts_replicas_together(fleet, tenant, app, testbed_hosts):
+    deploy(tenant, app)
+    formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 7}})
+    run_deployments(app)
+    scale = Deployment.objects.filter(app=app, kind=Deployment.Kind.SCALE).get()
+    assert scale.state == Deployment.State.SUCCEEDED, scale.error
+    containers = live(app)
+    assert sorted(c.index for c in containers) == list(range(7))
+    assert sorted(sum(1 for c in containers if c.host == host) for host in fleet) == [3, 4]
+    assert all(fetch(c)[0] == 200 for c in containers)
+    # Started together: some replica began starting before another had become healthy.
+    began, healthy = {}, {}
+    for step in scale.steps.exclude(container=None):
+        if step.message.startswith("Started "):
+            began[step.container_id] = step.at
+        elif " is healthy " in step.message:
+            healthy[step.container_id] = step.at
+    spans = sorted((began[pk], healthy[pk]) for pk in began)
+    assert len(spans) == 6
+    assert any(later_start < earlier_end for (_, earlier_end), (later_start, _) in itertools.pairwise(spans))
+    # Each host got exactly one network for the organization, however many started at once.
+    for test_host in testbed_hosts:
+        client = docker.APIClient(base_url=test_host.engine_url)
+        assert len(client.networks(filters={"label": f"berth.org={app.organization.slug}"})) == 1
+        client.close()
+
+
+def test_replicas_started_together_that_fail_are_all_removed(fleet, tenant, app):
+    never = {
+        "web": {"port": 8080, "health_check": {"type": "tcp", "interval_s": 0.2, "retries": 2, "start_period_s": 1}}
+    }
+    release_create(actor=tenant, app=app, image="berth-test/nobind:v1", process_types=never)
+    formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 4}})
+    run_deployments(app)
+    scale = Deployment.objects.filter(app=app, kind=Deployment.Kind.SCALE).get()
+    assert scale.state == Deployment.State.FAILED
+    assert "did not become healthy" in scale.error and "(and 3 more)" in scale.error
+    assert live(app) == []
 
 
 def test_a_new_release_rolls_out_start_first(fleet, tenant, app):

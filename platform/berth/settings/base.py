@@ -191,6 +191,11 @@ LOGGING = {
 BERTH_DEPLOYMENT_STALE_SECONDS = env_int("BERTH_DEPLOYMENT_STALE_SECONDS", 30)
 # A host that has not answered a heartbeat for this long is marked down and its containers replaced.
 BERTH_HOST_DOWN_AFTER_SECONDS = env_int("BERTH_HOST_DOWN_AFTER_SECONDS", 15)
+# How many new replicas one deployment starts at once (replacing old ones stays one at a time).
+BERTH_PARALLEL_STARTS = env_int("BERTH_PARALLEL_STARTS", 8)
+# An organization's containers on one host share one bridge network; a /24 from the engine's
+# address pool has 253 addresses for them, less a margin.
+BERTH_ORG_CONTAINERS_PER_HOST = env_int("BERTH_ORG_CONTAINERS_PER_HOST", 250)
 
 # Billing. Quotas every organization has unless an operator sets its own.
 BERTH_DEFAULT_QUOTA = {
