@@ -14,9 +14,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, F, Max
 from django.utils import timezone
 
-from berth.applications.models import App, Release
+from berth.applications.models import App, Formation, Release
 from berth.deployments.models import Deployment
 from berth.deployments.services import deployment_create
 from berth.fleet.models import Container, DockerHost, Size
@@ -209,35 +210,69 @@ def crash_backoff_s(crashes: int) -> float:
 
 
 def app_drift(app: App) -> tuple[bool, float]:
-    """(needs healing, seconds to wait first). A new release resets the back-off: only its crashes count."""
-    release = app.current_release
-    if release is None:
-        return False, 0.0
-    live = list(
-        live_containers(app=app).values_list("process_type", "index", "release_id", "size_id", "health", "host__state")
+    """(needs healing, seconds to wait first) for one app."""
+    return drifts([app.pk]).get(app.pk, (False, 0.0))
+
+
+def drifts(app_ids) -> dict[int, tuple[bool, float]]:
+    """Which of these apps run something other than their release and formation, and how long each
+    must wait first (crash back-off): {app id: (True, wait)} for drifted apps only. A handful of
+    queries whatever the number of apps, as the periodic pass asks about every app."""
+    releases = dict(
+        App.objects.filter(pk__in=app_ids, current_release__isnull=False).values_list("pk", "current_release_id")
     )
-    wanted = {
-        (f.process_type, i): f.size_id
-        for f in app.formation.all()
-        if f.process_type in release.process_types
-        for i in range(f.quantity)
-    }
+    if not releases:
+        return {}
+    process_types = dict(Release.objects.filter(pk__in=releases.values()).values_list("pk", "process_types"))
+    wanted: dict[int, dict] = {app_id: {} for app_id in releases}
+    for app_id, process_type, quantity, size_id in Formation.objects.filter(app_id__in=releases).values_list(
+        "app_id", "process_type", "quantity", "size_id"
+    ):
+        if process_type in process_types[releases[app_id]]:
+            wanted[app_id].update({(process_type, i): size_id for i in range(quantity)})
+    live: dict[int, list] = {app_id: [] for app_id in releases}
+    for app_id, *row in live_containers(app_id__in=releases).values_list(
+        "app_id", "process_type", "index", "release_id", "size_id", "health", "host__state"
+    ):
+        live[app_id].append(row)
+    drifted = {app_id for app_id in releases if _drifted(wanted[app_id], live[app_id], releases[app_id])}
+    return {app_id: (True, wait) for app_id, wait in _backoffs(drifted, releases).items()}
+
+
+def _drifted(wanted: dict, live: list, release_id: int) -> bool:
     have = {
-        (p, i)
-        for p, i, r, s, h, host_state in live
-        if r == release.pk and s == wanted.get((p, i)) and h != "unhealthy" and host_state != "draining"
+        (process_type, index)
+        for process_type, index, release, size_id, health, host_state in live
+        if release == release_id
+        and size_id == wanted.get((process_type, index))
+        and health != Container.Health.UNHEALTHY
+        and host_state != DockerHost.State.DRAINING
     }
-    drift = have != set(wanted) or len(live) != len(wanted)
-    if not drift:
-        return False, 0.0
-    crashes = Container.objects.filter(
-        app=app, release=release, state=Container.State.EXITED, finished_at__gte=timezone.now() - CRASH_WINDOW
-    )
-    last = crashes.order_by("-finished_at").values_list("finished_at", flat=True).first()
-    if last is None:
-        return True, 0.0
-    wait = crash_backoff_s(crashes.count()) - (timezone.now() - last).total_seconds()
-    return True, max(wait, 0.0)
+    return have != set(wanted) or len(live) != len(wanted)
+
+
+def _backoffs(app_ids: set[int], releases: dict[int, int]) -> dict[int, float]:
+    """Seconds each app must still wait before its replacement: a new release resets the back-off,
+    as only crashes of the current release in CRASH_WINDOW count."""
+    now = timezone.now()
+    crashes = {
+        app_id: (count, last)
+        for app_id, count, last in Container.objects.filter(
+            app_id__in=app_ids,
+            release_id=F("app__current_release_id"),
+            state=Container.State.EXITED,
+            finished_at__gte=now - CRASH_WINDOW,
+        )
+        .values("app_id")
+        .annotate(count=Count("pk"), last=Max("finished_at"))
+        .values_list("app_id", "count", "last")
+    }
+    waits = {}
+    for app_id in app_ids:
+        count, last = crashes.get(app_id, (0, None))
+        wait = 0.0 if last is None else crash_backoff_s(count) - (now - last).total_seconds()
+        waits[app_id] = max(wait, 0.0)
+    return waits
 
 
 def heal_app(app: App) -> Deployment | None:

@@ -97,12 +97,13 @@ def probe_fleet() -> None:
 
 
 def heal_apps(app_ids: list[int]) -> None:
-    for app in App.objects.filter(pk__in=app_ids, current_release__isnull=False):
-        needed, wait = reconcile.app_drift(app)
-        if needed and wait > 0:
-            reconcile_app.apply_async((app.pk,), countdown=wait)
-        elif needed:
-            reconcile.heal_app(app)
+    """Start a self-healing deployment for each of these apps that drifted, now or after its back-off."""
+    idle = App.objects.filter(pk__in=app_ids).exclude(deployments__state__in=Deployment.UNFINISHED)
+    for app_id, (_, wait) in sorted(reconcile.drifts(idle.values_list("pk", flat=True)).items()):
+        if wait > 0:
+            reconcile_app.apply_async((app_id,), countdown=wait)
+        else:
+            reconcile.heal_app(App.objects.get(pk=app_id))
 
 
 @shared_task(name="berth.fleet.reconcile_app")
