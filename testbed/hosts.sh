@@ -21,6 +21,10 @@
 #                                       namespace and push berth-test/web:v2 into it as
 #                                       10.250.2.2:5000/berth/web:v2; idempotent (needs `up` first)
 #   testbed/hosts.sh registry-down      stop the registry (its storage and password stay until `down`)
+#   testbed/hosts.sh tls-up I           host I's engine also answers on tcp://10.250.I.2:2376 with TLS client
+#                                       certificates (--tlsverify) from a test CA; restarts its dockerd once
+#   testbed/hosts.sh ssh-up I           an sshd on 10.250.I.2:22, key-only, whose one key may only run
+#                                       `docker system dial-stdio` against host I's engine; idempotent
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,6 +39,10 @@ REGISTRY_USER=berth
 REGISTRY_IMAGES=("berth-test/web:v2|berth/web:v2")  # local tag | repository:tag in the registry
 # Plain HTTP, so every engine lists the test bed's addresses as insecure registries (DESIGN.md §6).
 INSECURE_REGISTRIES=10.250.0.0/16
+TLS_DIR=$DATA/tls            # the test CA, one client certificate, and h$i/ server certificates
+TLS_PORT=2376
+SSH_DIR=$DATA/ssh            # the client key, and h$i/ host key, sshd_config, authorized_keys
+SSH_USER=berth-testbed       # the account ssh:// engine URLs log in as; in group docker
 START_TIMEOUT=${BERTH_TESTBED_START_TIMEOUT:-60}
 STOP_TIMEOUT=${BERTH_TESTBED_STOP_TIMEOUT:-30}
 
@@ -196,9 +204,10 @@ start_engine() { # start host i's dockerd unless it runs; does not wait for it
   # mount namespace and hide the cgroup v1 hierarchies dockerd needs. setsid and the redirections
   # detach it from the caller (pytest waits for its pipes to close); 9>&- keeps the lock out of it.
   # --cgroup-parent keeps each host's containers in their own cgroup, where stop-engine finds them.
+  # shellcheck disable=SC2046 # tls_flags is a list of words, or none
   nsenter --net="/run/netns/$(netns "$i")" -- setsid dockerd \
     --config-file "$dir/daemon.json" \
-    -H "$(engine_url "$i")" \
+    -H "$(engine_url "$i")" $(tls_flags "$i") \
     --data-root "$DATA/h$i" \
     --exec-root "$dir/exec" \
     --pidfile "$dir/docker.pid" \
@@ -284,12 +293,124 @@ stop_engine() { # i mode: graceful (SIGTERM, containers stop with their stop sig
   [[ -z $pid ]] || echo "=== $(date -u +%FT%TZ) engine stopped ($mode)" >>"$LOGS/h$i.log"
 }
 
+# --- engines over TLS and ssh -----------------------------------------------------------------
+
+# A host whose server certificate exists serves its engine over TCP too, from then on: start-engine
+# keeps the listener, as a real host's daemon.json would. --tlsverify: no client certificate signed by
+# the test CA, no answer.
+tls_flags() {
+  local i=$1
+  [[ -s $TLS_DIR/h$i/cert.pem ]] || return 0
+  echo "-H tcp://$(address "$i"):$TLS_PORT --tlsverify --tlscacert $TLS_DIR/ca.pem" \
+    "--tlscert $TLS_DIR/h$i/cert.pem --tlskey $TLS_DIR/h$i/key.pem"
+}
+
+tls_files() { # the test CA and client certificate once, host i's server certificate (IP SAN) once
+  local i=$1 dir=$TLS_DIR/h$1
+  mkdir -p "$dir"
+  chmod 700 "$TLS_DIR"
+  if [[ ! -s $TLS_DIR/ca.pem ]]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=Berth test-bed CA" \
+      -keyout "$TLS_DIR/ca-key.pem" -out "$TLS_DIR/ca.pem" 2>/dev/null
+  fi
+  if [[ ! -s $TLS_DIR/client-cert.pem ]]; then
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=berth" \
+      -keyout "$TLS_DIR/client-key.pem" -out "$TLS_DIR/client.csr" 2>/dev/null
+    openssl x509 -req -in "$TLS_DIR/client.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca-key.pem" \
+      -CAcreateserial -days 3650 -extfile <(echo "extendedKeyUsage = clientAuth") \
+      -out "$TLS_DIR/client-cert.pem" 2>/dev/null
+  fi
+  if [[ ! -s $dir/cert.pem ]]; then
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$(address "$i")" \
+      -keyout "$dir/key.pem" -out "$dir/server.csr" 2>/dev/null
+    # The client checks the address it dialled against the IP SAN, as it would a DNS name.
+    openssl x509 -req -in "$dir/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca-key.pem" \
+      -CAcreateserial -days 3650 -out "$dir/cert.pem" 2>/dev/null \
+      -extfile <(printf 'subjectAltName = IP:%s\nextendedKeyUsage = serverAuth\n' "$(address "$i")")
+  fi
+  chmod 600 "$TLS_DIR"/*key.pem "$dir/key.pem"
+}
+
+tls_answers() {
+  [[ $(timeout 10 docker -H "tcp://$(address "$1"):$TLS_PORT" --tlsverify --tlscacert "$TLS_DIR/ca.pem" \
+    --tlscert "$TLS_DIR/client-cert.pem" --tlskey "$TLS_DIR/client-key.pem" \
+    version --format '{{.Server.Version}}' 2>/dev/null) ]]
+}
+
+ssh_pid() { # the pid of host i's sshd, or nothing
+  local pid
+  pid=$(cat "$STATE/h$1/sshd.pid" 2>/dev/null) || return 0
+  if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == sshd ]] && alive "$pid"; then echo "$pid"; fi
+  return 0
+}
+
+ssh_files() { # the client key once; host i's host key, sshd_config and authorized_keys
+  local i=$1 dir=$SSH_DIR/h$1
+  mkdir -p "$dir" /run/sshd # /run/sshd: sshd's privilege-separation directory, made by its init script elsewhere
+  chmod 755 "$SSH_DIR" "$dir"
+  [[ -s $SSH_DIR/client_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C berth-testbed -f "$SSH_DIR/client_ed25519"
+  [[ -s $dir/host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -C "berth-h$i" -f "$dir/host_ed25519_key"
+  getent passwd "$SSH_USER" >/dev/null ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /bin/sh --groups docker "$SSH_USER"
+  # No password, but not locked either ("!"): sshd without PAM refuses a locked account even a key.
+  [[ $(getent shadow "$SSH_USER" | cut -d: -f2) == '*' ]] || usermod -p '*' "$SSH_USER"
+  # The key may do one thing: reach this host's engine (docker-py's ssh transport runs exactly
+  # `docker system dial-stdio`; the forced command also names the socket, which is not the default one).
+  printf 'restrict,command="docker -H %s system dial-stdio" %s\n' "$(engine_url "$i")" \
+    "$(cat "$SSH_DIR/client_ed25519.pub")" >"$dir/authorized_keys"
+  cat >"$dir/sshd_config" <<CONFIG
+ListenAddress $(address "$i"):22
+HostKey $dir/host_ed25519_key
+PidFile $STATE/h$i/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+AllowUsers $SSH_USER
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UsePAM no
+DisableForwarding yes
+PermitTTY no
+CONFIG
+}
+
+ssh_start() {
+  local i=$1 deadline
+  ssh_files "$i"  # cheap, and sshd reads the user and authorized_keys at each login
+  [[ -n $(ssh_pid "$i") ]] && return 0
+  echo "=== $(date -u +%FT%TZ) starting sshd" >>"$LOGS/h$i-sshd.log"
+  # In the host's namespace, detached like its dockerd; -D so that the pid file names sshd itself.
+  nsenter --net="/run/netns/$(netns "$i")" -- setsid /usr/sbin/sshd -D -f "$SSH_DIR/h$i/sshd_config" \
+    -E "$LOGS/h$i-sshd.log" </dev/null >>"$LOGS/h$i-sshd.log" 2>&1 9>&- &
+  deadline=$((SECONDS + START_TIMEOUT))
+  until ssh-keyscan -T 2 -t ed25519 "$(address "$i")" 2>/dev/null | grep -q ssh-ed25519; do
+    if ((SECONDS >= deadline)); then
+      log "host $i: sshd did not answer; last lines of $LOGS/h$i-sshd.log:"
+      tail -n 20 "$LOGS/h$i-sshd.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+ssh_restart_if_set_up() { # stop-engine --kill kills every process in the namespace, sshd included
+  [[ ! -e $SSH_DIR/h$1/sshd_config ]] || ssh_start "$1"
+}
+
+ssh_stop() {
+  local pid
+  pid=$(ssh_pid "$1")
+  [[ -z $pid ]] || kill -TERM "$pid"
+  rm -f "$STATE/h$1/sshd.pid"
+}
+
 remove_host() {
   local i=$1 dir
+  ssh_stop "$i"
   stop_engine "$i" kill
   ip link del "bh$i-o" 2>/dev/null || true
   ip netns del "$(netns "$i")" 2>/dev/null || true
-  rm -rf "${STATE:?}/h$i" "${DATA:?}/h$i"
+  rm -rf "${STATE:?}/h$i" "${DATA:?}/h$i" "${TLS_DIR:?}/h$i" "${SSH_DIR:?}/h$i"
   # Docker leaves the parent cgroup it was given; children first, then the parent.
   while read -r dir; do
     find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
@@ -426,6 +547,7 @@ cmd_up() {
   done
   for i in $(seq 1 "$n"); do
     wait_engine "$i"
+    ssh_restart_if_set_up "$i"
     urls+=("$(engine_url "$i")")
   done
   "$HERE/images.sh" "${urls[@]}"
@@ -445,6 +567,7 @@ cmd_down() {
     remove_host "$i"
   done
   remove_routing
+  rm -rf "${TLS_DIR:?}" "${SSH_DIR:?}"
   # `ip netns add` bind-mounted /run/netns onto itself; undo that when no namespace is left.
   if [[ -d /run/netns && -z $(ls -A /run/netns) ]] && mountpoint -q /run/netns; then
     umount /run/netns && rmdir /run/netns
@@ -524,6 +647,7 @@ cmd_start_engine() {
   ensure_network "$i"
   start_engine "$i"
   wait_engine "$i"
+  ssh_restart_if_set_up "$i"
 }
 
 cmd_registry_up() {
@@ -541,6 +665,39 @@ cmd_registry_up() {
 cmd_registry_down() {
   with_lock
   registry_stop
+}
+
+cmd_tls_up() {
+  local i=$1
+  check_index "$i"
+  with_lock
+  answers "$i" >/dev/null || die "host $i's engine does not answer: run testbed/hosts.sh up $i"
+  tls_files "$i"
+  tls_answers "$i" && return 0
+  # dockerd takes listeners from its command line only: restart it with the TCP one (once).
+  log "host $i: restarting dockerd to listen on tcp://$(address "$i"):$TLS_PORT with TLS"
+  stop_engine "$i" graceful
+  start_engine "$i"
+  wait_engine "$i"
+  tls_answers "$i" || die "host $i: no TLS answer on $(address "$i"):$TLS_PORT; see $LOGS/h$i.log"
+}
+
+cmd_ssh_up() {
+  local i=$1
+  check_index "$i"
+  with_lock
+  answers "$i" >/dev/null || die "host $i's engine does not answer: run testbed/hosts.sh up $i"
+  if ! [[ -x /usr/sbin/sshd ]]; then
+    log "installing openssh-server"
+    apt-get update -qq
+    # Its post-install would start an sshd for the whole machine: policy-rc.d forbids that, as in
+    # Debian's container images.
+    local policy=/usr/sbin/policy-rc.d made=
+    [[ -e $policy ]] || { printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+    [[ -z $made ]] || rm -f "$policy"
+  fi
+  ssh_start "$i"
 }
 
 cmd_link() {
@@ -565,6 +722,8 @@ main() {
     link-up) cmd_link "${1:?link-up I}" up ;;
     registry-up) cmd_registry_up ;;
     registry-down) cmd_registry_down ;;
+    tls-up) cmd_tls_up "${1:?tls-up I}" ;;
+    ssh-up) cmd_ssh_up "${1:?ssh-up I}" ;;
     *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }

@@ -2,10 +2,12 @@
 
 import docker
 import pytest
+from django.conf import settings
 
 from berth.fleet.models import DockerHost
 from berth.tenancy.roles import Role
 from tests.factories import MembershipFactory, OrganizationFactory, SizeFactory
+from tests.workers import RealWorker, forget_queue
 
 WEB = {
     "web": {
@@ -55,3 +57,15 @@ def fleet(testbed_hosts, transactional_db):
 def tenant(transactional_db):
     """An owner in an organization, for deploying apps."""
     return MembershipFactory(organization=OrganizationFactory(slug="shop"), role=Role.OWNER).user
+
+
+@pytest.fixture(scope="module")
+def engine_checker(django_db_setup, tmp_path_factory):
+    """A real worker on the test queue, which registering a host asks to connect to the engine.
+    Yields it, so a test can read its log."""
+    worker = RealWorker(settings.CELERY_TASK_DEFAULT_QUEUE, tmp_path_factory.mktemp("worker") / "worker.log")
+    try:
+        yield worker.start()
+    finally:
+        worker.stop()
+        forget_queue(settings.CELERY_TASK_DEFAULT_QUEUE)

@@ -96,3 +96,53 @@ def link_down(index: int) -> None:
 
 def link_up(index: int) -> None:
     hosts_script("link-up", str(index))
+
+
+# --- one host's engine over TLS and over ssh (testbed/hosts.sh tls-up / ssh-up) ---
+
+TLS_DIR = Path("/var/lib/berth-testbed/tls")
+SSH_DIR = Path("/var/lib/berth-testbed/ssh")
+
+
+@dataclass(frozen=True)
+class RemoteEngine:
+    """The last test host's engine as Berth reaches it from afar: the URLs and what an operator registers."""
+
+    host: TestHost
+    tls_url: str
+    ca_cert: str
+    client_cert: str
+    client_key: str
+    ssh_url: str
+    ssh_private_key: str
+    ssh_host_key: str  # "ssh-ed25519 AAAA…", as ssh-keyscan shows it
+
+    def tls_fields(self) -> dict:
+        return {
+            "engine_url": self.tls_url,
+            "tls_ca_cert": self.ca_cert,
+            "tls_client_cert": self.client_cert,
+            "tls_client_key": self.client_key,
+        }
+
+    def ssh_fields(self) -> dict:
+        return {"engine_url": self.ssh_url, "ssh_private_key": self.ssh_private_key, "ssh_host_key": self.ssh_host_key}
+
+
+@pytest.fixture(scope="session")
+def remote_engine(testbed_hosts) -> RemoteEngine:
+    """The last of this run's hosts, also serving its engine over tcp://…:2376 (TLS) and ssh://…:22."""
+    host = testbed_hosts[-1]
+    hosts_script("tls-up", str(host.index))
+    hosts_script("ssh-up", str(host.index))
+    host_key = (SSH_DIR / f"h{host.index}" / "host_ed25519_key.pub").read_text().split()
+    return RemoteEngine(
+        host=host,
+        tls_url=f"tcp://{host.address}:2376",
+        ca_cert=(TLS_DIR / "ca.pem").read_text(),
+        client_cert=(TLS_DIR / "client-cert.pem").read_text(),
+        client_key=(TLS_DIR / "client-key.pem").read_text(),
+        ssh_url=f"ssh://berth-testbed@{host.address}",
+        ssh_private_key=(SSH_DIR / "client_ed25519").read_text(),
+        ssh_host_key=" ".join(host_key[:2]),
+    )

@@ -4,15 +4,22 @@ Everything Berth asks of a host goes through `Engine`; callers get plain dicts a
 `EngineError`, never the docker package's types, so another engine driver could stand in.
 """
 
+import base64
 import contextlib
+import hashlib
+import io
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
+import paramiko
 from docker import errors as docker_errors
+from docker.constants import DEFAULT_DOCKER_API_VERSION
 from docker.tls import TLSConfig
+from docker.transport import SSHHTTPAdapter
 from docker.utils import parse_repository_tag
 
 from berth.fleet.models import DockerHost
@@ -22,11 +29,33 @@ API_TIMEOUT_S = 30
 
 
 class EngineError(Exception):
-    """A host did not do what was asked. `transient` says whether trying again may help."""
+    """A host did not do what was asked. `transient` says whether trying again may help; `field` names
+    the part of the host's registration that is wrong, when the error says which (a CA, a key)."""
 
-    def __init__(self, message: str, *, transient: bool):
+    def __init__(self, message: str, *, transient: bool, field: str | None = None):
         super().__init__(message)
         self.transient = transient
+        self.field = field
+
+
+# Substrings of OpenSSL's messages -> the registration field at fault and what to tell the operator.
+_TLS_FAULTS = [
+    (("IP address mismatch", "Hostname mismatch"), "engine_url", "The engine's certificate is not for this address"),
+    (("CERTIFICATE_VERIFY_FAILED",), "tls_ca_cert", "The engine's certificate is not signed by this CA"),
+    (
+        ("unknown ca", "bad certificate", "certificate required", "CERTIFICATE_REQUIRED", "certificate unknown"),
+        "tls_client_cert",
+        "The engine refused this client certificate",
+    ),
+]
+
+
+def _tls_fault(error: Exception) -> EngineError | None:
+    text = str(error)
+    for needles, field, reason in _TLS_FAULTS:
+        if any(needle in text for needle in needles):
+            return EngineError(f"{reason} ({text[:300]})", transient=False, field=field)
+    return None
 
 
 class ImageNotFound(EngineError):
@@ -43,8 +72,16 @@ def _translate_errors(what: str):
     except docker_errors.APIError as error:
         transient = error.status_code is None or error.status_code >= 500
         raise EngineError(f"{what}: {error.explanation or error}", transient=transient) from None
-    except (docker_errors.DockerException, OSError) as error:
-        raise EngineError(f"{what}: {error}", transient=True) from None
+    except HostKeyMismatch as error:
+        raise EngineError(f"{what}: {error}", transient=False, field="ssh_host_key") from None
+    except paramiko.AuthenticationException:
+        message = f"{what}: the ssh server did not accept this private key for the user in the engine URL"
+        raise EngineError(message, transient=False, field="ssh_private_key") from None
+    except (docker_errors.DockerException, OSError, paramiko.SSHException) as error:
+        fault = _tls_fault(error)
+        if fault is not None:
+            raise EngineError(f"{what}: {fault}", transient=False, field=fault.field) from None
+        raise EngineError(f"{what}: {error}", transient=True, field="engine_url") from None
 
 
 def _absent_is_fine():
@@ -77,36 +114,133 @@ class ObservedContainer:
     image_id: str
 
 
+class HostKeyMismatch(paramiko.SSHException):
+    """The ssh server showed a host key other than the one the host was registered with."""
+
+
+class _PinnedHostKey(paramiko.MissingHostKeyPolicy):
+    """Accept the server's key only if it is the registered one. Berth keeps no known_hosts file, so
+    paramiko asks this policy about every server: there is no trust on first use."""
+
+    def __init__(self, expected: str):
+        self.expected = expected
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        if not host_key_matches(self.expected, key):
+            raise HostKeyMismatch(
+                f"the ssh server at {hostname} showed host key {key.get_name()} {ssh_fingerprint(key)}, "
+                "not the one registered for this host"
+            )
+
+
+def ssh_fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint, as `ssh-keygen -lf` prints it."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def host_key_matches(expected: str, key: paramiko.PKey) -> bool:
+    """`expected` is a public key ("ssh-ed25519 AAAA…") or a fingerprint ("SHA256:…"), as registered."""
+    if expected.startswith("SHA256:"):
+        return expected == ssh_fingerprint(key)
+    return expected.split()[:2] == [key.get_name(), key.get_base64()]
+
+
+def _ssh_private_key(text: str) -> paramiko.PKey:
+    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return kind.from_private_key(io.StringIO(text))
+        except paramiko.SSHException:
+            continue
+    raise EngineError("The ssh private key cannot be read", transient=False, field="ssh_private_key")
+
+
+class _PinnedSSHAdapter(SSHHTTPAdapter):
+    """docker-py's paramiko transport (it runs `docker system dial-stdio` on the host), given the host's
+    own key and host key instead of the worker's ~/.ssh: no agent, no key files, no known_hosts."""
+
+    def __init__(self, base_url: str, *, private_key: str, host_key: str, timeout: int):
+        self._pkey, self._host_key, self._connect_timeout = _ssh_private_key(private_key), host_key, timeout
+        super().__init__(base_url, timeout=timeout, pool_connections=1, max_pool_size=4)
+
+    def _create_paramiko_client(self, base_url: str) -> None:
+        url = urllib.parse.urlparse(base_url)
+        self.ssh_client = paramiko.SSHClient()
+        self.ssh_client.set_missing_host_key_policy(_PinnedHostKey(self._host_key))
+        self.ssh_params = {
+            "hostname": url.hostname,
+            "port": url.port or 22,
+            "username": url.username,
+            "pkey": self._pkey,
+            "allow_agent": False,
+            "look_for_keys": False,
+            "timeout": self._connect_timeout,
+            "banner_timeout": self._connect_timeout,
+            "auth_timeout": self._connect_timeout,
+        }
+
+
+def _client(base_url: str, *, tls, timeout: int) -> docker.APIClient:
+    """An API client that takes nothing from the environment: requests would otherwise let
+    REQUESTS_CA_BUNDLE replace the host's CA, and HTTPS_PROXY route the Engine API through a proxy.
+    Its API version is asked for once the transport is in place (Engine.__init__)."""
+    api = docker.APIClient(base_url=base_url, tls=tls, timeout=timeout, version=DEFAULT_DOCKER_API_VERSION)
+    api.trust_env = False
+    return api
+
+
 class Engine:
-    """A connection to one Docker host."""
+    """A connection to one Docker host: unix socket, tcp:// with TLS client certificates, or ssh://."""
 
     def __init__(self, host: DockerHost, *, timeout: int = API_TIMEOUT_S):
         self.host = host
         self._tmp = None
-        with _translate_errors(f"connecting to {host.name} at {host.engine_url}"):
-            self.api = docker.APIClient(
-                base_url=host.engine_url,
-                tls=self._tls(host),
-                timeout=timeout,
-                version="auto",
-                use_ssh_client=host.engine_url.startswith("ssh://"),
-            )
+        try:
+            with _translate_errors(f"connecting to {host.name} at {host.engine_url}"):
+                if host.engine_url.startswith("ssh://"):
+                    self.api = self._ssh_client(host, timeout)
+                else:
+                    self.api = _client(host.engine_url, tls=self._tls(host), timeout=timeout)
+                self.api._version = self.api._retrieve_server_version()
+        except EngineError:
+            self.close()
+            raise
 
     def _tls(self, host: DockerHost):
-        if not host.engine_url.startswith("tcp://") or not host.tls_client_cert:
+        if not host.engine_url.startswith("tcp://"):
             return None
+        if not (host.tls_ca_cert and host.tls_client_cert and host.tls_client_key):
+            # The Engine API is root on the host: never spoken over TCP unencrypted or unverified.
+            raise EngineError("A tcp:// engine needs a CA, a client certificate and its key", transient=False)
+        # The ssl module reads certificates and keys from files only; these live as long as the connection.
         self._tmp = tempfile.TemporaryDirectory(prefix="berth-tls-")
         paths = {}
         for name, pem in {"ca": host.tls_ca_cert, "cert": host.tls_client_cert, "key": host.tls_client_key}.items():
             path = Path(self._tmp.name) / f"{name}.pem"
+            path.touch(mode=0o600)
             path.write_text(pem)
-            path.chmod(0o600)
             paths[name] = str(path)
-        # The engine's certificate is always verified: against the host's CA, or the system's.
-        return TLSConfig(client_cert=(paths["cert"], paths["key"]), verify=paths["ca"] if host.tls_ca_cert else True)
+        # The engine's certificate is verified against the host's own CA only, never the system's.
+        return TLSConfig(client_cert=(paths["cert"], paths["key"]), ca_cert=paths["ca"], verify=True)
+
+    @staticmethod
+    def _ssh_client(host: DockerHost, timeout: int) -> docker.APIClient:
+        if not (host.ssh_private_key and host.ssh_host_key):
+            raise EngineError("An ssh:// engine needs a private key and the server's host key", transient=False)
+        adapter = _PinnedSSHAdapter(
+            host.engine_url, private_key=host.ssh_private_key, host_key=host.ssh_host_key, timeout=timeout
+        )
+        # An APIClient made for ssh:// would build (and connect) docker-py's own adapter from ~/.ssh
+        # first; this one starts with no transport and is given ours, mounted as docker-py mounts its own.
+        api = _client("http://127.0.0.1:9", tls=None, timeout=timeout)
+        api._custom_adapter = adapter
+        api.mount("http+docker://ssh", adapter)
+        api._unmount("http://", "https://")
+        api.base_url = "http+docker://ssh"
+        return api
 
     def close(self) -> None:
-        self.api.close()
+        if getattr(self, "api", None) is not None:
+            self.api.close()
         if self._tmp is not None:
             self._tmp.cleanup()
 

@@ -1,5 +1,6 @@
 """Tasks. Each is thin: it takes ids, calls the code that does the work, and is safe to run twice."""
 
+import json
 import logging
 
 from celery import shared_task
@@ -9,12 +10,13 @@ from django.utils import timezone
 from berth.applications.models import App
 from berth.billing.invoicing import invoices_run
 from berth.billing.metering import usage_sync_all
+from berth.core.crypto import decrypt
 from berth.deployments.models import Deployment
 from berth.fleet.models import DockerHost
 from berth.tenancy.services import invitations_purge_expired
 
 from . import deploy, locks, reconcile
-from .engine import EngineError
+from .engine import Engine, EngineError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,19 @@ def check_hosts() -> None:
             host.refresh_from_db()
             if host.status == DockerHost.Status.DOWN:
                 heal_apps(list(App.objects.filter(containers__host=host).values_list("pk", flat=True).distinct()))
+
+
+@shared_task(name="berth.fleet.check_engine", ignore_result=False)
+def check_engine(sealed: str) -> dict:
+    """Connect to an engine a host is about to be registered with (fleet.services.host_connection_test).
+    `sealed` is its URL and credentials, encrypted; the answer holds no secret."""
+    host = DockerHost(name="the new host", **json.loads(decrypt(sealed)))
+    try:
+        with Engine(host, timeout=10) as engine:
+            info = engine.info()
+    except EngineError as error:
+        return {"error": str(error), "field": error.field or "engine_url"}
+    return {"version": info["version"], "engine_id": info["engine_id"]}
 
 
 @shared_task(name="berth.fleet.reconcile_host")

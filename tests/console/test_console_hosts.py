@@ -119,7 +119,9 @@ def test_hosts_are_removed_by_the_action_only(operator_client):
     assert "delete_selected" not in html_of(operator_client, HOSTS)
 
 
-def host_form(**fields):
+def host_form(remote_engine=None, **fields):
+    """The add/change form; with `remote_engine`, for the test bed's TLS engine and its real certificates."""
+    tls = remote_engine.tls_fields() if remote_engine else {}
     return {
         "name": "edge-1",
         "engine_url": "tcp://10.99.1.2:2376",
@@ -130,30 +132,48 @@ def host_form(**fields):
         "tls_ca_cert": "",
         "tls_client_cert": "",
         "tls_client_key": CLIENT_KEY,
+        "ssh_private_key": "",
+        "ssh_host_key": "",
         # The live-containers inline's management form.
         "containers-TOTAL_FORMS": "0",
         "containers-INITIAL_FORMS": "0",
+        **tls,
         **fields,
     }
 
 
-def test_registering_a_host_goes_through_host_register_and_never_shows_the_key(operator_client, operator):
-    response = operator_client.post(f"{HOSTS}add/", host_form())
+@pytest.mark.docker
+def test_registering_a_host_goes_through_host_register_and_never_shows_the_key(
+    operator_client, operator, remote_engine, engine_checker
+):
+    key_body = remote_engine.client_key.splitlines()[1]
+    response = operator_client.post(f"{HOSTS}add/", host_form(remote_engine))
 
-    assert response.status_code == 302
+    assert response.status_code == 302, messages_of(response)
     host = DockerHost.objects.get(name="edge-1")
-    assert host.tls_client_key == CLIENT_KEY
+    assert host.tls_client_key == remote_engine.client_key
+    assert (host.status, host.engine_version[:5]) == ("up", "20.10")
     event = AuditEvent.objects.get(action="host.register")
     assert (event.source, event.actor, event.target_id) == (AuditEvent.Source.CONSOLE, operator, str(host.pk))
-    assert KEY_BODY not in str(event.changes)
+    assert key_body not in str(event.changes)
     # The service audited it; the console does not record it a second time under another name.
     assert not AuditEvent.objects.filter(action="host.create").exists()
 
     page = html_of(operator_client, f"{HOSTS}{host.pk}/change/")
-    assert "tcp://10.99.1.2:2376" in page
+    assert remote_engine.tls_url in page
     assert 'name="tls_client_key"' in page
-    assert KEY_BODY not in page
-    assert KEY_BODY not in html_of(operator_client, f"{HOSTS}{host.pk}/history/")
+    assert key_body not in page
+    assert key_body not in html_of(operator_client, f"{HOSTS}{host.pk}/history/")
+
+
+@pytest.mark.docker
+def test_a_host_whose_engine_refuses_the_connection_is_not_registered(operator_client, remote_engine, engine_checker):
+    response = operator_client.post(f"{HOSTS}add/", host_form(remote_engine, tls_ca_cert=remote_engine.client_cert))
+
+    assert response.status_code == 200
+    assert "The engine&#x27;s certificate is not signed by this CA" in response.content.decode()
+    assert remote_engine.client_key.splitlines()[1] not in response.content.decode()
+    assert not DockerHost.objects.exists()
 
 
 def test_a_refused_host_form_does_not_echo_the_key_back(operator_client):
@@ -164,19 +184,27 @@ def test_a_refused_host_form_does_not_echo_the_key_back(operator_client):
     assert not DockerHost.objects.exists()
 
 
-def test_editing_a_host_keeps_its_key_unless_a_new_one_is_given(operator_client):
-    host = HostFactory(name="edge-1", tls_client_key=CLIENT_KEY)
+@pytest.mark.docker
+def test_editing_a_host_keeps_its_key_unless_a_new_one_is_given(operator_client, remote_engine):
+    tls = remote_engine.tls_fields()
+    host = HostFactory(name="edge-1", **tls)
     change = f"{HOSTS}{host.pk}/change/"
 
-    assert operator_client.post(change, host_form(memory_mb="8192", tls_client_key="")).status_code == 302
+    # The connection is unchanged (the empty key means "keep it"): no worker is asked.
+    assert (
+        operator_client.post(change, host_form(remote_engine, memory_mb="8192", tls_client_key="")).status_code == 302
+    )
     host.refresh_from_db()
-    assert (host.memory_mb, host.tls_client_key) == (8192, CLIENT_KEY)
+    assert (host.memory_mb, host.tls_client_key) == (8192, remote_engine.client_key)
     event = AuditEvent.objects.get(action="host.update")
     assert "tls_client_key" not in str(event.changes)
 
-    operator_client.post(change, host_form(tls_client_key="a new key"))
+    # A new key is checked like one given at registration, and a key that is no key is refused.
+    response = operator_client.post(change, host_form(remote_engine, tls_client_key="a new key"))
+    assert response.status_code == 200
+    assert "Not a PEM private key." in response.content.decode()
     host.refresh_from_db()
-    assert host.tls_client_key == "a new key"
+    assert host.tls_client_key == remote_engine.client_key
 
 
 def test_a_hosts_page_lists_its_live_containers_only(operator_client):

@@ -232,11 +232,19 @@ def test_registering_a_host_checks_it_and_records_the_engine_version(testbed_hos
     from worker import tasks
 
     h = testbed_hosts[1]
+    # Registered without the worker's connection test (as bootstrap does): the heartbeat checks them.
     host = host_register(
-        actor=None, name="fresh", engine_url=h.engine_url, address=h.address, memory_mb=512, cpu_millis=1000
+        actor=None,
+        test_connection=False,
+        name="fresh",
+        engine_url=h.engine_url,
+        address=h.address,
+        memory_mb=512,
+        cpu_millis=1000,
     )
     unreachable = host_register(
         actor=None,
+        test_connection=False,
         name="nowhere",
         engine_url="unix:///run/berth-testbed/none.sock",
         address="10.250.9.2",

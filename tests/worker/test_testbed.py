@@ -8,6 +8,8 @@ import docker
 import httpx
 import pytest
 
+from tests.testbed import HOST_INDICES
+
 if TYPE_CHECKING:
     from tests.testbed import TestHost
 
@@ -37,7 +39,7 @@ def wait_for_answer(url: str) -> httpx.Response:
 
 
 def test_hosts_have_their_own_addresses_and_engines(testbed_hosts: "list[TestHost]"):
-    assert [host.name for host in testbed_hosts] == ["h1", "h2"]
+    assert [host.name for host in testbed_hosts] == [f"h{i}" for i in HOST_INDICES]
     assert len({host.address for host in testbed_hosts}) == 2
     engine_ids = set()
     for url in [MACHINE_ENGINE, *(host.engine_url for host in testbed_hosts)]:

@@ -10,6 +10,7 @@ from berth.audit.models import AuditEvent
 from berth.billing.models import Invoice, InvoiceLine
 from berth.core.validators import slug_validator
 from berth.deployments.models import Deployment, DeploymentStep
+from berth.fleet.credentials import credential_problems
 from berth.fleet.models import Container, DockerHost, Size
 from berth.tenancy.models import ApiToken, Invitation, Membership, Organization, User
 from berth.tenancy.roles import Role
@@ -379,6 +380,7 @@ class DockerHostSerializer(serializers.ModelSerializer):
             "state",
             "status",
             "engine_version",
+            "ssh_host_key",
             "last_heartbeat_at",
             "last_error",
             "containers_running",
@@ -398,18 +400,31 @@ class DockerHostCreateSerializer(StrictSerializer):
     memory_mb = serializers.IntegerField(min_value=64, max_value=64 * 1024 * 1024)
     cpu_millis = serializers.IntegerField(min_value=100, max_value=1_024_000)
     labels = serializers.DictField(child=serializers.CharField(max_length=200), required=False, default=dict)
-    tls_ca_cert = serializers.CharField(required=False, default="", allow_blank=True, max_length=20000)
-    tls_client_cert = serializers.CharField(required=False, default="", allow_blank=True, max_length=20000)
+    tls_ca_cert = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=20000, help_text="PEM; tcp:// engines"
+    )
+    tls_client_cert = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=20000, help_text="PEM; tcp:// engines"
+    )
     tls_client_key = serializers.CharField(
-        required=False, default="", allow_blank=True, max_length=20000, write_only=True
+        required=False, default="", allow_blank=True, max_length=20000, write_only=True, trim_whitespace=False
+    )
+    ssh_private_key = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=20000, write_only=True, trim_whitespace=False
+    )
+    ssh_host_key = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=20000,
+        help_text="ssh:// engines: the server's public host key, a line of ssh-keyscan, or its SHA256: fingerprint",
     )
 
     def validate(self, data):
-        # The Engine API is root on the host: over TCP it is only spoken with TLS client certificates.
-        if data["engine_url"].startswith("tcp://") and not (data["tls_client_cert"] and data["tls_client_key"]):
-            raise serializers.ValidationError(
-                {"tls_client_cert": ["A tcp:// engine needs a TLS client certificate and key."]}
-            )
+        # What each scheme needs, read before any worker is asked to connect (berth.fleet.credentials).
+        problems = credential_problems(**data)
+        if problems:
+            raise serializers.ValidationError(problems)
         return data
 
 

@@ -33,3 +33,10 @@ class NotFound(BerthError):
 class Conflict(BerthError):
     status = 409
     code = "conflict"
+
+
+class Unavailable(BerthError):
+    """Something Berth needs to answer (a worker, say) did not answer in time; trying again may help."""
+
+    status = 503
+    code = "unavailable"

@@ -8,9 +8,10 @@ from django.utils.timesince import timesince
 
 from berth.console.audited import AuditedModelAdmin
 from berth.console.readonly import ReadOnlyAdminMixin
-from berth.core.errors import Conflict
+from berth.core.errors import BerthError, Conflict
 
 from . import services
+from .credentials import CONNECTION_FIELDS, credential_problems
 from .models import Container, DockerHost, Size
 
 
@@ -29,6 +30,14 @@ class HostForm(forms.ModelForm):
         widget=WriteOnlyTextarea,
         help_text="PEM; stored encrypted and never shown again. Leave empty to keep the key the host has.",
     )
+    ssh_private_key = forms.CharField(
+        label="ssh private key",
+        required=False,
+        strip=False,
+        widget=WriteOnlyTextarea,
+        help_text="No passphrase; stored encrypted and never shown again. Leave empty to keep the key the host has.",
+    )
+    SECRETS = ("tls_client_key", "ssh_private_key")
 
     class Meta:
         model = DockerHost
@@ -42,15 +51,43 @@ class HostForm(forms.ModelForm):
             "tls_ca_cert",
             "tls_client_cert",
             "tls_client_key",
+            "ssh_private_key",
+            "ssh_host_key",
         ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Not even the form's initial data holds the decrypted key; an empty field then means "unchanged".
-        self.initial.pop("tls_client_key", None)
+        # Not even the form's initial data holds a decrypted key; an empty field then means "unchanged".
+        for name in self.SECRETS:
+            self.initial.pop(name, None)
+        self.engine = None  # what the worker found when it connected, for host_register
 
     def clean_tls_client_key(self):
         return self.cleaned_data["tls_client_key"] or self.instance.tls_client_key
+
+    def clean_ssh_private_key(self):
+        return self.cleaned_data["ssh_private_key"] or self.instance.ssh_private_key
+
+    def clean(self):
+        """The same checks as the API: the credentials fit the URL, and a worker reached the engine with
+        them, on registration and whenever the connection changes."""
+        data = super().clean()
+        if self.errors:
+            return data
+        connection = {name: data.get(name) or "" for name in CONNECTION_FIELDS}
+        for field, reasons in credential_problems(**connection).items():
+            self.add_error(field, reasons)
+        if self.errors:
+            return data
+        changed = self.instance.pk is None or any(
+            connection[name] != (getattr(self.instance, name) or "") for name in CONNECTION_FIELDS
+        )
+        if changed:
+            try:
+                self.engine = services.host_connection_test(**connection)
+            except BerthError as error:
+                self.add_error(error.field if error.field in self.fields else None, error.message)
+        return data
 
 
 class LiveContainerInline(admin.TabularInline):
@@ -95,6 +132,7 @@ class DockerHostAdmin(AuditedModelAdmin):
         (None, {"fields": ["name", "engine_url", "address"]}),
         ("Capacity", {"fields": ["memory_mb", "cpu_millis", "labels"]}),
         ("TLS, for tcp:// engines", {"fields": ["tls_ca_cert", "tls_client_cert", "tls_client_key"]}),
+        ("ssh, for ssh:// engines", {"fields": ["ssh_private_key", "ssh_host_key"]}),
     ]
     # State changes only through the actions, which audit them and start a drain's reconcile.
     observed = ["state", "status", "capacity_used", "engine_version", "engine_id", "last_heartbeat_at", "last_error"]
@@ -133,7 +171,8 @@ class DockerHostAdmin(AuditedModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        host = services.host_register(actor=request.user, **{name: form.cleaned_data[name] for name in form.fields})
+        fields = {name: form.cleaned_data[name] for name in form.fields}
+        host = services.host_register(actor=request.user, engine=form.engine, **fields)
         obj.pk = host.pk  # the admin redirects to, and logs, the object it passed in
 
     def log_addition(self, request, obj, message):

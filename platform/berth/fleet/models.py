@@ -32,9 +32,16 @@ class DockerHost(models.Model):
     engine_url = models.CharField(
         max_length=255, help_text="unix:///var/run/docker.sock, tcp://host:2376 (TLS) or ssh://user@host"
     )
-    tls_ca_cert = models.TextField(blank=True, help_text="PEM; for tcp:// engines")
+    tls_ca_cert = models.TextField(
+        blank=True, help_text="PEM; for tcp:// engines: the engine's certificate is checked against it"
+    )
     tls_client_cert = models.TextField(blank=True, help_text="PEM; for tcp:// engines")
     tls_client_key = EncryptedTextField(blank=True, help_text="PEM; stored encrypted")
+    ssh_private_key = EncryptedTextField(blank=True, help_text="OpenSSH or PEM, no passphrase; stored encrypted")
+    ssh_host_key = models.TextField(
+        blank=True,
+        help_text="For ssh:// engines: the server's public host key (ssh-ed25519 AAAA…) or its SHA256: fingerprint",
+    )
     address = models.GenericIPAddressField(help_text="The address the host's published ports answer on.")
     memory_mb = models.PositiveIntegerField(validators=[MinValueValidator(64)])
     cpu_millis = models.PositiveIntegerField(validators=[MinValueValidator(100)], help_text="1000 = one core")

@@ -1,31 +1,91 @@
-"""Operators' changes to the fleet: hosts and sizes. Checking a host happens in the worker."""
+"""Operators' changes to the fleet: hosts and sizes. Only the worker speaks to engines (DESIGN §1)."""
 
+import json
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from berth.audit.services import audit_record
-from berth.core.errors import Conflict, Invalid
+from berth.core.crypto import encrypt
+from berth.core.errors import Conflict, Invalid, Unavailable
 from berth.core.queue import enqueue_on_commit
 
+from .credentials import CONNECTION_FIELDS, credential_problems, normalize_host_key
 from .models import DockerHost, Size
 from .selectors import live_containers
 
 CHECK_HOST_TASK = "berth.fleet.check_hosts"
+CHECK_ENGINE_TASK = "berth.fleet.check_engine"
 RECONCILE_TASK = "berth.fleet.reconcile"
 
 
+def host_connection_test(**connection) -> dict:
+    """Have a worker connect to the engine with these credentials; its version and ID, or Invalid naming
+    the field at fault (a CA the engine's certificate does not chain to, a refused key, a host key
+    that is not the server's). The credentials travel to the worker encrypted with the field keys, so
+    the broker never holds them in clear; nothing secret comes back."""
+    problems = credential_problems(**connection)
+    if problems:
+        field, reasons = next(iter(problems.items()))
+        raise Invalid(reasons[0], field=field)
+    from worker.celery import app  # the Celery app's configuration only, not the tasks
+
+    sealed = encrypt(json.dumps({name: connection.get(name) or "" for name in CONNECTION_FIELDS}))
+    result = app.send_task(CHECK_ENGINE_TASK, args=[sealed])
+    try:
+        answer = result.get(timeout=settings.BERTH_ENGINE_CHECK_TIMEOUT_SECONDS)
+    except CeleryTimeout:
+        raise Unavailable(
+            "No worker answered to check the engine; is the worker running? Nothing was registered.",
+            code="worker_unavailable",
+        ) from None
+    finally:
+        result.forget()
+    if "error" in answer:
+        raise Invalid(answer["error"], field=answer["field"], code="engine_refused")
+    return answer
+
+
+def host_register(*, actor, engine: dict | None = None, test_connection: bool = True, **fields) -> DockerHost:
+    """Register a host once a worker has reached its engine (`engine`: that answer, if the caller already
+    has it); the host starts up, with the engine's version. `test_connection=False` leaves the check
+    to the heartbeat (bootstrap registers the local engine before any worker runs)."""
+    if fields.get("ssh_host_key"):
+        fields["ssh_host_key"] = normalize_host_key(fields["ssh_host_key"]) or fields["ssh_host_key"]
+    if engine is None and test_connection:
+        if DockerHost.objects.filter(name=fields.get("name")).exists():  # before bothering a worker
+            raise Conflict("A host with this name already exists.", field="name", code="name_taken")
+        engine = host_connection_test(**{name: fields.get(name, "") for name in CONNECTION_FIELDS})
+    return _host_create(actor=actor, engine=engine, fields=fields)
+
+
 @transaction.atomic
-def host_register(*, actor, **fields) -> DockerHost:
-    """Register a host; the worker checks the connection and records the engine version."""
+def _host_create(*, actor, engine: dict | None, fields: dict) -> DockerHost:
+    if engine:
+        fields |= {
+            "status": DockerHost.Status.UP,
+            "engine_version": engine["version"],
+            "engine_id": engine["engine_id"],
+            "last_heartbeat_at": timezone.now(),
+        }
     try:
         with transaction.atomic():
             host = DockerHost.objects.create(**fields)
     except IntegrityError:
         raise Conflict("A host with this name already exists.", field="name", code="name_taken") from None
+    # Names and addresses only: certificates and keys stay out of the audit log.
     audit_record(
         actor=actor,
         action="host.register",
         target=host,
-        changes={"name": host.name, "engine_url": host.engine_url, "address": host.address},
+        changes={
+            "name": host.name,
+            "engine_url": host.engine_url,
+            "address": host.address,
+            "engine_version": host.engine_version,
+        },
     )
     enqueue_on_commit(CHECK_HOST_TASK)
     return host

@@ -196,6 +196,8 @@ BERTH_PARALLEL_STARTS = env_int("BERTH_PARALLEL_STARTS", 8)
 # An organization's containers on one host share one bridge network; a /24 from the engine's
 # address pool has 253 addresses for them, less a margin.
 BERTH_ORG_CONTAINERS_PER_HOST = env_int("BERTH_ORG_CONTAINERS_PER_HOST", 250)
+# How long registering a host waits for a worker to connect to its engine (the engine has 10 s of it).
+BERTH_ENGINE_CHECK_TIMEOUT_SECONDS = env_int("BERTH_ENGINE_CHECK_TIMEOUT_SECONDS", 20)
 
 # Billing. Quotas every organization has unless an operator sets its own.
 BERTH_DEFAULT_QUOTA = {

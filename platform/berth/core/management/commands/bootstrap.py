@@ -70,8 +70,10 @@ class Command(BaseCommand):
                 )
                 size_price_set(actor=operator, size=size, price_per_hour=price)
         if not DockerHost.objects.exists():
+            # No worker runs yet to test the connection; its heartbeat checks the engine once it does.
             host_register(
                 actor=operator,
+                test_connection=False,
                 name="local",
                 engine_url="unix:///var/run/docker.sock",
                 address="127.0.0.1",
