@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import io
 import tempfile
+import time
 import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,6 +189,11 @@ def _client(base_url: str, *, tls, timeout: int) -> docker.APIClient:
     return api
 
 
+# An engine upgraded in the meantime still speaks the older version it was first asked in.
+API_VERSION_TTL_S = 300.0
+_api_versions: dict[str, tuple[str, float]] = {}
+
+
 class Engine:
     """A connection to one Docker host: unix socket, tcp:// with TLS client certificates, or ssh://."""
 
@@ -200,10 +206,20 @@ class Engine:
                     self.api = self._ssh_client(host, timeout)
                 else:
                     self.api = _client(host.engine_url, tls=self._tls(host), timeout=timeout)
-                self.api._version = self.api._retrieve_server_version()
+                self.api._version = self._api_version(host.engine_url)
         except EngineError:
             self.close()
             raise
+
+    def _api_version(self, engine_url: str) -> str:
+        """The engine's API version, asked once per API_VERSION_TTL_S per engine and process: every
+        Engine() would otherwise cost a round trip before its first real call."""
+        known = _api_versions.get(engine_url)
+        if known is not None and time.monotonic() - known[1] < API_VERSION_TTL_S:
+            return known[0]
+        version = self.api._retrieve_server_version()
+        _api_versions[engine_url] = (version, time.monotonic())
+        return version
 
     def _tls(self, host: DockerHost):
         if not host.engine_url.startswith("tcp://"):
