@@ -106,8 +106,9 @@ def fail(deployment: Deployment, reason: str) -> None:
             }
             converge(app=app, release=previous, formation=formation, deployment=deployment)
         else:
-            for container in live_containers(app=app):
-                stop_container(container, deployment, "the app's first release failed")
+            _stop_together(
+                list(live_containers(app=app).select_related("host")), deployment, "the app's first release failed"
+            )
     except DeployFailed as again:
         step(deployment, f"Could not fully restore the previous state: {again}")
     finish(deployment, Deployment.State.FAILED, "Deployment failed; the previous release keeps running.", error=reason)
@@ -147,10 +148,27 @@ def converge(*, app: App, release: Release, formation: dict, deployment: Deploym
         _start_missing(app, release, processes[name], quantity, size, deployment)
         for index in range(quantity):
             _converge_slot(app, release, processes[name], index, size, deployment)
-        for extra in live_containers(app=app, process_type=name, index__gte=quantity):
-            stop_container(extra, deployment, f"{name} is scaled to {quantity}")
-    for stale in live_containers(app=app).exclude(process_type__in=list(processes)):
+        extras = live_containers(app=app, process_type=name, index__gte=quantity)
+        _stop_together(list(extras.select_related("host")), deployment, f"{name} is scaled to {quantity}")
+    for stale in live_containers(app=app).exclude(process_type__in=list(processes)).select_related("host"):
         stop_container(stale, deployment, f"v{release.version} has no {stale.process_type} process")
+
+
+def _stop_together(containers: list[Container], deployment, why: str) -> None:
+    """Stop containers nothing needs any more (a scale-in, a failed first release) at the same time."""
+
+    def stop(container: Container) -> None:
+        try:
+            stop_container(container, deployment, why)
+        finally:
+            connections.close_all()  # this thread's own database connection
+
+    if len(containers) < 2:
+        for container in containers:
+            stop_container(container, deployment, why)
+        return
+    with ThreadPoolExecutor(max_workers=min(len(containers), settings.BERTH_PARALLEL_STARTS)) as pool:
+        list(pool.map(stop, containers))  # re-raises the first error, once all are done
 
 
 def _start_missing(app, release, process: ProcessType, quantity: int, size: Size, deployment) -> None:

@@ -11,8 +11,10 @@ import time
 from django.utils import timezone
 
 # Container events after which what runs may differ from what Berth believes. Not `kill`: Docker
-# sends it with the signal, before the process has exited, so a reconcile it woke would still see
-# the container running; the `die` that follows is what counts.
+# sends it with the signal, before the process has exited; the `die` that follows is what counts.
+# Even `die` comes before the engine's container list says "exited" (the list catches up once the
+# engine has cleaned up the container's network), so the pass it wakes inspects the containers
+# named in the events instead of trusting the list for them.
 WAKING_ACTIONS = {"die", "oom", "destroy", "stop", "health_status"}
 REFRESH_HOSTS_S = 5.0
 DEBOUNCE_S = 0.2
@@ -49,7 +51,7 @@ class HostFollower(threading.Thread):
                     for event in engine.events(since=since):
                         since = timezone.now()
                         if event.get("Action", "").split(":")[0] in WAKING_ACTIONS:
-                            self.wake(self.host_id)
+                            self.wake(self.host_id, event.get("Actor", {}).get("ID") or event.get("id", ""))
                         if self.stopping.is_set():
                             return
             except (EngineError, OSError, ValueError) as error:
@@ -63,35 +65,37 @@ class Waker:
 
     A burst of events is one pass at its start and one at its end (leading and trailing edges): an
     event inside the quiet window is never dropped, only deferred to the window's end, because the
-    pass woken by the first event may have looked before the later events happened.
+    pass woken by the first event may have looked before the later events happened. Each send names
+    the containers the events were about (see reconcile.observe_host's `suspects`).
     """
 
     def __init__(self, send, debounce_s: float = DEBOUNCE_S):
         self.send = send
         self.debounce_s = debounce_s
         self.last: dict[int, float] = {}
-        self.deferred: set[int] = set()
+        self.pending: dict[int, set[str]] = {}  # hosts with a deferred send, and its containers
         self.lock = threading.Lock()
 
-    def __call__(self, host_id: int) -> None:
+    def __call__(self, host_id: int, docker_id: str = "") -> None:
         now = time.monotonic()
         with self.lock:
             wait = self.last.get(host_id, -self.debounce_s) + self.debounce_s - now
             if wait > 0:
-                if host_id not in self.deferred:
-                    self.deferred.add(host_id)
+                if host_id not in self.pending:
+                    self.pending[host_id] = set()
                     timer = threading.Timer(wait, self._send_deferred, args=(host_id,))
                     timer.daemon = True
                     timer.start()
+                self.pending[host_id] |= {docker_id} - {""}
                 return
             self.last[host_id] = now
-        self.send(host_id)
+        self.send(host_id, sorted({docker_id} - {""}))
 
     def _send_deferred(self, host_id: int) -> None:
         with self.lock:
-            self.deferred.discard(host_id)
+            suspects = self.pending.pop(host_id, set())
             self.last[host_id] = time.monotonic()
-        self.send(host_id)
+        self.send(host_id, sorted(suspects))
 
 
 def follow_fleet(stop: threading.Event, send) -> None:
@@ -123,8 +127,8 @@ def main() -> None:
     django.setup()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
-    def send(host_id: int) -> None:
-        app.send_task("berth.fleet.reconcile_host", args=[host_id])
+    def send(host_id: int, suspects: list[str]) -> None:
+        app.send_task("berth.fleet.reconcile_host", args=[host_id], kwargs={"suspects": suspects})
 
     logger.info("following Docker events of every host")
     follow_fleet(threading.Event(), send)

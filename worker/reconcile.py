@@ -77,13 +77,15 @@ def mark_host_down(host: DockerHost) -> list[int]:
 HOST_LOCK_WAIT_S = 30.0
 
 
-def observe_host(host: DockerHost) -> set[int]:
+def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
     """Make the rows of one host agree with its engine; returns the ids of apps that changed.
 
     One pass per host at a time (two would race to remove the same container). A deployment in
     progress writes a container's row just after the engine starts it, and marks a row `stopping`
     before removing its container: what such a deployment owns is left to it (see `_deploying`).
     A `stopping` row whose deployment is over was left by a worker that died mid-stop: finish it.
+    `suspects` are containers Docker's events just spoke of: the engine's list may not show yet that
+    one died, so they are inspected (which waits for the engine to finish handling their exit).
     """
     with locks.advisory_lock(locks.HOST, host.pk, wait_s=HOST_LOCK_WAIT_S), Engine(host) as engine:
         # Rows first, then the engine: a container started in between has no row yet and is left
@@ -95,6 +97,10 @@ def observe_host(host: DockerHost) -> set[int]:
             .exclude(state=Container.State.REMOVED)
         }
         summaries = {s["docker_id"]: s for s in engine.list_managed()}
+        for docker_id in set(suspects) & summaries.keys():
+            if summaries[docker_id]["state"] == "running":
+                observed = engine.inspect(docker_id)
+                summaries[docker_id]["state"] = observed.state if observed else "dead"
         deploying = _deploying()
         changed: set[int] = set()
         now = timezone.now()

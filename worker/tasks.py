@@ -75,12 +75,13 @@ def check_engine(sealed: str) -> dict:
 
 
 @shared_task(name="berth.fleet.reconcile_host")
-def reconcile_host(host_id: int) -> None:
+def reconcile_host(host_id: int, suspects: list[str] | None = None) -> None:
+    """A pass over one host, woken by its Docker events about the containers `suspects`."""
     host = DockerHost.objects.filter(pk=host_id, status=DockerHost.Status.UP).first()
     if host is None:
         return
     try:
-        changed = reconcile.observe_host(host)
+        changed = reconcile.observe_host(host, suspects=suspects or ())
     except EngineError as error:
         logger.warning("reconcile of %s failed: %s", host.name, error)
         return

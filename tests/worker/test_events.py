@@ -1,6 +1,5 @@
 """The events watcher's debounce: a burst of events is deferred, never dropped (pure timing logic)."""
 
-import threading
 import time
 
 from worker.events import Waker
@@ -9,11 +8,11 @@ from worker.events import Waker
 class Sends:
     def __init__(self):
         self.times: list[tuple[int, float]] = []
-        self.arrived = threading.Event()
+        self.suspects: list[list[str]] = []
 
-    def __call__(self, host_id: int) -> None:
+    def __call__(self, host_id: int, suspects: list[str]) -> None:
         self.times.append((host_id, time.monotonic()))
-        self.arrived.set()
+        self.suspects.append(suspects)
 
 
 def test_the_first_event_wakes_at_once():
@@ -27,13 +26,15 @@ def test_the_first_event_wakes_at_once():
 def test_events_inside_the_window_are_sent_once_at_its_end():
     sends = Sends()
     waker = Waker(sends, debounce_s=0.3)
-    waker(1)
-    waker(1)  # e.g. `die` 40 ms after the event that woke the first pass
-    waker(1)
+    waker(1, "a")
+    waker(1, "b")  # e.g. `die` 40 ms after the event that woke the first pass
+    waker(1, "c")
+    waker(1, "b")
     assert len(sends.times) == 1
     time.sleep(0.6)
     assert len(sends.times) == 2, "the later events must cause a pass of their own"
     assert sends.times[1][1] - sends.times[0][1] >= 0.29
+    assert sends.suspects == [["a"], ["b", "c"]]
 
 
 def test_hosts_are_debounced_apart():
