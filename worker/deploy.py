@@ -156,19 +156,24 @@ def converge(*, app: App, release: Release, formation: dict, deployment: Deploym
 
 def _stop_together(containers: list[Container], deployment, why: str) -> None:
     """Stop containers nothing needs any more (a scale-in, a failed first release) at the same time."""
+    _in_parallel(lambda container: stop_container(container, deployment, why), containers)
 
-    def stop(container: Container) -> None:
+
+def _in_parallel(function, *arguments) -> list:
+    """`function` over the zipped arguments, BERTH_PARALLEL_STARTS calls at a time, each thread with its
+    own database connection; the results in order. The first error is raised once all calls end."""
+    calls = list(zip(*arguments, strict=True))
+    if len(calls) < 2:
+        return [function(*call) for call in calls]
+
+    def run(call):
         try:
-            stop_container(container, deployment, why)
+            return function(*call)
         finally:
             connections.close_all()  # this thread's own database connection
 
-    if len(containers) < 2:
-        for container in containers:
-            stop_container(container, deployment, why)
-        return
-    with ThreadPoolExecutor(max_workers=min(len(containers), settings.BERTH_PARALLEL_STARTS)) as pool:
-        list(pool.map(stop, containers))  # re-raises the first error, once all are done
+    with ThreadPoolExecutor(max_workers=min(len(calls), settings.BERTH_PARALLEL_STARTS)) as pool:
+        return list(pool.map(run, calls))
 
 
 def _start_missing(app, release, process: ProcessType, quantity: int, size: Size, deployment) -> None:
@@ -198,11 +203,8 @@ def _start_missing(app, release, process: ProcessType, quantity: int, size: Size
             return None
         except DeployFailed as failure:
             return str(failure)
-        finally:
-            connections.close_all()  # this thread's own database connection
 
-    with ThreadPoolExecutor(max_workers=min(len(missing), settings.BERTH_PARALLEL_STARTS)) as pool:
-        reasons = [r for r in pool.map(start, missing, chosen) if r is not None]
+    reasons = [reason for reason in _in_parallel(start, missing, chosen) if reason is not None]
     if reasons:
         raise DeployFailed(reasons[0] + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
 
