@@ -41,6 +41,12 @@ PROCESS_TYPES = ("web", "worker")
 # --- database -------------------------------------------------------------------------------------
 
 
+def database_name(default: str) -> str:
+    """The benchmark's database; `BERTH_BENCH_DB_SUFFIX` gives each engineer on a shared server their own."""
+    suffix = os.environ.get("BERTH_BENCH_DB_SUFFIX", "")
+    return f"{default}_{suffix}" if suffix else default
+
+
 def maintenance(statement: str, *identifiers: str) -> str:
     """Run a statement on the maintenance database; `{}` in it are quoted identifiers."""
     import psycopg
@@ -503,11 +509,20 @@ class Explainer:
 
     def __init__(self):
         self.plans: list[dict] = []
+        self.skipped: list[dict] = []
         self._immediate = False
+
+    # What EXPLAIN accepts; anything else (LOCK TABLE, SET LOCAL, …) runs as it is and is listed as run.
+    EXPLAINABLE = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "MERGE", "VALUES")
 
     def __call__(self, execute, sql, params, many, context):
         if not isinstance(params, dict):
             return execute(sql, params, many, context)
+        if not sql.lstrip().upper().startswith(self.EXPLAINABLE):
+            began = time.perf_counter()
+            result = execute(sql, params, many, context)
+            self.skipped.append({"sql": " ".join(sql.split()), "ms": round((time.perf_counter() - began) * 1000, 1)})
+            return result
         cursor = context["cursor"].cursor  # the driver's cursor: through the wrapper would come back here
         if not self._immediate:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

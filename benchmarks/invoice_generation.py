@@ -32,7 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import _billingbench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
 
 NAME = "invoice_generation"
-DATABASE = "berth_bench_invoices"
+DATABASE = bench.database_name("berth_bench_invoices")
 ORGANIZATIONS = 1000
 CONTAINERS_PER_ORG = 10
 RECORDS_PER_CONTAINER = 100
@@ -250,6 +250,7 @@ def _explain(period: date, now: datetime, backend: int) -> dict:
         "wall_s_with_explain": round(wall, 2),
         "plans_file": str(EXPLAIN_OUT.relative_to(bench.REPO)),
         "statements": [{"sql": plan["sql"][:160], **bench.plan_summary(plan["plan"])} for plan in explainer.plans],
+        "not_explainable": explainer.skipped,
     }
 
 

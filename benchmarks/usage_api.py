@@ -32,7 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import _billingbench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
 
 NAME = "usage_api"
-DATABASE = "berth_bench_usage_api"
+DATABASE = bench.database_name("berth_bench_usage_api")
 LOG = bench.OUT / f"{NAME}-gunicorn.log"
 ORG_CONTAINERS = 1000
 RECORDS_PER_CONTAINER = 100  # per period
