@@ -18,8 +18,9 @@ from django.db.models import Exists
 
 from berth.fleet.models import Container
 
-from .models import ClosedPeriod, SizePrice, UsageRecord
+from .models import ClosedPeriod, NextRevision, SizePrice, UsageRecord
 from .money import period_end, period_of
+from .rollup import usage_rollup
 
 logger = logging.getLogger(__name__)
 ENDED = {Container.State.REMOVED, Container.State.EXITED, Container.State.LOST}
@@ -112,7 +113,7 @@ def _sync_one(container_id: int, now: datetime) -> int:
             )
             changed += 1
         elif record.ended_at is None and interval.end is not None:
-            UsageRecord.objects.filter(pk=record.pk).update(ended_at=interval.end)
+            UsageRecord.objects.filter(pk=record.pk).update(ended_at=interval.end, revision=NextRevision())
             changed += 1
         elif record.ended_at != interval.end:
             # Closed intervals are never rewritten; a host that changed its mind is worth a look.
@@ -124,6 +125,12 @@ def _sync_one(container_id: int, now: datetime) -> int:
                 interval.end,
             )
     return changed
+
+
+def usage_meter(*, now: datetime) -> dict:
+    """The periodic metering pass: bring the ledger up to what was observed, then roll up what changed."""
+    synced = usage_sync_all(now=now)
+    return {"ledger_rows_written": synced, "rollup_rows_written": usage_rollup()}
 
 
 def usage_sync_all(*, now: datetime) -> int:
@@ -142,4 +149,6 @@ def usage_sync_all(*, now: datetime) -> int:
 
 def usage_close_for_app(*, app, at: datetime) -> int:
     """End the open intervals of an app that is being deleted, at the moment of deletion."""
-    return UsageRecord.objects.filter(app=app, ended_at__isnull=True, started_at__lte=at).update(ended_at=at)
+    return UsageRecord.objects.filter(app=app, ended_at__isnull=True, started_at__lte=at).update(
+        ended_at=at, revision=NextRevision()
+    )
