@@ -58,7 +58,10 @@ class UsageRecord(models.Model):
 
     # Kept when the container's app is deleted: the ledger outlives what it measured.
     container = models.ForeignKey("fleet.Container", null=True, on_delete=models.SET_NULL, related_name="usage")
-    organization = models.ForeignKey("tenancy.Organization", on_delete=models.PROTECT, related_name="usage")
+    # Indexed first in usage_org_period_end, which also serves what an index of its own would.
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.PROTECT, related_name="usage", db_index=False
+    )
     app = models.ForeignKey("applications.App", null=True, on_delete=models.SET_NULL, related_name="usage")
     # Snapshots: an invoice still reads right after the app or size is gone.
     app_name = models.CharField(max_length=30)
@@ -119,7 +122,8 @@ class UsageDaily(models.Model):
     non-empty records of the day's period whose revision is at most UsageRollupMark.revision.
     """
 
-    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="+")
+    # Indexed first in usage_daily_once.
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
     app_name = models.CharField(max_length=30)
     process_type = models.CharField(max_length=30)

@@ -68,9 +68,14 @@ def usage_for_period(*, organization_id: int, period: date, group_by: tuple[str,
     )
     with transaction.atomic(), connection.cursor() as cursor:
         # No roll-up pass can commit between reading its mark (in a later statement, so a snapshot taken
-        # after the lock) and its rows. No JIT: PostgreSQL guesses 1,000 rows per generate_series and
-        # JIT-compiles the plan, which costs more than running it (benchmarks/results/usage_api.md).
-        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s), set_config('jit', 'off', true)", [ROLLUP_LOCK])
+        # after the lock) and its rows. PostgreSQL guesses 1,000 rows per generate_series, so the plan
+        # looks big enough to JIT-compile and to run in parallel; both cost more than the few thousand
+        # rows it reads (benchmarks/results/usage_api.md).
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s), set_config('jit', 'off', true), "
+            "set_config('max_parallel_workers_per_gather', '0', true)",
+            [ROLLUP_LOCK],
+        )
         cursor.execute("SELECT COALESCE(MAX(revision), 0) FROM billing_usagerollupmark")
         mark = cursor.fetchone()[0]
         params = {"org": organization_id, "period": period, "cutoff": cutoff, "midnight": midnight, "mark": mark}
