@@ -30,9 +30,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import _billingbench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
+import _server
 
 NAME = "invoice_generation"
-DATABASE = bench.database_name("berth_bench_invoices")
+DATABASE = _server.database_name("berth_bench_invoices")
 ORGANIZATIONS = 1000
 CONTAINERS_PER_ORG = 10
 RECORDS_PER_CONTAINER = 100
