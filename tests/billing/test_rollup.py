@@ -11,7 +11,7 @@ from django.db import connection
 
 from berth.applications.services import app_delete
 from berth.billing.invoicing import finalize_period
-from berth.billing.metering import usage_sync
+from berth.billing.metering import usage_close_for_app, usage_sync
 from berth.billing.models import SizePrice, UsageDaily, UsageRecord
 from berth.billing.money import period_end, period_start, round_amount
 from berth.billing.rollup import usage_rollup
@@ -236,3 +236,17 @@ def test_passes_at_once_give_the_rollup_one_pass_gives(committed_world):
     usage_rollup(rebuild=True)
     assert daily_rows() == rows
     assert assert_reads_match_the_ledger(org, periods=(NOVEMBER,))
+
+
+def test_a_record_closed_past_its_period_counts_only_in_its_period(world):
+    # Deleting an app closes its open record at that moment, even when metering has not yet split the
+    # record at midnight of the 1st: the record then reaches into the next period, which reads clip.
+    container = world["container"]
+    container("shop", "web", at(2026, 10, 31, 23), now=at(2026, 10, 31, 23, 30))
+    usage_close_for_app(app=world["apps"]["shop"], at=at(2026, 11, 1, 0, 10))
+    assert UsageRecord.objects.get().ended_at == at(2026, 11, 1, 0, 10)
+    moments = [at(2026, 10, 31, 23, 45), at(2026, 11, 1), at(2026, 11, 1, 0, 5), at(2026, 11, 2)]
+    assert_reads_match_the_ledger(world["org"], moments=moments)
+    usage_rollup()
+    assert UsageDaily.objects.get().seconds == 3600  # October 31st only
+    assert_reads_match_the_ledger(world["org"], moments=moments)

@@ -10,7 +10,9 @@ How it is kept (`usage_rollup`, run by the meter task after metering):
 - Every record takes a new revision from one sequence when it is written and again when it is closed
   (a closed record is never rewritten, DESIGN §4 and metering.py).
 - A pass first reads the highest revision under a SHARE lock of the ledger, which waits for the writers
-  in flight: every revision up to it is then committed, so none can turn up later below the mark.
+  in flight: every revision up to it is then committed, so none can turn up later below the mark. The
+  lock lasts one short transaction (writers that arrive meanwhile wait for it), and a pass that cannot
+  get it within LOCK_TIMEOUT is skipped: the next one catches up.
 - Then, under an advisory lock that serializes passes against each other and against reads, it
   recomputes from the ledger every (organization, day) that a record with a revision between the old
   mark and that one touches, with one statement, and moves the mark. Recomputing a slice sets it to
