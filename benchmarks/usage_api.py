@@ -91,6 +91,10 @@ def _seed_serve_measure(results: dict, workers: int, port: int, sequential: int,
         results["gunicorn"] = _server.command_line(command, port)
         base_url = f"http://127.0.0.1:{port}"
         load = _Load(base_url, seeded["org_slug"], token, seeded["expected_rows"])
+        # Every worker answers each kind of request a few times first: a worker's first request loads what
+        # Django loads lazily (~0.45 s here), which a long-running server has long done.
+        for name in REQUESTS:
+            load.concurrent(name, 2 * workers, WARMUP)
         results["sequential"] = {name: load.sequential(name, sequential, server.pid) for name in REQUESTS}
         bench.progress(f"{NAME}: sequential done, {clients} concurrent clients")
         results["concurrent"] = {name: load.concurrent(name, clients, PER_CLIENT) for name in REQUESTS}
