@@ -250,3 +250,37 @@ def test_a_record_closed_past_its_period_counts_only_in_its_period(world):
     usage_rollup()
     assert UsageDaily.objects.get().seconds == 3600  # October 31st only
     assert_reads_match_the_ledger(world["org"], moments=moments)
+
+
+def test_a_pass_skips_rather_than_wait_for_a_writer_in_flight(committed_world, monkeypatch):
+    import psycopg
+
+    from berth.billing import rollup
+
+    org, app = committed_world
+    monkeypatch.setattr(rollup, "LOCK_TIMEOUT", "200ms")
+    record = UsageRecord.objects.create(
+        organization=org,
+        app=app,
+        app_name="shop",
+        process_type="web",
+        size_name="small",
+        price_per_hour=Decimal("0.036"),
+        currency="USD",
+        started_at=at(2026, 11, 2, 8),
+        ended_at=at(2026, 11, 2, 9),
+        period=NOVEMBER,
+    )
+    settings = connection.settings_dict
+    # Another worker's metering transaction, not committed yet: its revision must not fall below a mark.
+    with psycopg.connect(
+        dbname=settings["NAME"], host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"]
+    ) as writer:
+        writer.execute(
+            "UPDATE billing_usagerecord SET revision = nextval('billing_usagerecord_revision_seq') WHERE id = %s",
+            [record.pk],
+        )
+        assert usage_rollup() == 0
+        assert not UsageDaily.objects.exists()
+    assert usage_rollup() == 1  # committed now: the next pass takes it
+    assert UsageDaily.objects.get().seconds == 3600

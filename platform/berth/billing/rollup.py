@@ -8,7 +8,7 @@ and whatever falls on the day of the read's cutoff.
 
 How it is kept (`usage_rollup`, run by the meter task after metering):
 - Every record takes a new revision from one sequence when it is written and again when it is closed
-  (a closed record is never rewritten, DESIGN §4 and metering.py).
+  (metering never rewrites a closed record).
 - A pass first reads the highest revision under a SHARE lock of the ledger, which waits for the writers
   in flight: every revision up to it is then committed, so none can turn up later below the mark. The
   lock lasts one short transaction (writers that arrive meanwhile wait for it), and a pass that cannot
@@ -23,10 +23,11 @@ import logging
 
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
+from psycopg.errors import LockNotAvailable
 
 logger = logging.getLogger(__name__)
 
-# pg_advisory_xact_lock key ("berth usage rollup"): a pass takes it alone, a usage read shared.
+# The roll-up's advisory lock (any constant of Berth's own): a pass takes it alone, a usage read shared.
 ROLLUP_LOCK = 0x6265727468_7275
 # A pass waits at most this long for the ledger's writers; the next pass (30 s later) tries again.
 LOCK_TIMEOUT = "5s"
@@ -144,5 +145,7 @@ def _committed_revision() -> int | None:
             cursor.execute("LOCK TABLE billing_usagerecord IN SHARE MODE")
             cursor.execute("SELECT COALESCE(MAX(revision), 0) FROM billing_usagerecord")
             return cursor.fetchone()[0]
-    except OperationalError:
-        return None
+    except OperationalError as error:
+        if isinstance(error.__cause__, LockNotAvailable):
+            return None
+        raise
