@@ -503,11 +503,20 @@ class Explainer:
 
     def __init__(self):
         self.plans: list[dict] = []
+        self.skipped: list[dict] = []
         self._immediate = False
+
+    # What EXPLAIN accepts; anything else (LOCK TABLE, SET LOCAL, …) runs as it is and is listed as run.
+    EXPLAINABLE = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "MERGE", "VALUES")
 
     def __call__(self, execute, sql, params, many, context):
         if not isinstance(params, dict):
             return execute(sql, params, many, context)
+        if not sql.lstrip().upper().startswith(self.EXPLAINABLE):
+            began = time.perf_counter()
+            result = execute(sql, params, many, context)
+            self.skipped.append({"sql": " ".join(sql.split()), "ms": round((time.perf_counter() - began) * 1000, 1)})
+            return result
         cursor = context["cursor"].cursor  # the driver's cursor: through the wrapper would come back here
         if not self._immediate:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -567,66 +576,7 @@ def plan_summary(plan: dict) -> dict:
     }
 
 
-# --- a gunicorn started as in production ---------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def gunicorn_command(port: int, workers: int) -> list[str]:
-    """As the Procfile starts it: the virtualenv's gunicorn, sync workers, access log on."""
-    return [
-        *(str(Path(sys.executable).with_name("gunicorn")), "berth.wsgi", "--pythonpath", "platform,."),
-        *("--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--access-logfile", "-"),
-    ]
-
-
-def gunicorn_start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    OUT.mkdir(exist_ok=True)
-    with log.open("w") as out:
-        # Its own process group, so the gunicorn master and its workers stop together.
-        return subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def wait_healthy(base_url: str, server: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}; see {log}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s; see {log}")
-
-
-def gunicorn_stop(server: subprocess.Popen) -> None:
-    import signal
-
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(server.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            server.poll()
-            try:
-                os.killpg(server.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
+# --- serving ----------------------------------------------------------------------------------------
 
 
 def group_cpu_s(group: int) -> float:

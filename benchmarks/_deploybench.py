@@ -21,7 +21,6 @@ import json
 import math
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -29,6 +28,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import _server  # benchmarks/ is sys.path[0] both under run.py and as a script
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
@@ -166,34 +167,16 @@ def run_child(name: str, script: Path, env: dict[str, str], timeout_s: float, ar
         try:
             child.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            stop_group(child.pid)
+            _server.stop_group(child.pid)
             raise RuntimeError(f"{name} ran longer than {timeout_s:.0f} s; see {stderr_path}") from None
         finally:
             if child.poll() is None:
-                stop_group(child.pid)
+                _server.stop_group(child.pid)
     lines = [line for line in stdout_path.read_text().splitlines() if line.startswith(RESULT_PREFIX)]
     if child.returncode or not lines:
         tail = stderr_path.read_text()[-3000:]
         raise RuntimeError(f"{name} measuring child exited {child.returncode}; see {stderr_path}:\n{tail}")
     return json.loads(lines[-1][len(RESULT_PREFIX) :])
-
-
-def stop_group(pgid: int, grace_s: float = 20.0) -> None:
-    """SIGTERM a process group this benchmark started, then SIGKILL what is left after `grace_s`."""
-    for sig, grace in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(-pgid, os.WNOHANG)
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
 
 
 def stop_recorded_groups(name: str) -> None:
@@ -207,7 +190,7 @@ def stop_recorded_groups(name: str) -> None:
             cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
             # Only our own processes: a recycled process-group id is left alone.
             if b"celery" in cmdline or b"worker.events" in cmdline:
-                stop_group(pgid)
+                _server.stop_group(pgid)
     path.unlink()
 
 
@@ -383,7 +366,7 @@ class Benchmark:
         self.name = name
         self.script = Path(script).resolve()
         self.org_slug = org_slug
-        self.database = database
+        self.database = _server.database_name(database)
         self.timeout_s = timeout_s
         self.hosts = bench_hosts()
 
@@ -501,29 +484,6 @@ def size_create(name: str, memory_mb: int, cpu_millis: int):
     return Size.objects.create(name=name, memory_mb=memory_mb, cpu_millis=cpu_millis, is_default=True)
 
 
-def http_ok(address: str, port: int, path: str, timeout: float = 1.0) -> bool:
-    import http.client
-
-    connection = http.client.HTTPConnection(address, port, timeout=timeout)
-    try:
-        connection.request("GET", path, headers={"Connection": "close"})
-        return connection.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
-
-
-def wait_http(address: str, port: int, path: str, timeout_s: float = 30.0, interval_s: float = 0.01) -> float | None:
-    """Poll until the first 200; the wall-clock time (time.time()) it came, or None on timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if http_ok(address, port, path):
-            return time.time()
-        time.sleep(interval_s)
-    return None
-
-
 class Poller(threading.Thread):
     """wait_http in a thread."""
 
@@ -534,7 +494,7 @@ class Poller(threading.Thread):
         self.started_at = time.time()
 
     def run(self) -> None:
-        self.answered_at = wait_http(*self.args)
+        self.answered_at = _server.wait_http(*self.args)
 
 
 class BerthProcesses:
@@ -546,10 +506,7 @@ class BerthProcesses:
         self.running: dict[str, subprocess.Popen] = {}
 
     def start(self, role: str, args: list[str]) -> subprocess.Popen:
-        log = (OUT / f"{self.name}-{role}.log").open("w")
-        process = subprocess.Popen(
-            args, cwd=REPO, env=os.environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = _server.start_group(args, dict(os.environ), OUT / f"{self.name}-{role}.log")
         record_pgid(self.name, process.pid)
         self.running[role] = process
         return process
@@ -568,7 +525,7 @@ class BerthProcesses:
     def stop(self, role: str) -> None:
         process = self.running.pop(role, None)
         if process is not None:
-            stop_group(process.pid)
+            _server.stop_group(process.pid)
             process.wait(timeout=30)
 
     def stop_all(self) -> None:

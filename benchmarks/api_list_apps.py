@@ -11,8 +11,6 @@ import math
 import os
 import random
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,12 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _server  # benchmarks/ is sys.path[0] both under run.py and as a script
+
 NAME = "api_list_apps"
 
 REPO = Path(__file__).resolve().parents[1]
 LOG = REPO / "benchmarks" / "out" / f"{NAME}-gunicorn.log"
 SERVER = "postgres://postgres@127.0.0.1:5432"
-DATABASE = "berth_bench"
+DATABASE = _server.database_name("berth_bench")
 ORG_SLUG = "bench"
 APPS = 10_000
 PAGE_SIZE = 100
@@ -52,29 +52,24 @@ def run(
     """Seed, serve, measure, clean up. The keyword arguments are for comparing configurations by hand."""
     # Gunicorn's advice for sync workers: (2 x cores) + 1, enough to keep the cores busy while some wait on I/O.
     workers = workers or 2 * _cores() + 1
-    port = _free_port()
+    port = _server.free_port()
     env = _server_env(throttle_rate)
-    # As the Procfile starts it: the virtualenv's gunicorn, sync workers, access log on.
-    command = [
-        *(str(Path(sys.executable).with_name("gunicorn")), "berth.wsgi", "--pythonpath", "platform,."),
-        *("--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--access-logfile", "-", *gunicorn_args),
-    ]
     server = None
     try:
         postgresql = _database_recreate()
         _quietly([sys.executable, "manage.py", "migrate", "--noinput"], env)
         seeded = json.loads(_quietly([sys.executable, __file__, "seed"], env).splitlines()[-1])
-        server = _gunicorn_start(command, env)
+        server, command = _server.gunicorn_start(port, workers, env, LOG, gunicorn_args)
         measured = _measure(server, f"http://127.0.0.1:{port}", seeded["token"], clients, duration)
     finally:
         if server is not None:
-            _gunicorn_stop(server)
+            _server.stop_group(server.pid, grace_s=30)
         _database_drop()
     return {
         "apps": APPS,
         "page_size": PAGE_SIZE,
         "clients": clients,
-        "gunicorn": " ".join(["gunicorn", *command[1:]]).replace(str(port), "<port>"),
+        "gunicorn": _server.command_line(command, port),
         "gunicorn_workers": workers,
         "throttle_rate": throttle_rate,
         "queries_per_request": seeded["queries_per_request"],
@@ -84,7 +79,6 @@ def run(
 
 
 def _measure(server: subprocess.Popen, base_url: str, token: str, clients: int, duration: float) -> dict:
-    _wait_healthy(base_url, server)
     load = _Load(base_url, token, clients)
     load.run(WARMUP_SECONDS)
     cpu_before = _server_cpu(server.pid)
@@ -176,57 +170,6 @@ def seed() -> dict:
         response = client.get(f"/api/v1/orgs/{ORG_SLUG}/apps/", {"page_size": PAGE_SIZE, "page": 2})
     assert response.status_code == 200, response.content[:500]
     return {"token": token, "queries_per_request": len(queries.captured_queries)}
-
-
-# --- server -------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _gunicorn_start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    LOG.parent.mkdir(exist_ok=True)
-    with LOG.open("w") as log:
-        # Its own process group, so the gunicorn master and its workers stop together.
-        return subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _wait_healthy(base_url: str, server: subprocess.Popen, timeout: float = 60.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}; see {LOG}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s; see {LOG}")
-
-
-def _gunicorn_stop(server: subprocess.Popen) -> None:
-    group = server.pid
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            server.poll()
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
 
 
 # --- load ---------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import sys
 import time
 
 import _deploybench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
+import _server
 
 NAME = "deploy_overhead"
 ORG = "bench-deploy"
@@ -190,7 +191,7 @@ class Measure:
             done = subprocess.run(command, capture_output=True, text=True, timeout=60)
             returned = time.time()
             if done.returncode == 0:
-                answered = bench.wait_http(self.host.address, port, HEALTH_PATH, timeout_s=30, interval_s=0.01)
+                answered = _server.wait_http(self.host.address, port, HEALTH_PATH, timeout_s=30, interval_s=0.01)
                 self._docker_rm(name)
                 if answered is None:
                     raise RuntimeError(f"raw container {name} never answered on {self.host.address}:{port}")

@@ -30,9 +30,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import _billingbench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
+import _server
 
 NAME = "invoice_generation"
-DATABASE = "berth_bench_invoices"
+DATABASE = _server.database_name("berth_bench_invoices")
 ORGANIZATIONS = 1000
 CONTAINERS_PER_ORG = 10
 RECORDS_PER_CONTAINER = 100
@@ -250,6 +251,7 @@ def _explain(period: date, now: datetime, backend: int) -> dict:
         "wall_s_with_explain": round(wall, 2),
         "plans_file": str(EXPLAIN_OUT.relative_to(bench.REPO)),
         "statements": [{"sql": plan["sql"][:160], **bench.plan_summary(plan["plan"])} for plan in explainer.plans],
+        "not_explainable": explainer.skipped,
     }
 
 

@@ -31,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import _deploybench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
+import _server
 
 NAME = "scale_out"
 ORG = "bench-scale"
@@ -105,7 +106,7 @@ class Measure:
         if done.returncode:
             raise RuntimeError(f"docker run on {host.name} failed: {done.stderr[-500:]}")
         returned = time.time()
-        answered = bench.wait_http(host.address, port, HEALTH_PATH, timeout_s=60, interval_s=0.01)
+        answered = _server.wait_http(host.address, port, HEALTH_PATH, timeout_s=60, interval_s=0.01)
         if answered is None:
             raise RuntimeError(f"{name} on {host.name}:{port} never answered")
         return {"began": began, "cli_returned": returned, "answered": answered, "host": host.name}
@@ -173,7 +174,7 @@ class Measure:
         for container in live:
             spread[container.host.name] = spread.get(container.host.name, 0) + 1
         answers = sum(
-            bench.http_ok(c.host.address, c.published_port, HEALTH_PATH, timeout=5)
+            _server.http_ok(c.host.address, c.published_port, HEALTH_PATH, timeout=5)
             for c in live
             if c.health == Container.Health.HEALTHY
         )

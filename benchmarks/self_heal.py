@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import _deploybench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
+import _server
 
 NAME = "self_heal"
 ORG = "bench-heal"
@@ -192,7 +193,7 @@ class Measure:
             return {"total": None, "timed_out": True, "victim_state": victim.state, "host": victim.host.name}
         victim.refresh_from_db()
         [replacement] = healthy.select_related("host")
-        answers = bench.http_ok(replacement.host.address, replacement.published_port, HEALTH_PATH, timeout=5)
+        answers = _server.http_ok(replacement.host.address, replacement.published_port, HEALTH_PATH, timeout=5)
         if not answers:
             raise RuntimeError(f"the replacement {replacement.name} of {app.name} does not answer")
         return {**self._timeline(heals, replacement, began, seen_healthy), **self._docker_timeline(victim, began)}

@@ -30,9 +30,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import _billingbench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
+import _server
 
 NAME = "usage_api"
-DATABASE = "berth_bench_usage_api"
+DATABASE = _server.database_name("berth_bench_usage_api")
 LOG = bench.OUT / f"{NAME}-gunicorn.log"
 ORG_CONTAINERS = 1000
 RECORDS_PER_CONTAINER = 100  # per period
@@ -60,13 +61,11 @@ REQUEST_TIMEOUT = 30.0
 def run(*, workers: int | None = None, sequential: int = SEQUENTIAL, clients: int = CLIENTS) -> dict:
     # Gunicorn's advice for sync workers, as in api_list_apps: (2 x cores) + 1.
     workers = workers or 2 * len(os.sched_getaffinity(0)) + 1
-    port = bench.free_port()
-    command = bench.gunicorn_command(port, workers)
+    port = _server.free_port()
     results = {"target_p99_ms": TARGET_P99_MS}
     with bench.MachineWatch() as watch:
-        _seed_serve_measure(results, command, port, sequential, clients)
+        _seed_serve_measure(results, workers, port, sequential, clients)
     results["machine"] = watch.report()
-    results["gunicorn"] = " ".join(["gunicorn", *command[1:]]).replace(str(port), "<port>")
     results["gunicorn_workers"] = workers
     results["meets_target"] = {
         f"{mode}/{name}": figures["latency_ms"]["p99"] <= TARGET_P99_MS
@@ -76,7 +75,7 @@ def run(*, workers: int | None = None, sequential: int = SEQUENTIAL, clients: in
     return results
 
 
-def _seed_serve_measure(results: dict, command: list[str], port: int, sequential: int, clients: int) -> None:
+def _seed_serve_measure(results: dict, workers: int, port: int, sequential: int, clients: int) -> None:
     """Seed, start gunicorn, measure, time the SQL; stop gunicorn and drop the database whatever happens."""
     env = bench.django_env(DATABASE, BERTH_THROTTLE_USER="1000000/min")
     server = None
@@ -88,10 +87,14 @@ def _seed_serve_measure(results: dict, command: list[str], port: int, sequential
         bench.progress(f"{NAME}: seeded in {seeded['seed_total_s']} s, starting gunicorn")
         token = seeded.pop("token")
         results["seed"] = seeded
-        server = bench.gunicorn_start(command, env, LOG)
+        server, command = _server.gunicorn_start(port, workers, env, LOG)
+        results["gunicorn"] = _server.command_line(command, port)
         base_url = f"http://127.0.0.1:{port}"
-        bench.wait_healthy(base_url, server, LOG)
         load = _Load(base_url, seeded["org_slug"], token, seeded["expected_rows"])
+        # Every worker answers each kind of request a few times first: a worker's first request loads what
+        # Django loads lazily (~0.45 s here), which a long-running server has long done.
+        for name in REQUESTS:
+            load.concurrent(name, 2 * workers, WARMUP)
         results["sequential"] = {name: load.sequential(name, sequential, server.pid) for name in REQUESTS}
         bench.progress(f"{NAME}: sequential done, {clients} concurrent clients")
         results["concurrent"] = {name: load.concurrent(name, clients, PER_CLIENT) for name in REQUESTS}
@@ -99,7 +102,7 @@ def _seed_serve_measure(results: dict, command: list[str], port: int, sequential
         results["sql"] = bench.child(__file__, ["explain"], env)
     finally:
         if server is not None:
-            bench.gunicorn_stop(server)
+            _server.stop_group(server.pid, grace_s=30)
         bench.database_drop(DATABASE)
 
 
@@ -246,6 +249,7 @@ def seed() -> dict:
                 bench.records_seed(cursor, org_ids=[org_id], start=current, end=now, open_last=True, **per_container)
                 bench.records_seed(cursor, org_ids=others, start=previous, end=now, open_last=True, **per_container)
             bench.containers_finish(cursor, [org_id, *others])
+        rollup = _rollup_passes()
         cursor.execute("VACUUM ANALYZE")
         cursor.execute(
             "SELECT organization_id = %s, period = %s, count(*), count(*) FILTER (WHERE ended_at IS NULL) "
@@ -272,12 +276,39 @@ def seed() -> dict:
         "seeded_at": now.isoformat(),
         "records": counts,
         "index_build_s": deferred.built_s,
+        "rollup": rollup,
         "seed_total_s": round(time.monotonic() - began, 1),
         "table_mib": sizes,
         "check_by_hand": checked,
         "expected_rows": {grouping: figures["rows"] for grouping, figures in checked.items()},
         "queries_per_request": len(queries.captured_queries),
     }
+
+
+def _rollup_passes() -> dict:
+    """The meter task's roll-up, as it would have run: its first pass over the seeded ledger (one scan of it),
+    then a pass with nothing new, then one after 100 of the organization's open records closed."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from berth.billing.models import NextRevision, UsageDaily, UsageRecord
+    from berth.billing.rollup import usage_rollup
+
+    figures = {}
+    for label in ("first_pass", "nothing_new", "after_100_closed"):
+        if label == "after_100_closed":
+            opened = UsageRecord.objects.filter(ended_at__isnull=True, organization__slug__startswith="bench-usage-")
+            # As metering closes them: ended now, a new revision. The benchmark reopens none.
+            UsageRecord.objects.filter(pk__in=list(opened.values_list("pk", flat=True)[:100])).update(
+                ended_at=timezone.now(), revision=NextRevision()
+            )
+        began = time.perf_counter()
+        rows = usage_rollup()
+        figures[label] = {"s": round(time.perf_counter() - began, 3), "rows_written": rows}
+    figures["rollup_rows"] = UsageDaily.objects.count()
+    with connection.cursor() as cursor:
+        figures["table_mib"] = bench.relation_sizes(cursor, ("billing_usagedaily",))
+    return figures
 
 
 def _check(org_id: int, period_start_at: datetime, now: datetime, grouping: str) -> dict:
@@ -351,7 +382,7 @@ def explain() -> dict:
             usage_for_period(
                 organization_id=org.pk, period=period_of(timezone.now()), group_by=groups, now=timezone.now()
             )
-        [(sql, params)] = captured
+        sql, params = captured[-1]  # the report; before it, the roll-up's lock and mark
         figures[grouping] = {
             name: _explain_timed(sql, params, settings, f"{grouping}-{name}")
             for name, settings in EXPLAIN_SETTINGS.items()

@@ -14,12 +14,13 @@ from decimal import Decimal
 from itertools import pairwise
 
 from django.db import transaction
-from django.db.models import Exists
+from django.db.models import Exists, OuterRef, Q
 
 from berth.fleet.models import Container
 
-from .models import ClosedPeriod, SizePrice, UsageRecord
+from .models import ClosedPeriod, NextRevision, SizePrice, UsageRecord
 from .money import period_end, period_of
+from .rollup import usage_rollup
 
 logger = logging.getLogger(__name__)
 ENDED = {Container.State.REMOVED, Container.State.EXITED, Container.State.LOST}
@@ -112,7 +113,7 @@ def _sync_one(container_id: int, now: datetime) -> int:
             )
             changed += 1
         elif record.ended_at is None and interval.end is not None:
-            UsageRecord.objects.filter(pk=record.pk).update(ended_at=interval.end)
+            UsageRecord.objects.filter(pk=record.pk).update(ended_at=interval.end, revision=NextRevision())
             changed += 1
         elif record.ended_at != interval.end:
             # Closed intervals are never rewritten; a host that changed its mind is worth a look.
@@ -126,20 +127,46 @@ def _sync_one(container_id: int, now: datetime) -> int:
     return changed
 
 
+def usage_meter(*, now: datetime) -> dict:
+    """The periodic metering pass: bring the ledger up to what was observed, then roll up what changed."""
+    synced = usage_sync_all(now=now)
+    return {"ledger_rows_written": synced, "rollup_rows_written": usage_rollup()}
+
+
 def usage_sync_all(*, now: datetime) -> int:
-    """Every container whose ledger may lag: running ones, and ended ones with an open record."""
-    live = Container.objects.filter(state__in=Container.LIVE, started_at__isnull=False).values_list("pk", flat=True)
-    open_ended = (
-        UsageRecord.objects.filter(ended_at__isnull=True)
-        .exclude(container__state__in=Container.LIVE)
-        .values_list("container_id", flat=True)
+    """Sync the containers whose ledger needs a change, found with one query: most running containers
+    have an open record with nothing to split, and a pass over them writes nothing."""
+    return usage_sync(list(containers_to_meter(now=now)), now=now)
+
+
+def containers_to_meter(*, now: datetime):
+    """Ids of containers whose ledger lags what was observed: live ones without an open record; open
+    records that a price change of their size or a period boundary must split; ended containers with an
+    open record, or with no record at all."""
+    records = UsageRecord.objects.filter(container=OuterRef("pk"))
+    open_record = records.filter(ended_at__isnull=True)
+    price_change = SizePrice.objects.filter(
+        size=OuterRef(OuterRef("size")), effective_from__gt=OuterRef("started_at"), effective_from__lt=now
     )
-    unrecorded = Container.objects.filter(state__in=ENDED, started_at__isnull=False, usage__isnull=True).values_list(
-        "pk", flat=True
+    # An earlier period's record ends at that period's end, which is before now (a superset when now
+    # is that very moment: syncing then changes nothing).
+    to_split = open_record.filter(Q(period__lt=period_of(now)) | Exists(price_change))
+    ended = Q(state__in=ENDED)
+    return (
+        Container.objects.filter(started_at__isnull=False)
+        .filter(
+            (Q(state__in=Container.LIVE) & ~Exists(open_record))
+            | (~ended & Exists(to_split))
+            | (ended & Exists(open_record))
+            | (ended & ~Exists(records))
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
-    return usage_sync(sorted(set(live) | set(open_ended) | set(unrecorded)), now=now)
 
 
 def usage_close_for_app(*, app, at: datetime) -> int:
     """End the open intervals of an app that is being deleted, at the moment of deletion."""
-    return UsageRecord.objects.filter(app=app, ended_at__isnull=True, started_at__lte=at).update(ended_at=at)
+    return UsageRecord.objects.filter(app=app, ended_at__isnull=True, started_at__lte=at).update(
+        ended_at=at, revision=NextRevision()
+    )

@@ -42,6 +42,13 @@ class TsTzRange(Func):
     output_field = models.DateTimeField()  # only used inside the exclusion constraint
 
 
+class NextRevision(Func):
+    """The next value of the ledger's revision sequence (created by migration 0003)."""
+
+    template = "nextval('billing_usagerecord_revision_seq')"
+    output_field = models.BigIntegerField()
+
+
 class UsageRecord(models.Model):
     """One interval of one container's life at one price, within one billing period.
 
@@ -51,7 +58,10 @@ class UsageRecord(models.Model):
 
     # Kept when the container's app is deleted: the ledger outlives what it measured.
     container = models.ForeignKey("fleet.Container", null=True, on_delete=models.SET_NULL, related_name="usage")
-    organization = models.ForeignKey("tenancy.Organization", on_delete=models.PROTECT, related_name="usage")
+    # Indexed first in usage_org_period_end, which also serves what an index of its own would.
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.PROTECT, related_name="usage", db_index=False
+    )
     app = models.ForeignKey("applications.App", null=True, on_delete=models.SET_NULL, related_name="usage")
     # Snapshots: an invoice still reads right after the app or size is gone.
     app_name = models.CharField(max_length=30)
@@ -68,6 +78,9 @@ class UsageRecord(models.Model):
     # period's invoice and never rewritten (rewriting a month of the ledger is what took the time).
     late = models.BooleanField(default=False, db_default=False)
     invoice = models.ForeignKey("Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="records")
+    # Taken from one sequence when the record is written and again when it is closed, so the daily roll-up
+    # (berth.billing.rollup) finds what changed since its last pass. Whoever closes a record sets it too.
+    revision = models.BigIntegerField(db_default=NextRevision(), editable=False)
 
     objects = TenantQuerySet.as_manager()
 
@@ -89,12 +102,60 @@ class UsageRecord(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["organization", "period"], name="usage_org_period"),
+            # ended_at last: usage reads find the open records and those ending today without the rest.
+            models.Index(fields=["organization", "period", "ended_at"], name="usage_org_period_end"),
+            models.Index(fields=["revision"], name="usage_revision"),
+            models.Index(fields=["container"], condition=Q(ended_at__isnull=True), name="usage_open"),
+            # Empty intervals are always read from the ledger (rollup.py); there are next to none.
+            models.Index(fields=["organization", "period"], condition=Q(ended_at=F("started_at")), name="usage_empty"),
             models.Index(fields=["period"], condition=Q(late=True, invoice__isnull=True), name="usage_late_unbilled"),
         ]
 
     def __str__(self) -> str:
         return f"{self.app_name}/{self.process_type} {self.started_at:%Y-%m-%d %H:%M:%S} to {self.ended_at or 'now'}"
+
+
+class UsageDaily(models.Model):
+    """Seconds of closed usage of one organization on one day (UTC) per app, process type, size and price.
+
+    A roll-up of the ledger kept by berth.billing.rollup for usage reads: it holds exactly the closed,
+    non-empty records of the day's period whose revision is at most UsageRollupMark.revision.
+    """
+
+    # Indexed first in usage_daily_once.
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    app_name = models.CharField(max_length=30)
+    process_type = models.CharField(max_length=30)
+    size_name = models.CharField(max_length=40)
+    price_per_hour = models.DecimalField(**PRICE)
+    currency = models.CharField(max_length=3)
+    # Exact (microseconds), as the ledger's intervals are: amounts are rounded only where they are shown.
+    seconds = models.DecimalField(max_digits=18, decimal_places=6)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "app_name", "process_type", "size_name", "price_per_hour", "currency"],
+                name="usage_daily_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.app_name}/{self.process_type} {self.size_name}: {self.seconds} s"
+
+
+class UsageRollupMark(models.Model):
+    """How far the daily roll-up has read the ledger: every record of a revision up to this one is in it."""
+
+    revision = models.BigIntegerField(default=0)
+    rolled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="one_rollup_mark")]
+
+    def __str__(self) -> str:
+        return f"usage rolled up to revision {self.revision}"
 
 
 class Invoice(models.Model):

@@ -2,6 +2,10 @@
 
 Amounts are computed exactly (Decimal seconds times Decimal price) and rounded once, per invoice line,
 half up to the cent (PostgreSQL's ROUND on numeric, and ROUND_HALF_UP here, agree).
+
+The usage report (selectors.usage_for_period) rounds the same way once per row it shows, so rows grouped
+otherwise than an invoice's lines can sum to a cent or so apart from it. Its daily roll-up (rollup.py)
+stores exact seconds, never amounts, so nothing is rounded before the row.
 """
 
 from datetime import UTC, date, datetime

@@ -1,52 +1,85 @@
 """Reads of usage and cost, aggregated in SQL (never a Python loop over records)."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from django.db import connection, transaction
 
 from .money import period_end, period_start, round_amount
+from .rollup import ROLLED_UP, ROLLUP_LOCK
 
-GROUPS = {"app": "r.app_name", "process_type": "r.process_type", "size": "r.size_name", "day": "d.day"}
+GROUPS = {"app": "app_name", "process_type": "process_type", "size": "size_name", "day": "day"}
 DEFAULT_GROUPS = ("app", "process_type", "size")
+
+# The ledger's part of a report: records the roll-up does not hold (open, above the mark, empty), whole,
+# and rolled-up records that reach past midnight of the cutoff's day, from that midnight on (the roll-up
+# is read for the days before it only). `counted_from` is where each one starts counting.
+_LIVE = f"""
+    SELECT r.app_name, r.process_type, r.size_name, r.price_per_hour, r.currency, r.started_at, r.ended_at,
+           CASE WHEN {ROLLED_UP.format(mark="%(mark)s")} THEN GREATEST(r.started_at, %(midnight)s) ELSE r.started_at END
+               AS counted_from
+    FROM billing_usagerecord r
+    WHERE r.organization_id = %(org)s AND r.period = %(period)s AND r.started_at < %(cutoff)s
+      AND (r.ended_at IS NULL OR r.ended_at > %(midnight)s OR r.revision > %(mark)s OR r.ended_at = r.started_at)
+"""
+# Its seconds, split at midnight UTC when grouping by day: a record counts towards every day it overlaps,
+# for the part in that day and before the cutoff (a day past the cutoff shows with 0 seconds, as it
+# always has). The roll-up splits with the same expressions (rollup.py), so sums agree to the microsecond.
+_LIVE_BY_DAY = """
+    SELECT l.app_name, l.process_type, l.size_name, d.day, l.price_per_hour, l.currency,
+           GREATEST(EXTRACT(EPOCH FROM (
+               LEAST(COALESCE(l.ended_at, %(cutoff)s), (d.day + interval '1 day') AT TIME ZONE 'UTC', %(cutoff)s)
+               - GREATEST(l.started_at, d.day AT TIME ZONE 'UTC'))), 0) AS seconds
+    FROM live l CROSS JOIN LATERAL generate_series(
+        date_trunc('day', l.counted_from AT TIME ZONE 'UTC'),
+        date_trunc('day', (COALESCE(l.ended_at, %(cutoff)s) - interval '1 microsecond') AT TIME ZONE 'UTC'),
+        interval '1 day') AS d(day)
+"""
+_LIVE_WHOLE = """
+    SELECT l.app_name, l.process_type, l.size_name, NULL::timestamp AS day, l.price_per_hour, l.currency,
+           GREATEST(EXTRACT(EPOCH FROM (LEAST(COALESCE(l.ended_at, %(cutoff)s), %(cutoff)s) - l.counted_from)), 0)
+    FROM live l
+"""
+_ROLLED = """
+    SELECT u.app_name, u.process_type, u.size_name, u.day::timestamp, u.price_per_hour, u.currency, u.seconds
+    FROM billing_usagedaily u
+    WHERE u.organization_id = %(org)s AND u.day >= %(first_day)s AND u.day < %(cutoff_day)s
+"""
 
 
 def usage_for_period(*, organization_id: int, period: date, group_by: tuple[str, ...], now: datetime) -> dict:
     """Seconds and cost per group of an organization's usage in a period; open intervals count to now.
 
     Costs are rounded once per row, half up to the cent; an invoice rounds per invoice line, so a
-    total of rows grouped otherwise can differ from it by a cent or so.
+    total of rows grouped otherwise can differ from it by a cent or so. Closed usage of the days before
+    the cutoff's comes from the daily roll-up (rollup.py), the rest from the ledger; both are exact
+    (seconds to the microsecond), so the sum is what summing the records would give.
     """
     start, end = period_start(period), period_end(period)
     cutoff = min(now, end)
+    midnight = datetime.combine(cutoff.astimezone(UTC).date(), time(), tzinfo=UTC)
     columns = [GROUPS[name] for name in group_by]
-    if "day" in group_by:
-        # A record counts towards every day it overlaps, for the part that falls in that day.
-        source = """
-            FROM billing_usagerecord r
-            CROSS JOIN LATERAL generate_series(
-                date_trunc('day', r.started_at AT TIME ZONE 'UTC'),
-                date_trunc('day', (COALESCE(r.ended_at, %(cutoff)s) - interval '1 microsecond') AT TIME ZONE 'UTC'),
-                interval '1 day') AS d(day)
-        """
-        lower = "GREATEST(r.started_at, d.day AT TIME ZONE 'UTC')"
-        upper = "LEAST(COALESCE(r.ended_at, %(cutoff)s), (d.day + interval '1 day') AT TIME ZONE 'UTC', %(cutoff)s)"
-    else:
-        source = "FROM billing_usagerecord r"
-        lower = "r.started_at"
-        upper = "LEAST(COALESCE(r.ended_at, %(cutoff)s), %(cutoff)s)"
-    seconds = f"GREATEST(EXTRACT(EPOCH FROM ({upper} - {lower})), 0)"
-    select = ", ".join([*columns, f"SUM({seconds})", f"SUM({seconds} * r.price_per_hour) / 3600", "MIN(r.currency)"])
+    select = ", ".join([*columns, "SUM(seconds)", "SUM(seconds * price_per_hour) / 3600", "MIN(currency)"])
     group = f"GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}" if columns else ""
+    live = _LIVE_BY_DAY if "day" in group_by else _LIVE_WHOLE
     sql = (
-        f"SELECT {select} {source} WHERE r.organization_id = %(org)s AND r.started_at < %(end)s "
-        f"AND r.period = %(period)s AND r.started_at < %(cutoff)s {group}"
+        f"WITH live AS ({_LIVE}), parts (app_name, process_type, size_name, day, price_per_hour, currency, seconds) "
+        f"AS ({_ROLLED} UNION ALL {live}) SELECT {select} FROM parts {group}"
     )
     with transaction.atomic(), connection.cursor() as cursor:
-        # PostgreSQL guesses 1,000 rows per generate_series and JIT-compiles the plan, which costs more
-        # than running it (measured in benchmarks/results/usage_api.md).
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, {"org": organization_id, "period": period, "end": end, "cutoff": cutoff, "start": start})
+        # No roll-up pass can commit between reading its mark (in a later statement, so a snapshot taken
+        # after the lock) and its rows. PostgreSQL guesses 1,000 rows per generate_series, so the plan
+        # looks big enough to JIT-compile and to run in parallel; both cost more than the few thousand
+        # rows it reads (benchmarks/results/usage_api.md).
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s), set_config('jit', 'off', true), "
+            "set_config('max_parallel_workers_per_gather', '0', true)",
+            [ROLLUP_LOCK],
+        )
+        cursor.execute("SELECT COALESCE(MAX(revision), 0) FROM billing_usagerollupmark")
+        mark = cursor.fetchone()[0]
+        params = {"org": organization_id, "period": period, "cutoff": cutoff, "midnight": midnight, "mark": mark}
+        cursor.execute(sql, {**params, "first_day": start.date(), "cutoff_day": midnight.date()})
         rows = cursor.fetchall()
     result_rows = []
     for row in rows:
