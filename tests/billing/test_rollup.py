@@ -238,17 +238,19 @@ def test_passes_at_once_give_the_rollup_one_pass_gives(committed_world):
     assert assert_reads_match_the_ledger(org, periods=(NOVEMBER,))
 
 
-def test_a_record_closed_past_its_period_counts_only_in_its_period(world):
-    # Deleting an app closes its open record at that moment, even when metering has not yet split the
-    # record at midnight of the 1st: the record then reaches into the next period, which reads clip.
+def test_deleting_an_app_splits_its_open_usage_at_the_period_boundary_first(world):
+    # Metering last ran before midnight of the 1st; the app is deleted ten minutes after it.
     container = world["container"]
     container("shop", "web", at(2026, 10, 31, 23), now=at(2026, 10, 31, 23, 30))
     usage_close_for_app(app=world["apps"]["shop"], at=at(2026, 11, 1, 0, 10))
-    assert UsageRecord.objects.get().ended_at == at(2026, 11, 1, 0, 10)
+    assert list(UsageRecord.objects.order_by("started_at").values_list("started_at", "ended_at", "period")) == [
+        (at(2026, 10, 31, 23), at(2026, 11, 1), OCTOBER),
+        (at(2026, 11, 1), at(2026, 11, 1, 0, 10), NOVEMBER),
+    ]
     moments = [at(2026, 10, 31, 23, 45), at(2026, 11, 1), at(2026, 11, 1, 0, 5), at(2026, 11, 2)]
     assert_reads_match_the_ledger(world["org"], moments=moments)
     usage_rollup()
-    assert UsageDaily.objects.get().seconds == 3600  # October 31st only
+    assert sorted(UsageDaily.objects.values_list("seconds", flat=True)) == [600, 3600]
     assert_reads_match_the_ledger(world["org"], moments=moments)
 
 

@@ -166,7 +166,10 @@ def containers_to_meter(*, now: datetime):
 
 
 def usage_close_for_app(*, app, at: datetime) -> int:
-    """End the open intervals of an app that is being deleted, at the moment of deletion."""
+    """End the open intervals of an app that is being deleted, at the moment of deletion. They are
+    first split up to that moment, so none closes across a period boundary or a price change the
+    periodic meter pass has not reached yet."""
+    usage_sync(app.containers.filter(state__in=Container.LIVE).values_list("pk", flat=True), now=at)
     return UsageRecord.objects.filter(app=app, ended_at__isnull=True, started_at__lte=at).update(
         ended_at=at, revision=NextRevision()
     )
