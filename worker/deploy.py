@@ -11,7 +11,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from berth.applications.models import App, Formation, Release
@@ -45,17 +46,19 @@ def app_lock(app_id: int):
 def claim(deployment_id: int) -> Deployment | None:
     """Take the deployment for this worker; None if it is finished. Call with the app lock held:
     a deployment that is `running` under a free lock was left by a worker that died."""
+    now = timezone.now()
     claimed = Deployment.objects.filter(pk=deployment_id, state__in=Deployment.UNFINISHED).update(
         state=Deployment.State.RUNNING,
         claimed_by=worker_name(),
-        heartbeat_at=timezone.now(),
+        heartbeat_at=now,
+        started_at=Coalesce("started_at", Value(now)),
         attempts=F("attempts") + 1,
     )
     if not claimed:
         return None
-    deployment = Deployment.objects.select_related("app__organization", "release").get(pk=deployment_id)
-    if deployment.started_at is None:
-        Deployment.objects.filter(pk=deployment_id).update(started_at=timezone.now())
+    deployment = Deployment.objects.select_related("app__organization", "release__app__organization").get(
+        pk=deployment_id
+    )
     if deployment.attempts > 1:
         step(deployment, f"Resumed by {worker_name()} (attempt {deployment.attempts}).")
     return deployment

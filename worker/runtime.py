@@ -24,9 +24,21 @@ class DeployFailed(Exception):
     """The deployment cannot go on; the message is the reason shown to the user."""
 
 
+# A step proves the deployment's worker alive; more than one heartbeat write a second proves nothing more.
+HEARTBEAT_EVERY_S = 1.0
+
+
 def step(deployment: Deployment | None, message: str, **links) -> None:
     if deployment is not None:
         deployment.steps.create(message=message, **links)
+        heartbeat(deployment)
+
+
+def heartbeat(deployment: Deployment) -> None:
+    """Tell the stale-deployment sweep this deployment's worker is alive (at most once a second)."""
+    now = time.monotonic()
+    if now - getattr(deployment, "_heartbeat_sent", -HEARTBEAT_EVERY_S) >= HEARTBEAT_EVERY_S:
+        deployment._heartbeat_sent = now
         Deployment.objects.filter(pk=deployment.pk).update(heartbeat_at=timezone.now())
 
 
@@ -138,7 +150,8 @@ def start_container(
         started_at=observed.started_at if observed else None,
         last_seen_at=timezone.now(),
     )
-    meter(container.pk)
+    # Its usage record is written once it is healthy (wait_healthy) or has stopped: the ledger takes
+    # the host's StartedAt whenever it is written, so the deploy need not wait for it here.
     step(deployment, f"Started {container.name} (port {container.published_port}).", host=host, container=container)
     return container
 
@@ -178,15 +191,22 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
                 docker_id=container.docker_id,
             )
             if healthy:
+                now = timezone.now()
                 Container.objects.filter(pk=container.pk).update(
                     health=Container.Health.HEALTHY,
                     health_failures=0,
                     state=Container.State.RUNNING,
                     started_at=observed.started_at,
-                    last_seen_at=timezone.now(),
+                    last_seen_at=now,
                 )
-                container.refresh_from_db()
+                container.health, container.health_failures = Container.Health.HEALTHY, 0
+                container.state, container.started_at, container.last_seen_at = (
+                    Container.State.RUNNING,
+                    observed.started_at,
+                    now,
+                )
                 step(deployment, f"{container.name} is healthy ({seen}).", container=container)
+                meter(container.pk)
                 return HealthResult(True, seen)
             in_grace = time.monotonic() - began < check.start_period_s
             failures = failures if in_grace else failures + 1
@@ -198,7 +218,7 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
             polls += 1
             time.sleep(min(check.interval_s, 0.25, 0.02 * 1.5**polls) if in_grace else check.interval_s)
             if deployment is not None:
-                Deployment.objects.filter(pk=deployment.pk).update(heartbeat_at=timezone.now())
+                heartbeat(deployment)
 
 
 def record_exit(container: Container, observed) -> None:
