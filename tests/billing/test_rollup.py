@@ -198,22 +198,27 @@ def committed_world(transactional_db):
     return org, app
 
 
+def closed_record(org, app, start: datetime, end: datetime) -> UsageRecord:
+    """A November record of the committed world's app, written straight into the ledger."""
+    return UsageRecord.objects.create(
+        organization=org,
+        app=app,
+        app_name="shop",
+        process_type="web",
+        size_name="small",
+        price_per_hour=Decimal("0.036"),
+        currency="USD",
+        started_at=start,
+        ended_at=end,
+        period=NOVEMBER,
+    )
+
+
 def test_passes_at_once_give_the_rollup_one_pass_gives(committed_world):
     org, app = committed_world
     for n in range(40):
         start = at(2026, 11, 1) + timedelta(hours=7 * n, seconds=n)
-        UsageRecord.objects.create(
-            organization=org,
-            app=app,
-            app_name="shop",
-            process_type="web",
-            size_name="small",
-            price_per_hour=Decimal("0.036"),
-            currency="USD",
-            started_at=start,
-            ended_at=start + timedelta(hours=5, microseconds=n),
-            period=NOVEMBER,
-        )
+        closed_record(org, app, start, start + timedelta(hours=5, microseconds=n))
     barrier, errors = threading.Barrier(4), []
 
     def roll_up():
@@ -261,18 +266,7 @@ def test_a_pass_skips_rather_than_wait_for_a_writer_in_flight(committed_world, m
 
     org, app = committed_world
     monkeypatch.setattr(rollup, "LOCK_TIMEOUT", "200ms")
-    record = UsageRecord.objects.create(
-        organization=org,
-        app=app,
-        app_name="shop",
-        process_type="web",
-        size_name="small",
-        price_per_hour=Decimal("0.036"),
-        currency="USD",
-        started_at=at(2026, 11, 2, 8),
-        ended_at=at(2026, 11, 2, 9),
-        period=NOVEMBER,
-    )
+    record = closed_record(org, app, at(2026, 11, 2, 8), at(2026, 11, 2, 9))
     settings = connection.settings_dict
     # Another worker's metering transaction, not committed yet: its revision must not fall below a mark.
     with psycopg.connect(
