@@ -180,7 +180,7 @@ def run_child(name: str, script: Path, env: dict[str, str], timeout_s: float, ar
 
 
 def stop_recorded_groups(name: str) -> None:
-    """Stop the process groups (Celery worker, beat, event follower) a child recorded and left behind."""
+    """Stop the process groups (Celery worker, beat, event follower, gunicorn) a child recorded and left behind."""
     path = pgid_file(name)
     if not path.exists():
         return
@@ -189,7 +189,7 @@ def stop_recorded_groups(name: str) -> None:
         with contextlib.suppress(OSError):
             cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
             # Only our own processes: a recycled process-group id is left alone.
-            if b"celery" in cmdline or b"worker.events" in cmdline:
+            if b"celery" in cmdline or b"worker.events" in cmdline or b"gunicorn" in cmdline:
                 _server.stop_group(pgid)
     path.unlink()
 
@@ -498,7 +498,7 @@ class Poller(threading.Thread):
 
 
 class BerthProcesses:
-    """Berth's own processes as the Procfile runs them (Celery worker, beat, event follower), on the child's
+    """Berth's own processes as the Procfile runs them (web, Celery worker, beat, event follower), on the child's
     database and broker; each in its own process group, recorded for the parent to stop if the child cannot."""
 
     def __init__(self, name: str):
@@ -521,6 +521,15 @@ class BerthProcesses:
         from worker.celery import app
 
         app.send_task("berth.health").get(timeout=60)
+
+    def start_web(self, workers: int) -> tuple[int, str]:
+        """Gunicorn as the Procfile starts it (`_server.gunicorn_start`, the child's production settings), on a
+        free port, waited for until /healthz answers; returns the port and the command line as reported."""
+        port = _server.free_port()
+        process, command = _server.gunicorn_start(port, workers, dict(os.environ), OUT / f"{self.name}-gunicorn.log")
+        record_pgid(self.name, process.pid)
+        self.running["web"] = process
+        return port, _server.command_line(command, port)
 
     def stop(self, role: str) -> None:
         process = self.running.pop(role, None)

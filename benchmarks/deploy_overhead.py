@@ -1,9 +1,9 @@
-"""Deploy overhead: Berth's release_create → first container healthy, against a raw `docker run` → first answer.
+"""Deploy overhead: Berth's API request → first container healthy, against a raw `docker run` → first answer.
 
-Berth's issue: "from the Berth call that creates a release until the first container is healthy,
-versus raw `docker run` of the same image until its first HTTP answer, side by side on the same host;
-target Berth ≤ 1.5 x raw." Everything runs on one test-bed host (the first of BERTH_BENCH_HOSTS),
-interleaved, N repetitions of each series:
+Berth's issue: "Deploy overhead: API request → first container healthy, against raw `docker run` of the
+same image until its first HTTP answer, measured side by side in one run on the same host. Target: Berth
+≤ 1.5 x raw." Everything runs on one test-bed host (the first of BERTH_BENCH_HOSTS), interleaved, N
+repetitions of each series:
 
 - raw: `docker -H <host> run -d -p <address>:<port>:8080 berth-test/web:v1`, then GET /cgi-bin/health
   every 10 ms until it answers 200.
@@ -14,17 +14,26 @@ interleaved, N repetitions of each series:
   `worker.deploy.run_app_deployments` (what the deploy task runs), until the "is healthy" step.
 - berth_celery (second phase): the same, but the deploy task is run by a real Celery worker
   (`celery -A worker worker --concurrency 2`, as the Procfile starts it), so broker and pick-up are in.
+- berth_api (third phase, beside raw_c): what the issue names. Gunicorn as the Procfile starts it
+  (`_server.gunicorn_start`, production settings, the Procfile's 3 sync workers) and the same Celery worker;
+  the clock starts when the client sends `POST /api/v1/orgs/<org>/apps/<app>/releases/` with the owner's
+  API token and stops at the "is healthy" step. The request's own duration and status (201) are recorded,
+  and an outside poller, started from the host's Docker `start` event of the app's container, says when
+  the container first answered.
 
 Where Berth's time goes comes from the deployment's timestamped steps and, in-process, from timing
 each Engine call and health probe, plus an outside poller (every 10 ms) that tells when the
 container really answered, so the health-probe cadence shows up as its own line.
 """
 
+import contextlib
 import random
 import secrets
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 
 import _deploybench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
 import _server
@@ -36,6 +45,8 @@ IMAGE = "berth-test/web:v1"
 HEALTH_PATH = "/cgi-bin/health"
 REPETITIONS = 10
 CELERY_REPETITIONS = 10
+API_REPETITIONS = 10
+WEB_WORKERS = 3  # the Procfile's `gunicorn … --workers 3`
 # The web process of tests/deployments: an HTTP health check, probed every 0.3 s.
 WEB = {
     "web": {
@@ -47,9 +58,14 @@ SIZE = ("bench-64", 64, 250)  # name, MB, CPU millis: the tests' "small"
 DEPLOY_TIMEOUT_S = 60
 
 
-def run(*, repetitions: int = REPETITIONS, celery_repetitions: int = CELERY_REPETITIONS) -> dict:
+def run(
+    *,
+    repetitions: int = REPETITIONS,
+    celery_repetitions: int = CELERY_REPETITIONS,
+    api_repetitions: int = API_REPETITIONS,
+) -> dict:
     runner = bench.Benchmark(NAME, __file__, org_slug=ORG, database=DATABASE, timeout_s=1200)
-    return runner.run([str(repetitions), str(celery_repetitions)], exclusive_hosts=False)
+    return runner.run([str(repetitions), str(celery_repetitions), str(api_repetitions)], exclusive_hosts=False)
 
 
 # --- the measuring child ------------------------------------------------------------------------
@@ -108,6 +124,42 @@ class Instrument:
         return sum(1 for name, began, _ in self.calls if name.startswith(prefix) and start <= began <= end)
 
 
+class StartWatcher(threading.Thread):
+    """An outside poller for a deploy Berth runs in another process: follows the host's Docker events for the
+    app's first container `start`, inspects it for its published port, then asks the health path every 10 ms.
+    The events stream is opened (and replays from a second back) before the request, so no start is missed."""
+
+    def __init__(self, host: bench.BenchHost, app_id: int):
+        super().__init__(daemon=True)
+        self.host = host
+        self.client = bench._client(host)
+        self.stream = self.client.events(
+            since=int(time.time()) - 1,
+            filters={"type": "container", "event": "start", "label": f"berth.app_id={app_id}"},
+            decode=True,
+        )
+        self.started_at: float | None = None  # the engine's own time of the start event
+        self.answered_at: float | None = None
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            for event in self.stream:
+                self.started_at = event["timeNano"] / 1e9
+                ports = self.client.inspect_container(event["id"])["NetworkSettings"]["Ports"] or {}
+                port = next(int(b[0]["HostPort"]) for b in ports.values() if b)
+                self.answered_at = _server.wait_http(self.host.address, port, HEALTH_PATH, timeout_s=30)
+                return
+        except Exception as error:  # reported in the sample as a missing answer, never raised
+            self.error = f"{error.__class__.__name__}: {error}"
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stream.close()
+        self.join(timeout=5)
+        self.client.close()
+
+
 def _steps(deployment) -> dict[str, float]:
     """The time of the first step of each kind, as time.time() values."""
     marks = {}
@@ -132,12 +184,13 @@ def _steps(deployment) -> dict[str, float]:
 
 
 class Measure:
-    def __init__(self, repetitions: int, celery_repetitions: int):
+    def __init__(self, repetitions: int, celery_repetitions: int, api_repetitions: int):
         from berth.applications.services import app_create
         from berth.deployments.services import formation_scale, release_create
 
         self.app_create, self.release_create, self.formation_scale = app_create, release_create, formation_scale
         self.repetitions, self.celery_repetitions = repetitions, celery_repetitions
+        self.api_repetitions = api_repetitions
         self.host = bench.bench_hosts()[0]
         [self.host_row] = bench.register_fleet([self.host], memory_mb=4096)
         self.size = bench.size_create(*SIZE)
@@ -147,8 +200,9 @@ class Measure:
         self.apps = 0
         self.used_ports: set[int] = set()
         self.samples: dict[str, list[dict]] = {
-            name: [] for name in ("raw", "raw_hardened", "berth", "raw_b", "berth_celery")
+            name: [] for name in ("raw", "raw_hardened", "berth", "raw_b", "berth_celery", "raw_c", "berth_api")
         }
+        self.api: dict = {}  # the web server and its client, while the API phase runs
 
     # --- raw docker run ---
 
@@ -281,6 +335,51 @@ class Measure:
         _wait_finished(scale)
         return sample
 
+    def berth_api(self) -> dict:
+        """POST …/releases/ to gunicorn with the owner's token; the Celery worker deploys; this process watches the
+        database (Berth's timestamps) and, from the host's start event, polls the container from outside."""
+        client, base = self.api["client"], self.api["base"]
+        app = self.new_app()
+        watcher = StartWatcher(self.host, app.pk)
+        watcher.start()
+        from berth.deployments.models import Deployment
+
+        body = {"image": IMAGE, "process_types": WEB}
+        try:
+            began = time.time()
+            response = client.post(f"{base}/apps/{app.name}/releases/", json=body)
+            responded = time.time()
+            if response.status_code != 201:
+                raise RuntimeError(f"POST …/releases/ answered {response.status_code}: {response.text[:1000]}")
+            deployment = _wait_finished(Deployment.objects.get(pk=response.json()["deployment"]["id"]))
+            watcher.join(timeout=10)
+        finally:
+            watcher.close()
+        if deployment.state != "succeeded":
+            raise RuntimeError(f"deployment {deployment.pk} {deployment.state}: {deployment.error}")
+        marks = _steps(deployment)
+        created, claimed = deployment.created_at.timestamp(), deployment.started_at.timestamp()
+        answered = watcher.answered_at
+        sample = {
+            "total": marks["healthy"] - began,
+            "status": response.status_code,
+            "request": responded - began,
+            "answered": (answered - began) if answered else None,
+            "created": created - began,
+            "claim": claimed - created,
+            "placement": marks["placed"] - claimed,
+            "start": marks["started"] - marks["placed"],
+            "health_wait": marks["healthy"] - marks["started"],
+            "claimed_after_response": claimed - responded,
+            "container_start_event": (watcher.started_at - began) if watcher.started_at else None,
+            "container_answered_after_start_step": (answered - marks["started"]) if answered else None,
+            "berth_saw_healthy_after_answer": (marks["healthy"] - answered) if answered else None,
+            "poller_error": watcher.error,
+        }
+        scale = self.formation_scale(actor=self.owner, app=app, changes={"web": {"quantity": 0}})
+        _wait_finished(scale)
+        return sample
+
     # --- the run ---
 
     def warm_up(self) -> dict:
@@ -299,27 +398,98 @@ class Measure:
             shift = rep % len(series)  # rotate the order, so no series always follows the same one
             for name, once in series[shift:] + series[:shift]:
                 self.samples[name].append(once())
-        if self.celery_repetitions:
-            self.celery_phase()
+        if self.celery_repetitions or self.api_repetitions:
+            self.worker_phases(warm)
         return self.figures(warm, hardened)
 
-    def celery_phase(self) -> None:
+    def worker_phases(self, warm: dict) -> None:
+        """berth_celery beside raw_b with the Celery worker alone, then gunicorn too and berth_api beside raw_c."""
         bench.broker_flush()  # the in-process phase's deploy messages: nobody consumed them
         processes = bench.BerthProcesses(NAME)
         try:
-            processes.start_worker(beat=False)  # see the module docstring: no beat in this phase
-            for rep in range(self.celery_repetitions):
-                pair = [("raw_b", lambda: self.raw([])), ("berth_celery", self.berth_celery)]
-                for name, once in pair if rep % 2 == 0 else pair[::-1]:
-                    self.samples[name].append(once())
+            processes.start_worker(beat=False)  # see the module docstring: no beat in these phases
+            self.pairs("raw_b", "berth_celery", self.berth_celery, self.celery_repetitions)
+            if self.api_repetitions:
+                port, command = processes.start_web(WEB_WORKERS)
+                warm["api"] = self.api_start(port, command)
+                try:
+                    self.pairs("raw_c", "berth_api", self.berth_api, self.api_repetitions)
+                finally:
+                    self.api.pop("client").close()
         finally:
             processes.stop_all()
+
+    def pairs(self, raw_name: str, berth_name: str, berth_once, repetitions: int) -> None:
+        for rep in range(repetitions):
+            pair = [(raw_name, lambda: self.raw([])), (berth_name, berth_once)]
+            for name, once in pair if rep % 2 == 0 else pair[::-1]:
+                self.samples[name].append(once())
+
+    def api_start(self, port: int, command: str) -> dict:
+        """The owner's API token, a client, and every gunicorn worker warmed up, as a long-running server's workers
+        are: a sync worker's first request loads what Django loads lazily, and its first deploy imports Celery and
+        connects to the broker (~0.25 s, once per worker). So 2 x workers clients ask the release list and POST an
+        invalid release (400: routing, token, permission, serializer) 5 times each; then, twice, one real deploy
+        POST per worker, sent together (a sync worker busy with one request accepts no other, so each worker
+        almost surely gets one; their durations are recorded); then one more real deploy, alone, not counted."""
+        import httpx
+
+        from berth.deployments.models import Deployment
+        from berth.tenancy.services import api_token_create
+
+        _, token = api_token_create(actor=self.owner, name="deploy_overhead benchmark")
+        headers = {"Authorization": f"Bearer {token}"}
+        base = f"http://127.0.0.1:{port}/api/v1/orgs/{ORG}"
+        self.api = {"client": httpx.Client(headers=headers, timeout=30), "base": base}
+        app = self.new_app()
+        statuses: Counter = Counter()
+
+        def cheap(_: int) -> None:
+            with httpx.Client(headers=headers, timeout=30) as client:
+                for _ in range(5):
+                    statuses[client.get(f"{base}/apps/{app.name}/releases/").status_code] += 1
+                    invalid = client.post(f"{base}/apps/{app.name}/releases/", json={"image": "not an image!"})
+                    statuses[invalid.status_code] += 1
+
+        _together(cheap, 2 * WEB_WORKERS)
+        if set(statuses) != {200, 400}:
+            raise RuntimeError(f"warming gunicorn up: unexpected answers {dict(statuses)}")
+
+        deploy_requests = []
+        for _ in range(2):
+            apps = [self.new_app() for _ in range(WEB_WORKERS)]
+            answers: list = [None] * WEB_WORKERS
+
+            def deploy(i: int, apps=apps, answers=answers) -> None:
+                with httpx.Client(headers=headers, timeout=30) as client:
+                    began = time.time()
+                    response = client.post(
+                        f"{base}/apps/{apps[i].name}/releases/", json={"image": IMAGE, "process_types": WEB}
+                    )
+                    answers[i] = (response, time.time() - began)
+
+            _together(deploy, WEB_WORKERS)
+            for (response, seconds), each in zip(answers, apps, strict=True):
+                if response.status_code != 201:
+                    raise RuntimeError(f"warming up: POST …/releases/ answered {response.status_code}")
+                deploy_requests.append(round(seconds, 3))
+                _wait_finished(Deployment.objects.get(pk=response.json()["deployment"]["id"]))
+                _wait_finished(self.formation_scale(actor=self.owner, app=each, changes={"web": {"quantity": 0}}))
+        first = self.berth_api()
+        return {
+            "gunicorn": command,
+            "warm_up_requests": dict(statuses),
+            "warm_up_deploy_requests_s": deploy_requests,
+            "berth_api_first_deploy_s": round(first["total"], 3),
+            "berth_api_first_request_s": round(first["request"], 3),
+        }
 
     def figures(self, warm: dict, hardened: list[str]) -> dict:
         totals = {name: [s["total"] for s in rows] for name, rows in self.samples.items() if rows}
         figures = {
             "repetitions": self.repetitions,
             "celery_repetitions": self.celery_repetitions,
+            "api_repetitions": self.api_repetitions,
             "host": self.host.name,
             "image": IMAGE,
             "size": dict(zip(("name", "memory_mb", "cpu_millis"), SIZE, strict=True)),
@@ -329,25 +499,54 @@ class Measure:
             "total_s": {name: bench.summary(values) for name, values in totals.items()},
         }
         ratios = {}
-        pairs = (("berth", "raw"), ("berth", "raw_hardened"), ("raw_hardened", "raw"), ("berth_celery", "raw_b"))
+        if self.samples["berth_api"]:
+            totals["berth_api_answered"] = [s["answered"] for s in self.samples["berth_api"] if s["answered"]]
+        pairs = (
+            ("berth", "raw"),
+            ("berth", "raw_hardened"),
+            ("raw_hardened", "raw"),
+            ("berth_celery", "raw_b"),
+            ("berth_api", "raw_c"),
+            ("berth_api_answered", "raw_c"),
+        )
         for berth, raw in pairs:
-            if berth in totals and raw in totals:
+            if totals.get(berth) and totals.get(raw):
                 ratios[f"{berth}/{raw}"] = {
                     p: round(bench.percentile(totals[berth], q) / bench.percentile(totals[raw], q), 2)
                     for p, q in (("p50", 50), ("p90", 90))
                 }
         figures["ratio"] = ratios
-        for name in ("berth", "berth_celery"):
+        for name in ("berth", "berth_celery", "berth_api"):
             rows = self.samples[name]
             if rows:
-                keys = [k for k in rows[0] if k != "total"]
+                keys = [k for k in rows[0] if k not in ("total", "status", "poller_error")]
                 figures[f"{name}_phases_s"] = {k: bench.summary([r[k] for r in rows if r[k] is not None]) for k in keys}
+        if self.samples["berth_api"]:
+            figures["berth_api_status_codes"] = dict(Counter(str(r["status"]) for r in self.samples["berth_api"]))
+            figures["berth_api_poller_errors"] = [
+                r["poller_error"] for r in self.samples["berth_api"] if r["poller_error"]
+            ]
         figures["raw_cli_returned_s"] = bench.summary([s["cli_returned"] for s in self.samples["raw"]])
         figures["samples"] = {
             name: [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
             for name, rows in self.samples.items()
         }
         return figures
+
+
+def _together(function, threads: int) -> None:
+    """function(0) … function(threads - 1), each in its own thread, released together."""
+    barrier = threading.Barrier(threads)
+
+    def released(i: int) -> None:
+        barrier.wait()
+        function(i)
+
+    workers = [threading.Thread(target=released, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
 
 
 def _wait_finished(deployment, timeout_s: float = DEPLOY_TIMEOUT_S):
@@ -360,10 +559,10 @@ def _wait_finished(deployment, timeout_s: float = DEPLOY_TIMEOUT_S):
     raise RuntimeError(f"deployment {deployment.pk} still {deployment.state} after {timeout_s} s")
 
 
-def measure(repetitions: int, celery_repetitions: int) -> dict:
+def measure(repetitions: int, celery_repetitions: int, api_repetitions: int) -> dict:
     bench.django_setup()
-    return Measure(repetitions, celery_repetitions).measure()
+    return Measure(repetitions, celery_repetitions, api_repetitions).measure()
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["measure"]:
-    bench.emit(measure(int(sys.argv[2]), int(sys.argv[3])))
+    bench.emit(measure(*(int(arg) for arg in sys.argv[2:5])))
