@@ -26,6 +26,7 @@ from .placement import PlacementError
 from .runtime import (
     DeployFailed,
     choose_hosts,
+    heartbeat_written,
     prepare_host,
     start_container,
     step,
@@ -59,6 +60,7 @@ def claim(deployment_id: int) -> Deployment | None:
     deployment = Deployment.objects.select_related("app__organization", "release__app__organization").get(
         pk=deployment_id
     )
+    heartbeat_written(deployment)
     if deployment.attempts > 1:
         step(deployment, f"Resumed by {worker_name()} (attempt {deployment.attempts}).")
     return deployment
@@ -182,10 +184,12 @@ def _in_parallel(function, *arguments) -> list:
 def _start_missing(app, release, process: ProcessType, quantity: int, size: Size, deployment) -> None:
     """Start the replicas that have no container at all, up to BERTH_PARALLEL_STARTS at once, each
     placed as if the others already ran. Nothing is replaced here, so nothing can go unserved."""
+    if quantity < 2:
+        return  # a lone replica goes the plain way, through _converge_slot
     occupied = set(live_containers(app=app, process_type=process.name).values_list("index", flat=True))
     missing = [index for index in range(quantity) if index not in occupied]
     if len(missing) < 2:
-        return  # a lone replica goes the plain way, through _converge_slot
+        return
     try:
         chosen = choose_hosts(release=release, process=process, size=size, count=len(missing))
     except PlacementError as error:

@@ -36,10 +36,14 @@ def step(deployment: Deployment | None, message: str, **links) -> None:
 
 def heartbeat(deployment: Deployment) -> None:
     """Tell the stale-deployment sweep this deployment's worker is alive (at most once a second)."""
-    now = time.monotonic()
-    if now - getattr(deployment, "_heartbeat_sent", -HEARTBEAT_EVERY_S) >= HEARTBEAT_EVERY_S:
-        deployment._heartbeat_sent = now
+    if time.monotonic() - getattr(deployment, "_heartbeat_sent", -HEARTBEAT_EVERY_S) >= HEARTBEAT_EVERY_S:
         Deployment.objects.filter(pk=deployment.pk).update(heartbeat_at=timezone.now())
+        heartbeat_written(deployment)
+
+
+def heartbeat_written(deployment: Deployment) -> None:
+    """Note that `heartbeat_at` was just written (by `heartbeat`, or by the claim)."""
+    deployment._heartbeat_sent = time.monotonic()
 
 
 @dataclass(frozen=True)
