@@ -299,18 +299,20 @@ class Engine:
             pruned = self.api.prune_networks(filters={"label": f"{MANAGED_LABEL}=true", "until": older_than})
         return pruned.get("NetworksDeleted") or []
 
-    def ensure_image(self, image: str, auth: dict | None = None) -> str:
-        """The local image id of `image`, pulling it if the host does not have it.
+    def ensure_image(self, image: str, auth: dict | None = None, *, always_pull: bool = False) -> str:
+        """The local image id of `image`, pulling it if the host does not have it (or, with
+        `always_pull`, even if it does: the registry then checks `auth` against the image).
 
         `auth` ({"username", "password"}) is the login to the image's registry; without one the pull
         is anonymous. Never None to docker-py: it would fall back to the logins in the worker's own
         ~/.docker/config.json and lend the operator's registry access to every tenant.
         """
-        with _translate_errors(f"looking up image {image} on {self.host.name}"):
-            try:
-                return self.api.inspect_image(image)["Id"]
-            except docker_errors.ImageNotFound:
-                pass
+        if not always_pull:
+            with _translate_errors(f"looking up image {image} on {self.host.name}"):
+                try:
+                    return self.api.inspect_image(image)["Id"]
+                except docker_errors.ImageNotFound:
+                    pass
         what = f"pulling {image} on {self.host.name} " + (f"as {auth['username']}" if auth else "without credentials")
         try:
             with _translate_errors(what):
@@ -321,7 +323,8 @@ class Engine:
                         raise EngineError(f"{what}: {event['error']}", transient=False)
                 return self.api.inspect_image(image)["Id"]
         except EngineError as error:
-            raise ImageNotFound(f"Image {image} is not on {self.host.name} and could not be pulled: {error}") from None
+            where = "was pulled again for this organization" if always_pull else f"is not on {self.host.name}"
+            raise ImageNotFound(f"Image {image} {where} and could not be pulled: {error}") from None
 
     def image_digest(self, image_id: str, image: str = "") -> str:
         """The registry's digest of the image (its manifest's sha256), preferring the repository `image`

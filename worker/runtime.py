@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from berth.applications.models import Release
-from berth.applications.registries import credentials_for
+from berth.applications.registries import credentials_for, image_is_private
 from berth.applications.specs import ProcessType
 from berth.billing.metering import usage_sync
 from berth.deployments.models import Deployment
@@ -97,7 +97,9 @@ def _prepare(engine: Engine, release: Release) -> str:
     engine.ensure_network(
         network_name(app.organization_id), {"berth.managed": "true", "berth.org": app.organization.slug}
     )
-    return engine.ensure_image(release.image, auth=credentials_for(release))
+    return engine.ensure_image(
+        release.image, auth=credentials_for(release), always_pull=image_is_private(release.image)
+    )
 
 
 def start_container(

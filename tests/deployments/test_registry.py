@@ -23,7 +23,8 @@ from berth.audit.models import AuditEvent
 from berth.deployments.models import Deployment
 from berth.deployments.services import release_create
 from berth.fleet.models import DockerHost
-from tests.factories import AppFactory, OrganizationFactory
+from berth.tenancy.roles import Role
+from tests.factories import AppFactory, MembershipFactory, OrganizationFactory
 from tests.fleet import WEB
 from tests.testbed import HOST_INDICES, host_by_index, hosts_script
 
@@ -143,7 +144,7 @@ def test_a_wrong_password_fails_the_deployment_with_the_registrys_answer(on_h1_o
     with caplog.at_level(logging.DEBUG):
         release, deployment = deploy(tenant, app)
     assert deployment.state == Deployment.State.FAILED
-    assert f"Image {IMAGE} is not on test-{H1.name} and could not be pulled" in deployment.error
+    assert f"Image {IMAGE} was pulled again for this organization and could not be pulled" in deployment.error
     assert f"as {USERNAME}: unauthorized: authentication required" in deployment.error
     assert live(app) == []
     assert release.image_digest == ""
@@ -166,3 +167,23 @@ def test_without_a_credential_the_registry_refuses(on_h1_only, tenant, app, regi
     assert "without credentials" in deployment.error and "no basic auth credentials" in deployment.error
     assert live(app) == []
     assert not h1_references()
+
+
+def test_another_organizations_private_image_on_the_host_is_not_lent(
+    on_h1_only, tenant, app, registry_password, caplog
+):
+    """Org A's private image stays in h1's image store after A's deploy; org B, without a login to
+    the registry, names the same image: h1 pulls it again for B, and the registry refuses."""
+    registry_credential_set(
+        actor=tenant, organization=app.organization, registry=REGISTRY, username=USERNAME, password=registry_password
+    )
+    _, deployment = deploy(tenant, app)
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    assert h1_references(), "org A's pull left the image on h1"
+    other = MembershipFactory(organization=OrganizationFactory(slug="other"), role=Role.OWNER).user
+    other_app = AppFactory(organization=other.memberships.get().organization, name="borrower")
+    _, refused = deploy(other, other_app)
+    assert refused.state == Deployment.State.FAILED
+    assert "without credentials" in refused.error and "no basic auth credentials" in refused.error
+    assert live(other_app) == []
+    assert len(live(app)) == 1, "org A's container keeps running"

@@ -90,3 +90,11 @@ def credentials_for(release: Release) -> dict | None:
         organization_id=organization_id, registry=registry_of(release.image)
     ).first()
     return None if credential is None else {"username": credential.username, "password": credential.password}
+
+
+def image_is_private(image: str) -> bool:
+    """Whether the image's registry is one some organization logs in to. Such an image may already
+    be on a host, pulled with another organization's login; it is pulled again with the deploying
+    organization's own (the layers stay cached), so the registry, not a host's cache, decides who may
+    run it."""
+    return RegistryCredential.objects.filter(registry=registry_of(image)).exists()
