@@ -179,16 +179,21 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
     began = time.monotonic()
     failures = polls = 0
     seen = "not probed yet"
+    started_at = container.started_at
     with Engine(container.host) as engine:
         while True:
-            observed = engine.inspect(container.docker_id)
-            if observed is None or observed.state in {"exited", "dead"}:
-                logs = engine.logs_tail(container.docker_id) if observed else ""
-                record_exit(container, observed)
-                code = observed.exit_code if observed else "?"
-                return HealthResult(
-                    False, f"{container.name} exited with code {code}" + (f"; last log: {logs[-300:]}" if logs else "")
-                )
+            # The first probe follows start_container's own look at a running container at once.
+            if polls or container.state != Container.State.RUNNING:
+                observed = engine.inspect(container.docker_id)
+                if observed is None or observed.state in {"exited", "dead"}:
+                    logs = engine.logs_tail(container.docker_id) if observed else ""
+                    record_exit(container, observed)
+                    code = observed.exit_code if observed else "?"
+                    return HealthResult(
+                        False,
+                        f"{container.name} exited with code {code}" + (f"; last log: {logs[-300:]}" if logs else ""),
+                    )
+                started_at = observed.started_at
             healthy, seen = probe(
                 check,
                 address=container.host.address,
@@ -202,15 +207,11 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
                     health=Container.Health.HEALTHY,
                     health_failures=0,
                     state=Container.State.RUNNING,
-                    started_at=observed.started_at,
+                    started_at=started_at,
                     last_seen_at=now,
                 )
                 container.health, container.health_failures = Container.Health.HEALTHY, 0
-                container.state, container.started_at, container.last_seen_at = (
-                    Container.State.RUNNING,
-                    observed.started_at,
-                    now,
-                )
+                container.state, container.started_at, container.last_seen_at = Container.State.RUNNING, started_at, now
                 step(deployment, f"{container.name} is healthy ({seen}).", container=container)
                 meter(container.pk)
                 return HealthResult(True, seen)
