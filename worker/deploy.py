@@ -23,6 +23,7 @@ from berth.fleet.selectors import live_containers
 
 from . import locks
 from .placement import PlacementError
+from .reconcile import check_host
 from .runtime import (
     DeployFailed,
     choose_hosts,
@@ -81,6 +82,7 @@ def run_app_deployments(app_id: int) -> None:
 def execute(deployment: Deployment) -> None:
     app = deployment.app
     release = deployment.release
+    _check_unchecked_hosts()
     target = {f.process_type: (f.quantity, f.size) for f in Formation.objects.filter(app=app).select_related("size")}
     try:
         converge(app=app, release=release, formation=target, deployment=deployment)
@@ -90,6 +92,14 @@ def execute(deployment: Deployment) -> None:
     with transaction.atomic():
         App.objects.filter(pk=app.pk).update(current_release=release)
         finish(deployment, Deployment.State.SUCCEEDED, f"Done: {app.name} runs v{release.version}.")
+
+
+def _check_unchecked_hosts() -> None:
+    """A host registered without a connection check (bootstrap registers the local engine before any
+    worker runs) is checked before placement counts it out: the first deploy must not fail for want of
+    a heartbeat that was already queued."""
+    for host in DockerHost.objects.filter(status=DockerHost.Status.PENDING).exclude(state=DockerHost.State.RETIRED):
+        check_host(host)
 
 
 def finish(deployment: Deployment, state: str, message: str, error: str = "") -> None:

@@ -316,3 +316,14 @@ def test_a_deploy_that_cannot_be_placed_fails_with_the_reason_and_changes_nothin
     assert "No host is active and up: all are cordoned, draining or down." in deployment.error
     app.refresh_from_db()
     assert app.current_release == v1 and {c.pk for c in live(app)} == before
+
+
+def test_a_host_nobody_has_checked_yet_is_checked_before_placement(fleet, tenant, app):
+    """Bootstrap registers the local engine without a check and queues the demo deploy at once."""
+    from berth.fleet.models import DockerHost
+
+    DockerHost.objects.update(status=DockerHost.Status.PENDING, engine_version="")
+    _, deployment = deploy(tenant, app)
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    assert set(DockerHost.objects.values_list("status", flat=True)) == {DockerHost.Status.UP}
+    assert all(DockerHost.objects.values_list("engine_version", flat=True))
