@@ -61,14 +61,15 @@ def test_a_scale_out_starts_replicas_together(fleet, tenant, app, testbed_hosts)
     assert sorted(c.index for c in containers) == list(range(7))
     assert sorted(sum(1 for c in containers if c.host == host) for host in fleet) == [3, 4]
     assert all(fetch(c)[0] == 200 for c in containers)
-    # Started together: some replica began starting before another had become healthy.
+    # Started together: some replica began starting (placed, before the engine was asked) before
+    # another had become healthy; one by one, each would wait for the one before it.
     began, healthy = {}, {}
-    for step in scale.steps.exclude(container=None):
-        if step.message.startswith("Started "):
-            began[step.container_id] = step.at
+    for step in scale.steps.select_related("container"):
+        if step.message.startswith("Starting web."):
+            began[int(step.message.removeprefix("Starting web.").split()[0])] = step.at
         elif " is healthy " in step.message:
-            healthy[step.container_id] = step.at
-    spans = sorted((began[pk], healthy[pk]) for pk in began)
+            healthy[step.container.index] = step.at
+    spans = sorted((began[index], healthy[index]) for index in began)
     assert len(spans) == 6
     assert any(later_start < earlier_end for (_, earlier_end), (later_start, _) in itertools.pairwise(spans))
     # Each host got exactly one network for the organization, however many started at once.
