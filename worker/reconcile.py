@@ -102,6 +102,9 @@ def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
                 observed = engine.inspect(docker_id)
                 summaries[docker_id]["state"] = observed.state if observed else "dead"
         deploying = _deploying()
+        for row in rows.values():  # the container may be gone already; stop_container records what it can
+            if row.state == Container.State.STOPPING and row.app_id not in deploying.app_ids:
+                stop_container(row, None, "its deployment ended while stopping it")
         changed: set[int] = set()
         now = timezone.now()
         seen_running = []
@@ -111,8 +114,7 @@ def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
                 if _int(summary["labels"].get("berth.deployment")) not in deploying.deployment_ids:
                     changed |= _adopt_or_remove(engine, host, summary)
             elif row.state == Container.State.STOPPING:
-                if row.app_id not in deploying.app_ids:
-                    stop_container(row, None, "its deployment ended while stopping it")
+                continue  # its deployment is stopping it, or the loop above just did
             elif row.state in (Container.State.LOST, Container.State.EXITED):
                 engine.remove(docker_id)  # stale: Berth already replaced it
                 Container.objects.filter(pk=row.pk).update(removed_at=now)
@@ -127,13 +129,6 @@ def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
                 seen_running.append(row.pk)
         Container.objects.filter(pk__in=seen_running).update(last_seen_at=now)
         engine.prune_networks()
-        for docker_id, row in rows.items():
-            if (
-                docker_id not in summaries
-                and row.state == Container.State.STOPPING
-                and row.app_id not in deploying.app_ids
-            ):
-                stop_container(row, None, "its deployment ended while stopping it")  # records what it can
         vanished = [row for docker_id, row in rows.items() if docker_id not in summaries and row.is_live]
         for row in vanished:  # removed behind Berth's back
             Container.objects.filter(pk=row.pk).update(
