@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db.models import F, Sum
 
 from berth.core.errors import BerthError
+from berth.tenancy.models import Organization
 
 from .models import Quota
 
@@ -34,19 +35,21 @@ def limits_for(organization) -> Limits:
     )
 
 
-def usage_of(organization, *, except_app=None) -> dict:
+def usage_of(organization) -> dict:
     """Apps, and the containers and memory the formations of the organization's apps ask for."""
-    from berth.applications.models import App, Formation
+    from berth.applications.models import App
+
+    return {"apps": App.objects.filter(organization=organization).count(), **_formations_total(organization)}
+
+
+def _formations_total(organization, *, except_app=None) -> dict:
+    from berth.applications.models import Formation
 
     formations = Formation.objects.filter(app__organization=organization)
     if except_app is not None:
         formations = formations.exclude(app=except_app)
     totals = formations.aggregate(containers=Sum("quantity"), memory=Sum(F("quantity") * F("size__memory_mb")))
-    return {
-        "apps": App.objects.filter(organization=organization).count(),
-        "containers": totals["containers"] or 0,
-        "memory_mb": totals["memory"] or 0,
-    }
+    return {"containers": totals["containers"] or 0, "memory_mb": totals["memory"] or 0}
 
 
 def quota_check_new_app(organization) -> None:
@@ -61,14 +64,19 @@ def quota_check_formation(
 ) -> None:
     """The app's whole formation after and before the change, {process type: (quantity, memory MB)}.
 
-    Only growth is refused: an organization over a lowered quota can still scale down.
+    Only growth is refused: an organization over a lowered quota can still scale down. A change that
+    does not grow (most deploys) reads nothing and locks nothing.
     """
-    limits = limits_for(organization)
-    others = usage_of(organization, except_app=app)
-    containers = others["containers"] + sum(q for q, _ in wanted.values())
-    memory = others["memory_mb"] + sum(q * m for q, m in wanted.values())
     grows_containers = sum(q for q, _ in wanted.values()) > sum(q for q, _ in before.values())
     grows_memory = sum(q * m for q, m in wanted.values()) > sum(q * m for q, m in before.values())
+    if not (grows_containers or grows_memory):
+        return
+    # One growth check per organization at a time, until the caller's transaction ends.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    limits = limits_for(organization)
+    others = _formations_total(organization, except_app=app)
+    containers = others["containers"] + sum(q for q, _ in wanted.values())
+    memory = others["memory_mb"] + sum(q * m for q, m in wanted.values())
     if containers > limits.max_containers and grows_containers:
         raise QuotaExceeded(
             f"This would run {containers} containers; the organization's limit is {limits.max_containers} "

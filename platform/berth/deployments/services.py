@@ -14,7 +14,7 @@ from berth.billing.quotas import quota_check_formation
 from berth.core.errors import Conflict, Invalid, NotFound
 from berth.core.queue import enqueue_on_commit
 from berth.fleet.models import Container, DockerHost, Size
-from berth.tenancy.models import Organization, User
+from berth.tenancy.models import User
 
 from .models import Deployment
 
@@ -70,7 +70,7 @@ def _release_and_deploy(*, actor, app, image, process_types, config, description
         rollback_of=rollback_of,
     )
     _ensure_formation(app, release)
-    _check_quota(app, before)
+    _check_quota(app, before, release)
     deployment = deployment_create(actor=actor, app=app, release=release, kind=kind, previous_formation=before)
     audit_record(
         actor=actor,
@@ -191,10 +191,10 @@ def _config_description(values: dict) -> str:
     return "; ".join(parts)[:200]
 
 
-def _check_quota(app: App, before: dict) -> None:
-    """The app's formation after the change, against the organization's quota (the change rolls back)."""
-    Organization.objects.select_for_update().filter(pk=app.organization_id).first()  # one check at a time
-    release = app.releases.order_by("-version").first()
+def _check_quota(app: App, before: dict, release: Release | None = None) -> None:
+    """The app's formation after the change, against the organization's quota (the change rolls back).
+    `release` is the app's newest, if the caller has it at hand."""
+    release = release or app.releases.order_by("-version").first()
     running = set(release.process_types) if release is not None else set()
     memory = dict(Size.objects.values_list("name", "memory_mb"))
     wanted = {
