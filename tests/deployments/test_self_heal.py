@@ -180,6 +180,20 @@ def test_a_pass_leaves_a_deployment_in_progress_its_containers(app, fleet):
     assert stopped.state == Container.State.REMOVED and stopped.finished_at == stopping.last_seen_at
 
 
+def test_a_pass_finishes_a_stop_whose_worker_died(app, fleet):
+    """A worker marked a row `stopping` and died before stopping its container: with no deployment
+    of the app under way, a pass stops and removes it, with the host's own finish time."""
+    interrupted = live(app)[0]
+    Container.objects.filter(pk=interrupted.pk).update(state=Container.State.STOPPING)
+    reconcile.observe_host(interrupted.host)
+    stopped = Container.objects.get(pk=interrupted.pk)
+    assert stopped.state == Container.State.REMOVED and stopped.removed_at is not None
+    assert stopped.finished_at is not None and stopped.finished_at > stopped.started_at
+    client = engine_of(interrupted)
+    assert client.containers(all=True, filters={"id": interrupted.docker_id}) == []
+    client.close()
+
+
 @pytest.fixture
 def restore_engines(testbed_hosts, fleet):
     """Engines stopped by the test start again before the fleet fixture cleans the hosts."""
