@@ -13,16 +13,17 @@ whole seconds, so an invoice line's seconds are exact.
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import _server  # benchmarks/ is sys.path[0] both under run.py and as a script
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
-SERVER = "postgres://postgres@127.0.0.1:5432"
+SERVER = _server.POSTGRES
 
 # Sizes and their prices per hour. Two of them change price at a moment the benchmark picks, so an
 # invoice has lines at two prices of one size. Six decimals, as SizePrice stores them, chosen so that
@@ -82,19 +83,7 @@ def database_stats(database: str) -> dict:
 
 def django_env(database: str, **extra: str) -> dict[str, str]:
     """The production settings and the environment they require, on the benchmark's database."""
-    from cryptography.fernet import Fernet
-
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "berth.settings.prod",
-        "DATABASE_URL": f"{SERVER}/{database}",
-        "BERTH_SECRET_KEY": secrets.token_urlsafe(38)[:50],
-        "BERTH_FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "BERTH_HTTPS": "false",
-        "BERTH_ALLOWED_HOSTS": "127.0.0.1",
-        "BERTH_CACHE_PREFIX": "berth-bench",
-        **extra,
-    }
+    return _server.production_env(database, **extra)
 
 
 def quietly(command: list[str], env: dict[str, str], timeout: float = 900) -> str:

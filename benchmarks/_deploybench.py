@@ -20,7 +20,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -33,7 +32,7 @@ import _server  # benchmarks/ is sys.path[0] both under run.py and as a script
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
-SERVER = "postgres://postgres@127.0.0.1:5432"
+SERVER = _server.POSTGRES
 HOSTS_SCRIPT = REPO / "testbed" / "hosts.sh"
 REDIS_DB = int(os.environ.get("BERTH_BENCH_REDIS_DB", "15"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -120,23 +119,14 @@ def broker_flush() -> None:
 
 def child_env(database: str) -> dict[str, str]:
     """Production settings on the benchmark's database, with the benchmarks' Redis database as broker."""
-    from cryptography.fernet import Fernet
-
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "berth.settings.prod",
-        "DATABASE_URL": f"{SERVER}/{database}",
-        "BERTH_SECRET_KEY": secrets.token_urlsafe(38)[:50],
-        "BERTH_FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "BERTH_HTTPS": "false",
-        "BERTH_ALLOWED_HOSTS": "127.0.0.1",
-        "BERTH_CACHE_PREFIX": "berth-bench",
-        "REDIS_URL": REDIS_URL,
-        "CELERY_BROKER_URL": REDIS_URL,
-        "CELERY_RESULT_BACKEND": REDIS_URL,
-        "BERTH_LOG_LEVEL": os.environ.get("BERTH_LOG_LEVEL", "WARNING"),
-        "PYTHONUNBUFFERED": "1",
-    }
+    return _server.production_env(
+        database,
+        REDIS_URL=REDIS_URL,
+        CELERY_BROKER_URL=REDIS_URL,
+        CELERY_RESULT_BACKEND=REDIS_URL,
+        BERTH_LOG_LEVEL=os.environ.get("BERTH_LOG_LEVEL", "WARNING"),
+        PYTHONUNBUFFERED="1",
+    )
 
 
 def migrate(env: dict[str, str]) -> None:

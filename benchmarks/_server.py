@@ -9,6 +9,7 @@ started in its own session, so it and its children stop together as one process 
 import contextlib
 import http.client
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,6 +18,25 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+POSTGRES = "postgres://postgres@127.0.0.1:5432"
+
+
+def production_env(database: str, **extra: str) -> dict[str, str]:
+    """Berth's production settings on a benchmark's database, with the environment they require: a
+    fresh secret and field key, plain HTTP on 127.0.0.1, and cache keys apart from a developer's."""
+    from cryptography.fernet import Fernet
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "berth.settings.prod",
+        "DATABASE_URL": f"{POSTGRES}/{database}",
+        "BERTH_SECRET_KEY": secrets.token_urlsafe(38)[:50],
+        "BERTH_FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "BERTH_HTTPS": "false",
+        "BERTH_ALLOWED_HOSTS": "127.0.0.1",
+        "BERTH_CACHE_PREFIX": "berth-bench",
+        **extra,
+    }
 
 
 def database_name(default: str) -> str:

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import random
-import secrets
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ NAME = "api_list_apps"
 
 REPO = Path(__file__).resolve().parents[1]
 LOG = REPO / "benchmarks" / "out" / f"{NAME}-gunicorn.log"
-SERVER = "postgres://postgres@127.0.0.1:5432"
+SERVER = _server.POSTGRES
 DATABASE = _server.database_name("berth_bench")
 ORG_SLUG = "bench"
 APPS = 10_000
@@ -98,19 +97,7 @@ def _cores() -> int:
 
 
 def _server_env(throttle_rate: str) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "berth.settings.prod",
-        "DATABASE_URL": f"{SERVER}/{DATABASE}",
-        "BERTH_SECRET_KEY": secrets.token_urlsafe(38)[:50],
-        "BERTH_FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "BERTH_HTTPS": "false",
-        "BERTH_ALLOWED_HOSTS": "127.0.0.1",
-        "BERTH_THROTTLE_USER": throttle_rate,
-        "BERTH_CACHE_PREFIX": "berth-bench",
-    }
+    return _server.production_env(DATABASE, BERTH_THROTTLE_USER=throttle_rate)
 
 
 def _maintenance(statement: str) -> str:
