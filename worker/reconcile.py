@@ -4,7 +4,8 @@
   unknown containers from their labels, and removes orphans and stale containers.
 - `check_host` is the heartbeat: it marks a host up, or down after the grace period, losing its
   containers at the last time they were seen.
-- `app_drift` says whether an app needs a self-healing deployment, honouring crash back-off.
+- `drifts` (`app_drift` for one app) says which apps need a self-healing deployment, honouring crash
+  back-off, in a few queries however many apps there are.
 Docker events only wake these early; the periodic pass corrects whatever events missed.
 """
 
