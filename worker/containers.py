@@ -22,6 +22,10 @@ def network_name(organization_id: int) -> str:
     return f"berth-org-{organization_id}"
 
 
+def network_labels(organization) -> dict:
+    return {MANAGED_LABEL: "true", "berth.org": organization.slug}
+
+
 def labels_for(*, release: Release, process: ProcessType, index: int, size: Size, deployment_id: int | None) -> dict:
     """Labels that say whose a container is: enough to rebuild all observed state (DESIGN §4)."""
     app = release.app
@@ -67,6 +71,7 @@ def container_spec(
         "labels": labels_for(release=release, process=process, index=index, size=size, deployment_id=deployment_id),
         "ports": ports,
         "network": network_name(app.organization_id),
+        "network_labels": network_labels(app.organization),
         "host_config": {
             "port_bindings": port_bindings,
             "network_mode": network_name(app.organization_id),

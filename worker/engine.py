@@ -338,23 +338,38 @@ class Engine:
     # --- containers ---
 
     def run(self, spec: dict) -> str:
-        """Create and start a container from a spec made by worker.containers; returns its id."""
+        """Create and start a container from a spec made by worker.containers; returns its id.
+
+        A reconcile pass prunes networks no container uses, so an organization's network that was
+        idle may vanish between ensure_network and here: it is made again, once.
+        """
         with _translate_errors(f"starting {spec['name']} on {self.host.name}"):
-            host_config = self.api.create_host_config(**spec["host_config"])
-            created = self.api.create_container(
-                image=spec["image"],
-                name=spec["name"],
-                command=spec["command"] or None,
-                environment=spec["environment"],
-                labels=spec["labels"],
-                ports=spec["ports"],
-                host_config=host_config,
-                networking_config=self.api.create_networking_config(
-                    {spec["network"]: self.api.create_endpoint_config()}
-                ),
-                stop_signal="SIGTERM",
-            )
+            try:
+                return self._create_and_start(spec)
+            except docker_errors.NotFound as error:
+                if "network" not in str(error.explanation).lower():
+                    raise
+            self.ensure_network(spec["network"], spec["network_labels"])
+            return self._create_and_start(spec)
+
+    def _create_and_start(self, spec: dict) -> str:
+        created = self.api.create_container(
+            image=spec["image"],
+            name=spec["name"],
+            command=spec["command"] or None,
+            environment=spec["environment"],
+            labels=spec["labels"],
+            ports=spec["ports"],
+            host_config=self.api.create_host_config(**spec["host_config"]),
+            networking_config=self.api.create_networking_config({spec["network"]: self.api.create_endpoint_config()}),
+            stop_signal="SIGTERM",
+        )
+        try:
             self.api.start(created["Id"])
+        except docker_errors.APIError:
+            with _absent_is_fine():  # nothing half-made stays behind, and the name is free again
+                self.api.remove_container(created["Id"], force=True)
+            raise
         return created["Id"]
 
     def inspect(self, docker_id: str) -> ObservedContainer | None:

@@ -14,7 +14,7 @@ from berth.deployments.models import Deployment
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
 
-from .containers import STOP_TIMEOUT_S, container_spec, network_name
+from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name
 from .engine import Engine, EngineError
 from .placement import HostLoad, PlacementError, place_many
 from .probes import probe
@@ -94,9 +94,7 @@ def prepare_host(host: DockerHost, release: Release) -> None:
 
 def _prepare(engine: Engine, release: Release) -> str:
     app = release.app
-    engine.ensure_network(
-        network_name(app.organization_id), {"berth.managed": "true", "berth.org": app.organization.slug}
-    )
+    engine.ensure_network(network_name(app.organization_id), network_labels(app.organization))
     return engine.ensure_image(
         release.image, auth=credentials_for(release), always_pull=image_is_private(release.image)
     )

@@ -328,3 +328,22 @@ def test_a_host_nobody_has_checked_yet_is_checked_before_placement(fleet, tenant
     assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
     assert set(DockerHost.objects.values_list("status", flat=True)) == {DockerHost.Status.UP}
     assert all(DockerHost.objects.values_list("engine_version", flat=True))
+
+
+def test_a_network_pruned_just_before_the_start_is_made_again(fleet, tenant, app, monkeypatch):
+    """A reconcile prunes an organization's idle network; if that happens between the deploy's
+    ensure_network and its create, the engine makes the network again instead of failing."""
+    from worker import runtime
+
+    prepare = runtime._prepare
+
+    def prepare_then_prune(engine, release):
+        image_id = prepare(engine, release)
+        engine.api.remove_network(f"berth-org-{release.app.organization_id}")  # what a prune does
+        return image_id
+
+    monkeypatch.setattr(runtime, "_prepare", prepare_then_prune)
+    _, deployment = deploy(tenant, app)
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    [container] = live(app)
+    assert fetch(container) == (200, "web v1\n")
