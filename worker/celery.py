@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 # The control plane's source root, as manage.py sets it (STYLE.md, "Layout").
 _PLATFORM = str(Path(__file__).resolve().parents[1] / "platform")
@@ -45,3 +46,13 @@ app.conf.update(
         "invoices": {"task": "berth.billing.invoices", "schedule": timedelta(minutes=10)},
     },
 )
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_database_connections(**_) -> None:
+    """Around each task, what Django does around each request: close a connection older than
+    CONN_MAX_AGE or one that failed, and check the next one before use (settings: CELERY_DB_REUSE_MAX)."""
+    from django.db import close_old_connections
+
+    close_old_connections()

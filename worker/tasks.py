@@ -32,9 +32,13 @@ def purge_expired_invitations() -> int:
 def health() -> dict:
     """Proves a worker is consuming and can reach the database; `make run` and tests call it."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        (database_time,) = cursor.fetchone()
-    return {"worker_time": timezone.now().isoformat(), "database_time": database_time.isoformat()}
+        cursor.execute("SELECT now(), pg_backend_pid()")
+        database_time, session = cursor.fetchone()
+    return {
+        "worker_time": timezone.now().isoformat(),
+        "database_time": database_time.isoformat(),
+        "database_session": session,  # the PostgreSQL backend's pid: tells a reused connection from a new one
+    }
 
 
 @shared_task(name="berth.deployments.run", bind=True, max_retries=None)

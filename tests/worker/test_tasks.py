@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from berth.tenancy.models import Invitation
@@ -80,6 +81,28 @@ def test_a_real_worker_answers_health_over_redis(worker_queue):
     database_time = datetime.fromisoformat(answer["database_time"])
     assert abs(database_time - timezone.now()) < timedelta(minutes=5)
     assert datetime.fromisoformat(answer["worker_time"]).tzinfo is not None
+
+
+def _health(queue: str) -> dict:
+    result = app.send_task("berth.health", queue=queue)
+    try:
+        return result.get(timeout=30)
+    finally:
+        result.forget()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_keeps_its_database_connection_and_replaces_a_broken_one(worker_queue):
+    """Tasks reuse the worker's PostgreSQL session (Celery's Django fix-up would open one per task),
+    and a session the server ended is noticed before use and replaced, as in a web request."""
+    sessions = {_health(worker_queue)["database_session"] for _ in range(4)}
+    assert len(sessions) == 1, sessions
+    [first] = sessions
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [first])
+        assert cursor.fetchone() == (True,)
+    replaced = {_health(worker_queue)["database_session"] for _ in range(2)}
+    assert len(replaced) == 1 and first not in replaced, replaced
 
 
 @pytest.mark.django_db(transaction=True)
