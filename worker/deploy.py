@@ -25,6 +25,7 @@ from . import locks
 from .placement import PlacementError
 from .reconcile import check_host
 from .runtime import (
+    Chosen,
     DeployFailed,
     choose_hosts,
     heartbeat_written,
@@ -82,7 +83,6 @@ def run_app_deployments(app_id: int) -> None:
 def execute(deployment: Deployment) -> None:
     app = deployment.app
     release = deployment.release
-    _check_unchecked_hosts()
     target = {f.process_type: (f.quantity, f.size) for f in Formation.objects.filter(app=app).select_related("size")}
     try:
         converge(app=app, release=release, formation=target, deployment=deployment)
@@ -94,12 +94,34 @@ def execute(deployment: Deployment) -> None:
         finish(deployment, Deployment.State.SUCCEEDED, f"Done: {app.name} runs v{release.version}.")
 
 
-def _check_unchecked_hosts() -> None:
-    """A host registered without a connection check (bootstrap registers the local engine before any
-    worker runs) is checked before placement counts it out: the first deploy must not fail for want of
-    a heartbeat that was already queued."""
-    for host in DockerHost.objects.filter(status=DockerHost.Status.PENDING).exclude(state=DockerHost.State.RETIRED):
+def _choose(release: Release, process: ProcessType, size: Size, indices: list[int]) -> list[Chosen]:
+    """Hosts for new containers of these indices, or DeployFailed saying why there are none."""
+    try:
+        return choose_hosts(release=release, process=process, size=size, count=len(indices))
+    except PlacementError as error:
+        if not _check_unchecked_hosts():
+            raise _unplaceable(process, indices, error) from None
+    try:
+        return choose_hosts(release=release, process=process, size=size, count=len(indices))
+    except PlacementError as error:
+        raise _unplaceable(process, indices, error) from None
+
+
+def _unplaceable(process: ProcessType, indices: list[int], error: PlacementError) -> DeployFailed:
+    what = f"{process.name}.{indices[0]}" if len(indices) == 1 else f"{len(indices)} new {process.name} containers"
+    return DeployFailed(f"Cannot place {what}: {error}")
+
+
+def _check_unchecked_hosts() -> bool:
+    """Check the hosts registered without a connection check (bootstrap registers the local engine
+    before any worker runs), so placement does not count them out: the first deploy must not fail for
+    want of a heartbeat that was already queued. Whether there were any."""
+    unchecked = list(
+        DockerHost.objects.filter(status=DockerHost.Status.PENDING).exclude(state=DockerHost.State.RETIRED)
+    )
+    for host in unchecked:
         check_host(host)
+    return bool(unchecked)
 
 
 def finish(deployment: Deployment, state: str, message: str, error: str = "") -> None:
@@ -200,18 +222,20 @@ def _start_missing(app, release, process: ProcessType, quantity: int, size: Size
     missing = [index for index in range(quantity) if index not in occupied]
     if len(missing) < 2:
         return
-    try:
-        chosen = choose_hosts(release=release, process=process, size=size, count=len(missing))
-    except PlacementError as error:
-        raise DeployFailed(f"Cannot place {len(missing)} new {process.name} containers: {error}") from None
-    for host in {c.host.pk: c.host for c in chosen}.values():
-        prepare_host(host, release)
+    chosen = _choose(release, process, size, missing)
+    images = {host.pk: prepare_host(host, release) for host in {c.host.pk: c.host for c in chosen}.values()}
 
     def start(index: int, where) -> str | None:
         """Start and prove one replica; the reason it failed, or None."""
         try:
             new = start_container(
-                deployment=deployment, release=release, process=process, index=index, size=size, chosen=where
+                deployment=deployment,
+                release=release,
+                process=process,
+                index=index,
+                size=size,
+                chosen=where,
+                image=images[where.host.pk],
             )
             result = wait_healthy(new, process, deployment)
             if not result.healthy:
@@ -239,7 +263,8 @@ def _converge_slot(app, release, process: ProcessType, index: int, size: Size, d
     for unproven in [c for c in live if c.release_id == release.pk and c.health != Container.Health.HEALTHY]:
         stop_container(unproven, deployment, "it never became healthy")
         live.remove(unproven)
-    new = start_container(deployment=deployment, release=release, process=process, index=index, size=size)
+    [where] = _choose(release, process, size, [index])
+    new = start_container(deployment=deployment, release=release, process=process, index=index, size=size, chosen=where)
     result = wait_healthy(new, process, deployment)
     if not result.healthy:
         stop_container(new, deployment, "it did not become healthy")

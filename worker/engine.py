@@ -115,6 +115,24 @@ class ObservedContainer:
     image_id: str
 
 
+@dataclass(frozen=True)
+class LocalImage:
+    """An image in a host's store: its id, and the digest Berth records for containers run from it."""
+
+    image_id: str
+    digest: str
+
+    @classmethod
+    def of(cls, inspected: dict, image: str) -> "LocalImage":
+        """From `docker image inspect`: the registry's digest (its manifest's sha256), preferring the
+        repository `image` names; the image id when it never came from a registry (built or loaded)."""
+        digests = inspected.get("RepoDigests") or []
+        repository = parse_repository_tag(image)[0]
+        ours = [d for d in digests if d.split("@", 1)[0] == repository]
+        digest = (ours or digests)[0].split("@", 1)[1] if digests else inspected["Id"]
+        return cls(image_id=inspected["Id"], digest=digest)
+
+
 class HostKeyMismatch(paramiko.SSHException):
     """The ssh server showed a host key other than the one the host was registered with."""
 
@@ -299,9 +317,9 @@ class Engine:
             pruned = self.api.prune_networks(filters={"label": f"{MANAGED_LABEL}=true", "until": older_than})
         return pruned.get("NetworksDeleted") or []
 
-    def ensure_image(self, image: str, auth: dict | None = None, *, always_pull: bool = False) -> str:
-        """The local image id of `image`, pulling it if the host does not have it (or, with
-        `always_pull`, even if it does: the registry then checks `auth` against the image).
+    def ensure_image(self, image: str, auth: dict | None = None, *, always_pull: bool = False) -> "LocalImage":
+        """The host's copy of `image` (its id and digest), pulling it if the host does not have it
+        (or, with `always_pull`, even if it does: the registry then checks `auth` against the image).
 
         `auth` ({"username", "password"}) is the login to the image's registry; without one the pull
         is anonymous. Never None to docker-py: it would fall back to the logins in the worker's own
@@ -310,7 +328,7 @@ class Engine:
         if not always_pull:
             with _translate_errors(f"looking up image {image} on {self.host.name}"):
                 try:
-                    return self.api.inspect_image(image)["Id"]
+                    return LocalImage.of(self.api.inspect_image(image), image)
                 except docker_errors.ImageNotFound:
                     pass
         what = f"pulling {image} on {self.host.name} " + (f"as {auth['username']}" if auth else "without credentials")
@@ -321,19 +339,10 @@ class Engine:
                 for event in self.api.pull(image, auth_config=auth or {}, stream=True, decode=True):
                     if "error" in event:
                         raise EngineError(f"{what}: {event['error']}", transient=False)
-                return self.api.inspect_image(image)["Id"]
+                return LocalImage.of(self.api.inspect_image(image), image)
         except EngineError as error:
             where = "was pulled again for this organization" if always_pull else f"is not on {self.host.name}"
             raise ImageNotFound(f"Image {image} {where} and could not be pulled: {error}") from None
-
-    def image_digest(self, image_id: str, image: str = "") -> str:
-        """The registry's digest of the image (its manifest's sha256), preferring the repository `image`
-        names; the image id when the image never came from a registry (built or loaded on the host)."""
-        with _translate_errors("reading an image's digest"):
-            digests = self.api.inspect_image(image_id).get("RepoDigests") or []
-        repository = parse_repository_tag(image)[0] if image else ""
-        ours = [d for d in digests if d.split("@", 1)[0] == repository]
-        return (ours or digests)[0].split("@", 1)[1] if digests else image_id
 
     # --- containers ---
 

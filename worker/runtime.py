@@ -7,16 +7,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from berth.applications.models import Release
-from berth.applications.registries import credentials_for, image_is_private
+from berth.applications.registries import pull_policy
 from berth.applications.specs import ProcessType
 from berth.billing.metering import usage_sync
-from berth.deployments.models import Deployment
+from berth.deployments.models import Deployment, DeploymentStep
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
 
 from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name
-from .engine import Engine, EngineError
-from .placement import HostLoad, PlacementError, place_many
+from .engine import Engine, EngineError, LocalImage
+from .placement import HostLoad, place_many
 from .probes import probe
 
 
@@ -29,8 +29,13 @@ HEARTBEAT_EVERY_S = 1.0
 
 
 def step(deployment: Deployment | None, message: str, **links) -> None:
+    steps(deployment, [message], **links)
+
+
+def steps(deployment: Deployment | None, messages: list[str], **links) -> None:
+    """Add timestamped lines to the deployment's story, in one write."""
     if deployment is not None:
-        deployment.steps.create(message=message, **links)
+        DeploymentStep.objects.bulk_create(DeploymentStep(deployment=deployment, message=m, **links) for m in messages)
         heartbeat(deployment)
 
 
@@ -81,23 +86,21 @@ def choose_hosts(*, release: Release, process: ProcessType, size: Size, count: i
     return [Chosen(hosts[p.host_id], p.reason) for p in placements]
 
 
-def prepare_host(host: DockerHost, release: Release) -> None:
-    """Make sure a host has the organization's network and the release's image. Containers started
-    together on one host call this first, once: two concurrent creations of a network would make
-    two networks of one name."""
+def prepare_host(host: DockerHost, release: Release) -> LocalImage:
+    """Give a host the organization's network and the release's image before containers start on it
+    together: two concurrent creations of a network would make two networks of one name."""
+    app = release.app
     try:
         with Engine(host) as engine:
-            _prepare(engine, release)
+            engine.ensure_network(network_name(app.organization_id), network_labels(app.organization))
+            return _image(engine, release)
     except EngineError as error:
         raise DeployFailed(str(error)) from None
 
 
-def _prepare(engine: Engine, release: Release) -> str:
-    app = release.app
-    engine.ensure_network(network_name(app.organization_id), network_labels(app.organization))
-    return engine.ensure_image(
-        release.image, auth=credentials_for(release), always_pull=image_is_private(release.image)
-    )
+def _image(engine: Engine, release: Release) -> LocalImage:
+    policy = pull_policy(release)
+    return engine.ensure_image(release.image, auth=policy.login, always_pull=policy.always_pull)
 
 
 def start_container(
@@ -107,14 +110,15 @@ def start_container(
     process: ProcessType,
     index: int,
     size: Size,
-    chosen: Chosen | None = None,
+    chosen: Chosen,
+    image: LocalImage | None = None,
 ) -> Container:
-    """Start one container on the chosen host (or one chosen now) and record it."""
-    if chosen is None:
-        try:
-            [chosen] = choose_hosts(release=release, process=process, size=size, count=1)
-        except PlacementError as error:
-            raise DeployFailed(f"Cannot place {process.name}.{index}: {error}") from None
+    """Start one container on the chosen host, probe it once and record it: healthy if it answered
+    at once (wait_healthy then has nothing to wait for), starting otherwise.
+
+    `image` is what prepare_host found on the host; without it the image is looked up (or pulled)
+    here. The organization's network is not looked up first: Engine.run makes it when it is missing.
+    """
     host = chosen.host
     step(deployment, f"Starting {process.name}.{index} of v{release.version} on {chosen.reason}.", host=host)
     app = release.app
@@ -128,14 +132,17 @@ def start_container(
     )
     try:
         with Engine(host) as engine:
-            image_id = _prepare(engine, release)
+            image = image or _image(engine, release)
             docker_id = engine.run(spec)
             observed = engine.inspect(docker_id)
-            digest = engine.image_digest(image_id, release.image)
+            running = observed is not None and observed.state == "running"
+            healthy, seen = False, ""
+            if running:
+                healthy, seen = _probe(process, host, observed.published_port, engine, docker_id)
     except EngineError as error:
         raise DeployFailed(str(error)) from None
     if not release.image_digest:
-        Release.objects.filter(pk=release.pk, image_digest="").update(image_digest=digest)
+        Release.objects.filter(pk=release.pk, image_digest="").update(image_digest=image.digest)
     container = Container.objects.create(
         host=host,
         docker_id=docker_id,
@@ -147,17 +154,26 @@ def start_container(
         process_type=process.name,
         index=index,
         size=size,
-        state=Container.State.RUNNING if observed and observed.state == "running" else Container.State.CREATED,
-        health=Container.Health.STARTING,
+        state=Container.State.RUNNING if running else Container.State.CREATED,
+        health=Container.Health.HEALTHY if healthy else Container.Health.STARTING,
+        # A first probe that failed counts against the retries only when the check grants no start grace.
+        health_failures=1 if running and not healthy and not process.health.start_period_s else 0,
         published_port=observed.published_port if observed else None,
-        image_digest=digest,
+        image_digest=image.digest,
         started_at=observed.started_at if observed else None,
         last_seen_at=timezone.now(),
     )
     # Its usage record is written once it is healthy (wait_healthy) or has stopped: the ledger takes
     # the host's StartedAt whenever it is written, so the deploy need not wait for it here.
-    step(deployment, f"Started {container.name} (port {container.published_port}).", host=host, container=container)
+    messages = [f"Started {container.name} (port {container.published_port})."]
+    if healthy:
+        messages.append(f"{container.name} is healthy ({seen}).")
+    steps(deployment, messages, host=host, container=container)
     return container
+
+
+def _probe(process: ProcessType, host: DockerHost, port: int | None, engine: Engine, docker_id: str):
+    return probe(process.health, address=host.address, port=port, engine=engine, docker_id=docker_id)
 
 
 def meter(*container_ids: int) -> None:
@@ -172,58 +188,60 @@ class HealthResult:
 
 
 def wait_healthy(container: Container, process: ProcessType, deployment: Deployment | None) -> HealthResult:
-    """Probe until healthy, or until the check's retries fail after its start grace, or the container exits."""
+    """Probe until healthy, or until the check's retries fail after its start grace, or the container
+    exits. start_container probed once already: a container that answered then is done."""
+    if container.health == Container.Health.HEALTHY:
+        meter(container.pk)
+        return HealthResult(True, "answered when started")
     check = process.health
     began = time.monotonic()
-    failures = polls = 0
-    seen = "not probed yet"
-    started_at = container.started_at
+    failures = container.health_failures
+    polls = 0
+    seen = "not answered yet"
     with Engine(container.host) as engine:
         while True:
-            # The first probe follows start_container's own look at a running container at once.
-            if polls or container.state != Container.State.RUNNING:
-                observed = engine.inspect(container.docker_id)
-                if observed is None or observed.state in {"exited", "dead"}:
-                    logs = engine.logs_tail(container.docker_id) if observed else ""
-                    record_exit(container, observed)
-                    code = observed.exit_code if observed else "?"
-                    return HealthResult(
-                        False,
-                        f"{container.name} exited with code {code}" + (f"; last log: {logs[-300:]}" if logs else ""),
-                    )
-                started_at = observed.started_at
-            healthy, seen = probe(
-                check,
-                address=container.host.address,
-                port=container.published_port,
-                engine=engine,
-                docker_id=container.docker_id,
-            )
+            # In the start grace, poll soon and then less often: most processes answer within a
+            # fraction of a second, and each poll of that wait is latency added to a deploy. A
+            # container that is not running yet is looked at once more at once.
+            in_grace = time.monotonic() - began < check.start_period_s
+            if polls or container.state == Container.State.RUNNING:
+                time.sleep(min(check.interval_s, 0.25, 0.01 * 2**polls) if in_grace else check.interval_s)
+            polls += 1
+            if deployment is not None:
+                heartbeat(deployment)
+            observed = engine.inspect(container.docker_id)
+            if observed is None or observed.state in {"exited", "dead"}:
+                logs = engine.logs_tail(container.docker_id) if observed else ""
+                record_exit(container, observed)
+                code = observed.exit_code if observed else "?"
+                return HealthResult(
+                    False,
+                    f"{container.name} exited with code {code}" + (f"; last log: {logs[-300:]}" if logs else ""),
+                )
+            healthy, seen = _probe(process, container.host, container.published_port, engine, container.docker_id)
             if healthy:
                 now = timezone.now()
                 Container.objects.filter(pk=container.pk).update(
                     health=Container.Health.HEALTHY,
                     health_failures=0,
                     state=Container.State.RUNNING,
-                    started_at=started_at,
+                    started_at=observed.started_at,
                     last_seen_at=now,
                 )
                 container.health, container.health_failures = Container.Health.HEALTHY, 0
-                container.state, container.started_at, container.last_seen_at = Container.State.RUNNING, started_at, now
+                container.state, container.started_at, container.last_seen_at = (
+                    Container.State.RUNNING,
+                    observed.started_at,
+                    now,
+                )
                 step(deployment, f"{container.name} is healthy ({seen}).", container=container)
                 meter(container.pk)
                 return HealthResult(True, seen)
-            in_grace = time.monotonic() - began < check.start_period_s
-            failures = failures if in_grace else failures + 1
+            if time.monotonic() - began >= check.start_period_s:
+                failures += 1
             if failures >= check.retries:
                 Container.objects.filter(pk=container.pk).update(health=Container.Health.UNHEALTHY)
                 return HealthResult(False, f"{container.name} failed its health check {failures} times: {seen}")
-            # In the start grace, poll soon and then less often: most processes answer within a
-            # fraction of a second, and each poll of that wait is latency added to a deploy.
-            polls += 1
-            time.sleep(min(check.interval_s, 0.25, 0.02 * 1.5**polls) if in_grace else check.interval_s)
-            if deployment is not None:
-                heartbeat(deployment)
 
 
 def record_exit(container: Container, observed) -> None:

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from berth.applications.models import RegistryCredential
-from berth.applications.registries import credentials_for, registry_credential_set, registry_of
+from berth.applications.registries import PullPolicy, pull_policy, registry_credential_set, registry_of
 from berth.audit.models import AuditEvent
 from berth.core.errors import Invalid
 from berth.deployments.services import release_create
@@ -89,22 +89,25 @@ def test_set_refuses_what_no_pull_could_use(organization, owner, registry, usern
 
 
 @pytest.mark.django_db
-def test_credentials_for_uses_the_apps_org_and_the_images_registry(organization, owner):
+def test_pull_policy_uses_the_apps_org_and_the_images_registry(organization, owner):
     SizeFactory(is_default=True)
     app = AppFactory(organization=organization)
     other_org = OrganizationFactory()
+    # The other organization's login to the same registry is stored first, so it would be found first.
+    for registry in ("registry.example.com", "10.250.2.2:5000"):
+        registry_credential_set(
+            actor=None, organization=other_org, registry=registry, username="them", password="theirs"
+        )
     registry_credential_set(
         actor=owner, organization=organization, registry="10.250.2.2:5000", username="ci", password=PASSWORD
-    )
-    registry_credential_set(
-        actor=None, organization=other_org, registry="registry.example.com", username="them", password="theirs"
     )
     private, _ = release_create(actor=owner, app=app, image="10.250.2.2:5000/berth/web:v2")
     foreign, _ = release_create(actor=owner, app=app, image="registry.example.com/team/app:1")
     hub, _ = release_create(actor=owner, app=app, image="berth-test/web:v1")
-    assert credentials_for(private) == {"username": "ci", "password": PASSWORD}
-    assert credentials_for(foreign) is None  # another org's login is never lent
-    assert credentials_for(hub) is None
+    assert pull_policy(private) == PullPolicy(login={"username": "ci", "password": PASSWORD}, always_pull=True)
+    # Another org's login is never lent, and its registry's images are pulled for each organization.
+    assert pull_policy(foreign) == PullPolicy(login=None, always_pull=True)
+    assert pull_policy(hub) == PullPolicy(login=None, always_pull=False)
 
 
 @pytest.mark.django_db

@@ -330,20 +330,27 @@ def test_a_host_nobody_has_checked_yet_is_checked_before_placement(fleet, tenant
     assert all(DockerHost.objects.values_list("engine_version", flat=True))
 
 
-def test_a_network_pruned_just_before_the_start_is_made_again(fleet, tenant, app, monkeypatch):
-    """A reconcile prunes an organization's idle network; if that happens between the deploy's
-    ensure_network and its create, the engine makes the network again instead of failing."""
-    from worker import runtime
-
-    prepare = runtime._prepare
-
-    def prepare_then_prune(engine, release):
-        image_id = prepare(engine, release)
-        engine.api.remove_network(f"berth-org-{release.app.organization_id}")  # what a prune does
-        return image_id
-
-    monkeypatch.setattr(runtime, "_prepare", prepare_then_prune)
-    _, deployment = deploy(tenant, app)
-    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+def test_a_start_makes_the_organizations_network_when_it_is_missing(fleet, tenant, app):
+    """A lone start does not look the network up first (one round trip less on every deploy): the
+    engine makes it when the create finds it missing, as on an organization's first start on a host
+    or after a reconcile pruned its idle network."""
+    _, first = deploy(tenant, app)
+    assert first.state == Deployment.State.SUCCEEDED, first.error
     [container] = live(app)
-    assert fetch(container) == (200, "web v1\n")
+    name = f"berth-org-{app.organization_id}"
+    client = docker.APIClient(base_url=container.host.engine_url)
+    try:
+        [network] = [n for n in client.networks(names=[name]) if n["Name"] == name]
+        assert network["Labels"] == {"berth.managed": "true", "berth.org": app.organization.slug}
+        formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 0}})
+        run_deployments(app)
+        client.remove_network(network["Id"])  # what a prune does to an idle network
+        formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 1}})
+        run_deployments(app)
+        again = Deployment.objects.filter(app=app).latest("id")
+        assert again.state == Deployment.State.SUCCEEDED, again.error
+        [container] = live(app)
+        assert fetch(container) == (200, "web v1\n")
+        assert len([n for n in client.networks(names=[name]) if n["Name"] == name]) == 1
+    finally:
+        client.close()

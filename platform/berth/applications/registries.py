@@ -6,8 +6,11 @@ registry (with optional credentials)"). The password is encrypted at rest and ne
 except in the pull request to the host's engine: not in the API, the audit log or a log line.
 """
 
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Case, When
 
 from berth.audit.services import audit_record
 from berth.core.errors import Invalid
@@ -82,19 +85,31 @@ def registry_credential_delete(*, actor: User, credential: RegistryCredential) -
     credential.delete()
 
 
-def credentials_for(release: Release) -> dict | None:
-    """The login a host uses to pull `release`'s image: the app's organization's credential for the
-    image's registry, or None to pull anonymously."""
-    organization_id = release.app.organization_id
-    credential = RegistryCredential.objects.filter(
-        organization_id=organization_id, registry=registry_of(release.image)
-    ).first()
-    return None if credential is None else {"username": credential.username, "password": credential.password}
+@dataclass(frozen=True)
+class PullPolicy:
+    """How a host gets a release's image."""
+
+    login: dict | None  # the deploying organization's own login to the image's registry; None: anonymous
+    always_pull: bool  # pulled even when the host has it: see pull_policy
 
 
-def image_is_private(image: str) -> bool:
-    """Whether the image's registry is one some organization logs in to. Such an image may already
-    be on a host, pulled with another organization's login; it is pulled again with the deploying
+def pull_policy(release: Release) -> PullPolicy:
+    """The login a host pulls `release`'s image with (the app's organization's credential for the
+    image's registry, never another organization's), and whether the image is private.
+
+    A registry some organization logs in to holds private images. Such an image may already be on a
+    host, pulled with another organization's login; it is pulled again with the deploying
     organization's own (the layers stay cached), so the registry, not a host's cache, decides who may
-    run it."""
-    return RegistryCredential.objects.filter(registry=registry_of(image)).exists()
+    run it. One query: the deploying organization's credential, if it has one, sorts first.
+    """
+    organization_id = release.app.organization_id
+    credential = (
+        RegistryCredential.objects.filter(registry=registry_of(release.image))
+        .order_by(Case(When(organization_id=organization_id, then=0), default=1))
+        .first()
+    )
+    if credential is None:
+        return PullPolicy(login=None, always_pull=False)
+    if credential.organization_id != organization_id:
+        return PullPolicy(login=None, always_pull=True)
+    return PullPolicy(login={"username": credential.username, "password": credential.password}, always_pull=True)
