@@ -42,10 +42,13 @@ def health() -> dict:
 
 
 @shared_task(name="berth.deployments.run", bind=True, max_retries=None)
-def run_deployment(self, deployment_id: int) -> None:
-    app_id = Deployment.objects.filter(pk=deployment_id).values_list("app_id", flat=True).first()
+def run_deployment(self, deployment_id: int, app_id: int | None = None) -> None:
+    """Run the app's unfinished deployments, this one among them. Senders that know the app say so,
+    which saves a query on every deploy's way to its first container."""
     if app_id is None:
-        return
+        app_id = Deployment.objects.filter(pk=deployment_id).values_list("app_id", flat=True).first()
+        if app_id is None:
+            return
     try:
         deploy.run_app_deployments(app_id)
     except locks.Busy:

@@ -26,7 +26,10 @@ class Limits:
 
 def limits_for(organization) -> Limits:
     defaults = settings.BERTH_DEFAULT_QUOTA
-    quota = Quota.objects.filter(organization=organization).first()
+    try:
+        quota = organization.quota  # already at hand when the organization was read with select_related
+    except Quota.DoesNotExist:
+        quota = None
     return Limits(
         **{
             name: (getattr(quota, name) if quota is not None and getattr(quota, name) is not None else default)
@@ -72,8 +75,8 @@ def quota_check_formation(
     if not (grows_containers or grows_memory):
         return
     # One growth check per organization at a time, until the caller's transaction ends.
-    Organization.objects.select_for_update().filter(pk=organization.pk).first()
-    limits = limits_for(organization)
+    locked = Organization.objects.select_for_update(of=("self",)).select_related("quota").get(pk=organization.pk)
+    limits = limits_for(locked)
     others = _formations_total(organization, except_app=app)
     containers = others["containers"] + sum(q for q, _ in wanted.values())
     memory = others["memory_mb"] + sum(q * m for q, m in wanted.values())

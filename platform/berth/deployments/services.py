@@ -24,8 +24,8 @@ MAX_CONFIG_BYTES = 64 * 1024
 
 
 def _lock_app(app: App) -> App:
-    """Serialize changes of one app's releases and formation."""
-    return App.objects.select_for_update().get(pk=app.pk)
+    """Serialize changes of one app's releases and formation (its organization comes along, unlocked)."""
+    return App.objects.select_for_update(of=("self",)).select_related("organization").get(pk=app.pk)
 
 
 def _next_version(app: App) -> int:
@@ -36,8 +36,22 @@ def _current_config(app: App) -> dict[str, str]:
     return {var.key: var.value for var in app.config_vars.all()}
 
 
+def _formation(app: App) -> dict[str, Formation]:
+    return {f.process_type: f for f in app.formation.select_related("size")}
+
+
+def _snapshot(formation: dict[str, Formation]) -> dict[str, dict]:
+    """What a deployment keeps to put the formation back if it fails: quantity and size per process type."""
+    return {name: {"quantity": f.quantity, "size": f.size.name} for name, f in formation.items()}
+
+
 def formation_snapshot(app: App) -> dict[str, dict]:
-    return {f.process_type: {"quantity": f.quantity, "size": f.size.name} for f in app.formation.select_related("size")}
+    return _snapshot(_formation(app))
+
+
+def _demand(formation: dict[str, Formation], running) -> dict[str, tuple[int, int]]:
+    """(quantity, memory MB) of each process type the release runs: what the quota counts."""
+    return {name: (f.quantity, f.size.memory_mb) for name, f in formation.items() if name in running}
 
 
 def deployment_create(
@@ -48,17 +62,18 @@ def deployment_create(
         release=release,
         kind=kind,
         created_by=actor,
-        previous_release=app.current_release,
+        previous_release_id=app.current_release_id,
         previous_formation=formation_snapshot(app) if previous_formation is None else previous_formation,
         **restart,
     )
     deployment.steps.create(message=f"Queued: {deployment.get_kind_display().lower()} to v{release.version}.")
-    enqueue_on_commit(DEPLOY_TASK, deployment.pk)
+    enqueue_on_commit(DEPLOY_TASK, deployment.pk, app.pk)
     return deployment
 
 
 def _release_and_deploy(*, actor, app, image, process_types, config, description, kind, rollback_of=None):
-    before = formation_snapshot(app)
+    formation = _formation(app)
+    before = _snapshot(formation)
     release = Release.objects.create(
         app=app,
         version=_next_version(app),
@@ -69,8 +84,9 @@ def _release_and_deploy(*, actor, app, image, process_types, config, description
         author=actor,
         rollback_of=rollback_of,
     )
-    _ensure_formation(app, release)
-    _check_quota(app, before, release)
+    previous = _demand(formation, release.process_types)
+    formation.update(_add_formation(app, release, formation))
+    quota_check_formation(app.organization, app, _demand(formation, release.process_types), previous)
     deployment = deployment_create(actor=actor, app=app, release=release, kind=kind, previous_formation=before)
     audit_record(
         actor=actor,
@@ -82,15 +98,19 @@ def _release_and_deploy(*, actor, app, image, process_types, config, description
     return release, deployment
 
 
-def _ensure_formation(app: App, release: Release) -> None:
-    """A process type seen for the first time gets a formation: one web container, other types none."""
+def _add_formation(app: App, release: Release, formation: dict[str, Formation]) -> dict[str, Formation]:
+    """A process type seen for the first time gets a formation: one web container, other types none.
+    The app is locked, so nobody else adds one meanwhile."""
+    new = [name for name in release.process_types if name not in formation]
+    if not new:
+        return {}
     default_size = Size.objects.filter(is_default=True).first() or Size.objects.order_by("memory_mb").first()
     if default_size is None:
         raise Conflict("No container sizes are defined yet; an operator must add one.", code="no_sizes")
-    for name in release.process_types:
-        Formation.objects.get_or_create(
-            app=app, process_type=name, defaults={"quantity": 1 if name == "web" else 0, "size": default_size}
-        )
+    added = Formation.objects.bulk_create(
+        Formation(app=app, process_type=name, quantity=1 if name == "web" else 0, size=default_size) for name in new
+    )
+    return {f.process_type: f for f in added}
 
 
 @transaction.atomic
@@ -191,21 +211,6 @@ def _config_description(values: dict) -> str:
     return "; ".join(parts)[:200]
 
 
-def _check_quota(app: App, before: dict, release: Release | None = None) -> None:
-    """The app's formation after the change, against the organization's quota (the change rolls back).
-    `release` is the app's newest, if the caller has it at hand."""
-    release = release or app.releases.order_by("-version").first()
-    running = set(release.process_types) if release is not None else set()
-    memory = dict(Size.objects.values_list("name", "memory_mb"))
-    wanted = {
-        f.process_type: (f.quantity, f.size.memory_mb)
-        for f in app.formation.select_related("size")
-        if f.process_type in running
-    }
-    previous = {name: (v["quantity"], memory[v["size"]]) for name, v in before.items() if name in running}
-    quota_check_formation(app.organization, app, wanted, previous)
-
-
 def largest_host_memory_mb() -> int:
     return DockerHost.objects.exclude(status=DockerHost.Status.DOWN).aggregate(m=Max("memory_mb"))["m"] or 0
 
@@ -217,11 +222,13 @@ def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deplo
     release = app.current_release or app.releases.order_by("-version").first()
     if release is None:
         raise Conflict("Create a release before scaling.", code="no_release")
-    before = formation_snapshot(app)
+    formation = _formation(app)
+    before = _snapshot(formation)
+    previous = _demand(formation, release.process_types)
     for process_type, change in changes.items():
         if process_type not in release.process_types:
             raise Invalid(f"v{release.version} has no process type {process_type!r}.", field=process_type)
-        formation = Formation.objects.get(app=app, process_type=process_type)
+        row = formation[process_type]
         if "size" in change:
             size = Size.objects.filter(name=change["size"]).first()
             if size is None:
@@ -232,11 +239,11 @@ def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deplo
                     field=f"{process_type}.size",
                     code="size_too_big",
                 )
-            formation.size = size
+            row.size = size
         if "quantity" in change:
-            formation.quantity = change["quantity"]
-        formation.save()
-    _check_quota(app, before)
+            row.quantity = change["quantity"]
+        row.save()
+    quota_check_formation(app.organization, app, _demand(formation, release.process_types), previous)
     audit_record(actor=actor, action="formation.update", target=app, organization=app.organization, changes=changes)
     if app.current_release is None and not app.deployments.exclude(state__in=["succeeded", "failed"]).exists():
         return None  # nothing deployed yet: the first release's deployment will use this formation
