@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from berth.applications.models import App
 from berth.tenancy.roles import Role
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, SizeFactory, UserFactory
 
 
 def queries_for(client, path: str) -> int:
@@ -47,3 +47,27 @@ def test_list_queries_are_constant(path, organization, members, owner_client):
     large = queries_for(owner_client, path)
     assert small == large
     assert large <= 5
+
+
+@pytest.mark.django_db
+def test_a_release_costs_the_same_queries_whatever_the_apps_history(organization, owner_client):
+    """Deploying sits on the way from the API request to the first healthy container: its queries
+    must not grow with the app's releases, its process types or the organization's other apps."""
+    SizeFactory(is_default=True)
+    url = "/api/v1/orgs/acme/apps/store/releases/"
+    owner_client.post("/api/v1/orgs/acme/apps/", {"name": "store"}, format="json")
+    body = {"image": "berth-test/web:v1", "process_types": {"web": {"port": 8080}, "worker": {"command": ["run"]}}}
+
+    def release() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = owner_client.post(url, body, format="json")
+        assert response.status_code == 201, response.content
+        return len(captured)
+
+    release()  # the first release also makes the formation
+    second = release()
+    for _ in range(8):
+        release()
+    add_apps(organization, 50, UserFactory(), "other")
+    assert release() == second
+    assert second <= 13  # auth 2, app 2, config 1, formation 1, version 1, writes 4, savepoint 2
