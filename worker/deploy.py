@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F, Value
+from django.db.models import F, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -46,38 +46,36 @@ def app_lock(app_id: int):
     return locks.advisory_lock(locks.APP, app_id)
 
 
-def claim(deployment_id: int) -> Deployment | None:
-    """Take the deployment for this worker; None if it is finished. Call with the app lock held:
-    a deployment that is `running` under a free lock was left by a worker that died."""
-    now = timezone.now()
-    claimed = Deployment.objects.filter(pk=deployment_id, state__in=Deployment.UNFINISHED).update(
+def claim_next(app_id: int) -> Deployment | None:
+    """Take the app's oldest unfinished deployment for this worker; None if there is none. Call with
+    the app lock held: a deployment that is `running` under a free lock was left by a worker that died."""
+    now, me = timezone.now(), worker_name()
+    oldest = Deployment.objects.filter(app_id=app_id, state__in=Deployment.UNFINISHED).order_by("id")
+    claimed = Deployment.objects.filter(pk=Subquery(oldest.values("pk")[:1])).update(
         state=Deployment.State.RUNNING,
-        claimed_by=worker_name(),
+        claimed_by=me,
         heartbeat_at=now,
         started_at=Coalesce("started_at", Value(now)),
         attempts=F("attempts") + 1,
     )
     if not claimed:
         return None
-    deployment = Deployment.objects.select_related("app__organization", "release__app__organization").get(
-        pk=deployment_id
+    # The row just claimed: nobody else writes this app's deployments while its lock is held.
+    deployment = Deployment.objects.select_related("app__organization", "release").get(
+        app_id=app_id, state=Deployment.State.RUNNING, claimed_by=me, heartbeat_at=now
     )
+    deployment.release.app = deployment.app  # one app, read once
     heartbeat_written(deployment)
     if deployment.attempts > 1:
-        step(deployment, f"Resumed by {worker_name()} (attempt {deployment.attempts}).")
+        step(deployment, f"Resumed by {me} (attempt {deployment.attempts}).")
     return deployment
 
 
 def run_app_deployments(app_id: int) -> None:
     """Run this app's unfinished deployments, oldest first, under its lock."""
     with app_lock(app_id):
-        while True:
-            pending = Deployment.objects.filter(app_id=app_id, state__in=Deployment.UNFINISHED).order_by("id").first()
-            if pending is None:
-                return
-            deployment = claim(pending.pk)
-            if deployment is not None:
-                execute(deployment)
+        while (deployment := claim_next(app_id)) is not None:
+            execute(deployment)
 
 
 def execute(deployment: Deployment) -> None:

@@ -69,3 +69,44 @@ def test_placing_together_is_all_or_nothing():
         place_many([host(1, "a"), host(2, "b")], 400, 5, organization_limit=LIMIT)
     with pytest.raises(PlacementError, match="2 of this organization's containers"):
         place_many([host(1, "a"), host(2, "b")], 64, 5, organization_limit=2)
+
+
+@pytest.mark.django_db
+def test_hosts_with_load_counts_what_placement_weighs():
+    """The selector placement reads: only hosts that take containers, and per host the memory of its
+    live containers and how many are the organization's, this process type's and this release's."""
+    from berth.applications.models import Release
+    from berth.fleet.models import Container, DockerHost
+    from berth.fleet.selectors import hosts_with_load
+    from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
+
+    small, big = SizeFactory(name="small", memory_mb=64), SizeFactory(name="big", memory_mb=512)
+    app = AppFactory()
+    other_app = AppFactory(organization=app.organization)
+    stranger = AppFactory()
+    v1, v2 = (Release.objects.create(app=app, version=v, image="x", process_types={}, config={}) for v in (1, 2))
+    busy, idle = HostFactory(), HostFactory()
+    HostFactory(state=DockerHost.State.CORDONED)
+    HostFactory(status=DockerHost.Status.DOWN)
+
+    def container(on, owner, release, size, *, process_type="web", state=Container.State.RUNNING):
+        release = release or Release.objects.create(
+            app=owner, version=owner.releases.count() + 1, image="x", process_types={}, config={}
+        )
+        ContainerFactory(host=on, app=owner, release=release, size=size, process_type=process_type, state=state)
+
+    container(busy, app, v2, small)  # this release's web
+    container(busy, app, v1, big)  # the old release's web
+    container(busy, app, v2, small, process_type="worker")
+    container(busy, other_app, None, small)  # the organization's, another app
+    container(busy, stranger, None, big)  # another organization's
+    container(busy, app, v2, big, state=Container.State.EXITED)  # not live: counts nowhere
+    container(busy, app, v2, big, state=Container.State.CREATED)  # live though not running yet
+
+    loads = {
+        h.pk: (h.memory_used_mb, h.organization_containers, h.same_process_type, h.same_release)
+        for h in hosts_with_load(
+            organization_id=app.organization_id, app_id=app.pk, process_type="web", release_id=v2.pk
+        )
+    }
+    assert loads == {busy.pk: (64 + 512 + 64 + 64 + 512 + 512, 5, 3, 2), idle.pk: (0, 0, 0, 0)}

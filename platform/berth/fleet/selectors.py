@@ -1,26 +1,45 @@
 """Shared reads about the fleet."""
 
-from django.db.models import Count, Q, Sum
-
-from .models import Container, DockerHost
+from .models import Container, DockerHost, Size
 
 
 def live_containers(**filters):
     return Container.objects.filter(state__in=Container.LIVE, **filters)
 
 
-def schedulable_hosts():
-    return DockerHost.objects.filter(state=DockerHost.State.ACTIVE, status=DockerHost.Status.UP)
+# Placement reads this once per new container, on the way from a deploy request to its first healthy
+# container; written as SQL because the ORM spent ~4 ms of Python compiling its four filtered
+# aggregates, three times the query's own cost. Hosts that take containers are active and up.
+_HOSTS_WITH_LOAD = """
+    SELECT host.*,
+           COALESCE(SUM(size.memory_mb), 0) AS memory_used_mb,
+           COUNT(live.id) FILTER (WHERE live.organization_id = %(organization)s) AS organization_containers,
+           COUNT(live.id) FILTER (WHERE live.app_id = %(app)s AND live.process_type = %(process_type)s
+                                  AND live.release_id = %(release)s) AS same_release,
+           COUNT(live.id) FILTER (WHERE live.app_id = %(app)s AND live.process_type = %(process_type)s)
+               AS same_process_type
+      FROM {hosts} host
+      LEFT JOIN {containers} live ON live.host_id = host.id AND live.state = ANY(%(live)s)
+      LEFT JOIN {sizes} size ON size.id = live.size_id
+     WHERE host.state = %(state)s AND host.status = %(status)s
+     GROUP BY host.id
+     ORDER BY host.id
+"""
 
 
-def hosts_with_load(*, organization_id: int, app_id: int, process_type: str, release_id: int):
-    """Schedulable hosts annotated with memory in use, the organization's live containers and this
-    process type's."""
-    live = Q(containers__state__in=Container.LIVE)
-    mine = live & Q(containers__app_id=app_id, containers__process_type=process_type)
-    return schedulable_hosts().annotate(
-        memory_used_mb=Sum("containers__size__memory_mb", filter=live, default=0),
-        organization_containers=Count("containers", filter=live & Q(containers__organization_id=organization_id)),
-        same_release=Count("containers", filter=mine & Q(containers__release_id=release_id)),
-        same_process_type=Count("containers", filter=mine),
+def hosts_with_load(*, organization_id: int, app_id: int, process_type: str, release_id: int) -> list[DockerHost]:
+    """Hosts that take new containers, each with the memory its live containers use, and how many of them are the
+    organization's, this process type's and this release's."""
+    sql = _HOSTS_WITH_LOAD.format(
+        hosts=DockerHost._meta.db_table, containers=Container._meta.db_table, sizes=Size._meta.db_table
     )
+    params = {
+        "organization": organization_id,
+        "app": app_id,
+        "process_type": process_type,
+        "release": release_id,
+        "live": list(Container.LIVE),
+        "state": DockerHost.State.ACTIVE,
+        "status": DockerHost.Status.UP,
+    }
+    return list(DockerHost.objects.raw(sql, params))
