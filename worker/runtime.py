@@ -1,13 +1,15 @@
 """Starting, probing and stopping one container, keeping its observed row true to the host."""
 
+import contextlib
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils import timezone
 
 from berth.applications.models import Release
-from berth.applications.registries import pull_policy
+from berth.applications.registries import PullPolicy, pull_policy
 from berth.applications.specs import ProcessType
 from berth.billing.metering import usage_sync
 from berth.deployments.models import Deployment, DeploymentStep
@@ -15,7 +17,7 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
 
 from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name
-from .engine import Engine, EngineError, LocalImage
+from .engine import Engine, EngineError, ImageNotFound, LocalImage
 from .placement import HostLoad, place_many
 from .probes import probe
 
@@ -98,8 +100,8 @@ def prepare_host(host: DockerHost, release: Release) -> LocalImage:
         raise DeployFailed(str(error)) from None
 
 
-def _image(engine: Engine, release: Release) -> LocalImage:
-    policy = pull_policy(release)
+def _image(engine: Engine, release: Release, policy: PullPolicy | None = None) -> LocalImage:
+    policy = policy or pull_policy(release)
     return engine.ensure_image(release.image, auth=policy.login, always_pull=policy.always_pull)
 
 
@@ -120,7 +122,6 @@ def start_container(
     here. The organization's network is not looked up first: Engine.run makes it when it is missing.
     """
     host = chosen.host
-    step(deployment, f"Starting {process.name}.{index} of v{release.version} on {chosen.reason}.", host=host)
     app = release.app
     spec = container_spec(
         release=release,
@@ -130,10 +131,23 @@ def start_container(
         host=host,
         deployment_id=deployment.pk if deployment else None,
     )
+    policy = None if image else pull_policy(release)
+
+    def announce_and_find_image() -> LocalImage:
+        step(deployment, f"Starting {process.name}.{index} of v{release.version} on {chosen.reason}.", host=host)
+        found = image or _image_alongside(host, release, policy)
+        if not release.image_digest:  # a release records the digest its first container ran
+            Release.objects.filter(pk=release.pk, image_digest="").update(image_digest=found.digest)
+        return found
+
     try:
         with Engine(host) as engine:
-            image = image or _image(engine, release)
-            docker_id = engine.run(spec)
+            if policy is not None and policy.always_pull:
+                # Pulled before the create, so the registry decides whether this organization may run it.
+                image = announce_and_find_image()
+                docker_id = engine.run(spec)
+            else:
+                docker_id, image = _create_and_start(engine, spec, announce_and_find_image)
             observed = engine.inspect(docker_id)
             running = observed is not None and observed.state == "running"
             healthy, seen = False, ""
@@ -141,8 +155,6 @@ def start_container(
                 healthy, seen = _probe(process, host, observed.published_port, engine, docker_id)
     except EngineError as error:
         raise DeployFailed(str(error)) from None
-    if not release.image_digest:
-        Release.objects.filter(pk=release.pk, image_digest="").update(image_digest=image.digest)
     container = Container.objects.create(
         host=host,
         docker_id=docker_id,
@@ -170,6 +182,37 @@ def start_container(
         messages.append(f"{container.name} is healthy ({seen}).")
     steps(deployment, messages, host=host, container=container)
     return container
+
+
+def _image_alongside(host: DockerHost, release: Release, policy: PullPolicy) -> LocalImage:
+    """The image's id and digest, pulled if need be, over a connection of its own: a create may be
+    running on the other."""
+    with Engine(host) as engine:
+        return _image(engine, release, policy)
+
+
+def _create_and_start(engine: Engine, spec: dict, meanwhile) -> tuple[str, LocalImage]:
+    """Docker's create and start are most of a deploy's time, so Berth does its own part alongside:
+    `meanwhile` (in this thread: it writes to the database) announces the start and finds the image.
+    An image the host did not have fails the create at once; `meanwhile` has pulled it by then, and
+    the container is created again. Returns the container's id and the image."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        started = pool.submit(engine.run, spec)
+        try:
+            image = meanwhile()
+        except BaseException:
+            _remove_if_started(engine, started)
+            raise
+        try:
+            return started.result(), image
+        except ImageNotFound:
+            return engine.run(spec), image
+
+
+def _remove_if_started(engine: Engine, started: Future) -> None:
+    """A container Docker started for a start that failed on Berth's side is not left running."""
+    with contextlib.suppress(Exception):
+        engine.remove(started.result())
 
 
 def _probe(process: ProcessType, host: DockerHost, port: int | None, engine: Engine, docker_id: str):

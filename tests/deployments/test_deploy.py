@@ -1,7 +1,10 @@
 """Deploying apps onto real Docker hosts: spread, health-gated rolling deploys and automatic rollback."""
 
+import contextlib
 import itertools
+import secrets
 import threading
+import time
 
 import docker
 import pytest
@@ -354,3 +357,72 @@ def test_a_start_makes_the_organizations_network_when_it_is_missing(fleet, tenan
         assert len([n for n in client.networks(names=[name]) if n["Name"] == name]) == 1
     finally:
         client.close()
+
+
+@pytest.fixture
+def slow_lookup(monkeypatch):
+    """Makes the image lookup a lone start does alongside Docker's create wait 0.5 s (the create has
+    long answered by then), then do `then(host)` before it looks; records the images created."""
+    from worker import runtime
+    from worker.engine import Engine
+
+    created, plan = [], {}
+    run, lookup = Engine.run, runtime._image_alongside
+
+    def counting_run(self, spec):
+        created.append(spec["image"])
+        return run(self, spec)
+
+    def slow(host, release, policy):
+        time.sleep(0.5)
+        plan["then"](host)
+        return lookup(host, release, policy)
+
+    monkeypatch.setattr(Engine, "run", counting_run)
+    monkeypatch.setattr(runtime, "_image_alongside", slow)
+    return created, plan
+
+
+def test_an_image_the_host_lacks_is_pulled_and_the_container_created_again(fleet, tenant, app, slow_lookup):
+    """The create fails at once for an image the host does not have; the lookup alongside gets it (here
+    a tag stands for what a pull leaves), and the container is created again."""
+    created, plan = slow_lookup
+    image = f"berth-test/pulled:{secrets.token_hex(4)}"
+    tagged = []
+
+    def pull(host):
+        with contextlib.closing(docker.APIClient(base_url=host.engine_url)) as client:
+            client.tag("berth-test/web:v1", *image.split(":"))
+        tagged.append(host.engine_url)
+
+    plan["then"] = pull
+    try:
+        _, deployment = deploy(tenant, app, image=image)
+        assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+        assert created == [image, image]
+        [container] = live(app)
+        assert fetch(container) == (200, "web v1\n")
+    finally:
+        for engine_url in tagged:
+            with contextlib.closing(docker.APIClient(base_url=engine_url)) as client:
+                client.remove_image(image)  # untags; the layers are berth-test/web:v1's
+
+
+def test_a_start_that_fails_on_berths_side_leaves_no_container(fleet, tenant, app, slow_lookup, testbed_hosts):
+    """Docker started the container, then Berth's own part of the start failed: it is removed."""
+    from worker.engine import EngineError
+
+    created, plan = slow_lookup
+
+    def fail(host):
+        raise EngineError(f"looking up the image on {host.name}: the engine went away", transient=True)
+
+    plan["then"] = fail
+    _, deployment = deploy(tenant, app)
+    assert deployment.state == Deployment.State.FAILED
+    assert "the engine went away" in deployment.error
+    assert created == ["berth-test/web:v1"]
+    assert live(app) == []
+    for host in testbed_hosts:
+        with contextlib.closing(docker.APIClient(base_url=host.engine_url)) as client:
+            assert client.containers(all=True, filters={"label": f"berth.app_id={app.pk}"}) == []
