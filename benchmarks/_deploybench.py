@@ -495,8 +495,8 @@ class BerthProcesses:
         self.name = name
         self.running: dict[str, subprocess.Popen] = {}
 
-    def start(self, role: str, args: list[str]) -> subprocess.Popen:
-        process = _server.start_group(args, dict(os.environ), OUT / f"{self.name}-{role}.log")
+    def start(self, role: str, args: list[str], **env: str) -> subprocess.Popen:
+        process = _server.start_group(args, {**os.environ, **env}, OUT / f"{self.name}-{role}.log")
         record_pgid(self.name, process.pid)
         self.running[role] = process
         return process

@@ -259,6 +259,18 @@ class Measure:
         bench.broker_flush()  # the deploy messages of the setup: already run in this process
         self.processes.start_worker(beat=True)
 
+    def start_events_watcher(self) -> None:
+        """`python -m worker.events`, waited for until it follows every host's event stream: a kill before
+        that would be seen by the periodic pass only (on a loaded machine its start can take seconds)."""
+        self.processes.start("events", [sys.executable, "-m", "worker.events"], BERTH_LOG_LEVEL="INFO")
+        log = bench.OUT / f"{NAME}-events.log"  # where BerthProcesses writes the role's output
+        deadline = time.monotonic() + 60
+        while log.read_text(errors="replace").count("following the events of") < len(self.host_rows):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the events watcher did not follow every host within 60 s; see {log}")
+            self.processes.check()
+            time.sleep(0.1)
+
     def measure(self) -> dict:
         setup_began = time.monotonic()
         apps = {mode: self.deploy_apps(mode[0], self.kills) for mode in self.modes}
@@ -270,8 +282,7 @@ class Measure:
             self.start_berth()
             for mode in self.modes:
                 if mode == "events":
-                    self.processes.start("events", [sys.executable, "-m", "worker.events"])
-                    time.sleep(3)  # its followers connect to the hosts' event streams
+                    self.start_events_watcher()
                 else:
                     periodic = PeriodicReconciler([row.pk for row in self.host_rows])
                     periodic.start()

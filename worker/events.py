@@ -48,7 +48,9 @@ class HostFollower(threading.Thread):
             try:
                 with Engine(host, timeout=None) as engine:
                     backoff = 1.0
-                    for event in engine.events(since=since):
+                    stream = engine.events(since=since)
+                    logger.info("following the events of %s", host.name)
+                    for event in stream:
                         since = timezone.now()
                         if event.get("Action", "").split(":")[0] in WAKING_ACTIONS:
                             self.wake(self.host_id, event.get("Actor", {}).get("ID") or event.get("id", ""))
