@@ -96,9 +96,11 @@ def _choose(release: Release, process: ProcessType, size: Size, indices: list[in
     """Hosts for new containers of these indices, or DeployFailed saying why there are none."""
     try:
         return choose_hosts(release=release, process=process, size=size, count=len(indices))
-    except PlacementError as error:
-        if not _check_unchecked_hosts():
-            raise _unplaceable(process, indices, error) from None
+    except PlacementError:
+        # Placement counts only hosts known to be up. One nobody has checked yet (bootstrap registers
+        # the local engine before any worker runs) is checked now, and placement tried once more: the
+        # heartbeat task may also have checked it meanwhile.
+        _check_unchecked_hosts()
     try:
         return choose_hosts(release=release, process=process, size=size, count=len(indices))
     except PlacementError as error:
@@ -110,16 +112,9 @@ def _unplaceable(process: ProcessType, indices: list[int], error: PlacementError
     return DeployFailed(f"Cannot place {what}: {error}")
 
 
-def _check_unchecked_hosts() -> bool:
-    """Check the hosts registered without a connection check (bootstrap registers the local engine
-    before any worker runs), so placement does not count them out: the first deploy must not fail for
-    want of a heartbeat that was already queued. Whether there were any."""
-    unchecked = list(
-        DockerHost.objects.filter(status=DockerHost.Status.PENDING).exclude(state=DockerHost.State.RETIRED)
-    )
-    for host in unchecked:
+def _check_unchecked_hosts() -> None:
+    for host in DockerHost.objects.filter(status=DockerHost.Status.PENDING).exclude(state=DockerHost.State.RETIRED):
         check_host(host)
-    return bool(unchecked)
 
 
 def finish(deployment: Deployment, state: str, message: str, error: str = "") -> None:

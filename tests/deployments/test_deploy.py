@@ -333,6 +333,30 @@ def test_a_host_nobody_has_checked_yet_is_checked_before_placement(fleet, tenant
     assert all(DockerHost.objects.values_list("engine_version", flat=True))
 
 
+def test_a_host_the_heartbeat_checks_while_placement_looks_is_used(fleet, tenant, app, monkeypatch):
+    """`make run`'s first deploy: beat's check_hosts, in the other worker process, marks the new host
+    up just after placement found none up, so no host is left unchecked; placement is tried again."""
+    from berth.fleet.models import DockerHost
+    from worker import deploy as worker_deploy
+    from worker.reconcile import check_host
+
+    DockerHost.objects.update(status=DockerHost.Status.PENDING, engine_version="")
+    choose, calls = worker_deploy.choose_hosts, []
+
+    def heartbeat_meanwhile(**kwargs):
+        calls.append(kwargs["count"])
+        try:
+            return choose(**kwargs)
+        finally:
+            for host in DockerHost.objects.filter(status=DockerHost.Status.PENDING):
+                check_host(host)  # what the heartbeat task does at that moment
+
+    monkeypatch.setattr(worker_deploy, "choose_hosts", heartbeat_meanwhile)
+    _, deployment = deploy(tenant, app)
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    assert calls == [1, 1]
+
+
 def test_a_start_makes_the_organizations_network_when_it_is_missing(fleet, tenant, app):
     """A lone start does not look the network up first (one round trip less on every deploy): the
     engine makes it when the create finds it missing, as on an organization's first start on a host
