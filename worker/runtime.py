@@ -240,7 +240,6 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
     began = time.monotonic()
     failures = container.health_failures
     polls = 0
-    seen = "not answered yet"
     with Engine(container.host) as engine:
         while True:
             # In the start grace, poll soon and then less often: most processes answer within a
