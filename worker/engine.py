@@ -109,6 +109,7 @@ class ObservedContainer:
     labels: dict
     state: str  # created | running | paused | restarting | removing | exited | dead
     exit_code: int | None
+    oom_killed: bool
     started_at: datetime | None
     finished_at: datetime | None
     published_port: int | None
@@ -396,6 +397,7 @@ class Engine:
             labels=data["Config"].get("Labels") or {},
             state=state["Status"],
             exit_code=state.get("ExitCode"),
+            oom_killed=bool(state.get("OOMKilled")),
             started_at=parse_docker_time(state.get("StartedAt")),
             finished_at=parse_docker_time(state.get("FinishedAt")),
             published_port=published,

@@ -78,6 +78,8 @@ class Release(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     rollback_of = models.PositiveIntegerField(null=True, blank=True, help_text="The version this one restores.")
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when Berth found this release crash-looping and rolled the app back from it automatically.
+    crash_looped_at = models.DateTimeField(null=True, blank=True)
 
     objects = AppChildQuerySet.as_manager()
 

@@ -10,6 +10,8 @@ import re
 import shlex
 from dataclasses import asdict, dataclass, field
 
+from django.conf import settings
+
 from berth.core.errors import Invalid
 
 # Docker's image reference grammar: [registry/]path[:tag][@sha256:digest]. A first component is a
@@ -44,6 +46,11 @@ class ProcessType:
     command: tuple[str, ...] = ()
     port: int | None = 8080
     health: HealthCheck = field(default_factory=HealthCheck)
+    # How long a new container must stay healthy before it counts as ready: before the old container
+    # it replaces is stopped, and before a deployment succeeds (docs/deploys.md).
+    min_ready_s: float = 5.0
+    # A read-only root filesystem, with a writable tmpfs at /tmp.
+    read_only: bool = False
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -146,7 +153,7 @@ def parse_process_types(data) -> dict[str, ProcessType]:
         spec = spec or {}
         if not isinstance(spec, dict):
             raise _field(where, "A process type must be an object.")
-        unknown = set(spec) - {"command", "port", "health_check"}
+        unknown = set(spec) - {"command", "port", "health_check", "min_ready_s", "read_only"}
         if unknown:
             raise _field(where, f"Unknown process type fields: {', '.join(sorted(unknown))}.")
         port = spec.get("port", 8080 if name == "web" else None)
@@ -157,8 +164,17 @@ def parse_process_types(data) -> dict[str, ProcessType]:
             command=parse_command(spec.get("command"), f"{where}.command"),
             port=port,
             health=parse_health(spec.get("health_check"), f"{where}.health_check", port),
+            min_ready_s=_number(spec, "min_ready_s", settings.BERTH_MIN_READY_SECONDS, 0, 600, where),
+            read_only=_boolean(spec, "read_only", where),
         )
     return parsed
+
+
+def _boolean(data: dict, key: str, where: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise _field(f"{where}.{key}", f"{key} must be true or false.")
+    return value
 
 
 def load_process_types(stored: dict) -> dict[str, ProcessType]:
@@ -169,6 +185,9 @@ def load_process_types(stored: dict) -> dict[str, ProcessType]:
             command=tuple(spec["command"]),
             port=spec["port"],
             health=HealthCheck(**{**spec["health"], "command": tuple(spec["health"]["command"])}),
+            # Releases made before these fields existed ran with no ready time, writable.
+            min_ready_s=spec.get("min_ready_s", 0.0),
+            read_only=spec.get("read_only", False),
         )
         for name, spec in stored.items()
     }

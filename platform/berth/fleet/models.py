@@ -26,6 +26,8 @@ class DockerHost(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Not checked yet"
         UP = "up", "Up"
+        # The engine answers, but the host's address does not: published ports are unreachable.
+        DEGRADED = "degraded", "Degraded (its address does not answer)"
         DOWN = "down", "Down"
 
     name = models.CharField(max_length=40, unique=True, validators=[slug_validator])
@@ -50,6 +52,8 @@ class DockerHost(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     engine_version = models.CharField(max_length=64, blank=True)
     engine_id = models.CharField(max_length=128, blank=True)
+    # Root in a container is an unprivileged user on the host (detected from the engine).
+    userns_remap = models.BooleanField(default=False)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -60,7 +64,9 @@ class DockerHost(models.Model):
             models.CheckConstraint(
                 condition=models.Q(state__in=["active", "cordoned", "draining", "retired"]), name="host_state"
             ),
-            models.CheckConstraint(condition=models.Q(status__in=["pending", "up", "down"]), name="host_status"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "up", "degraded", "down"]), name="host_status"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -120,10 +126,13 @@ class Container(models.Model):
     published_port = models.PositiveIntegerField(null=True, blank=True)
     image_digest = models.CharField(max_length=128, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
+    oom_killed = models.BooleanField(default=False)
     # As the host reports them (DESIGN §3: metering uses the host's clock).
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # When it first passed its health check: how long it stayed healthy decides readiness and back-off.
+    healthy_at = models.DateTimeField(null=True, blank=True)
     # When Berth deleted it from the engine (it may exist there no longer).
     removed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -196,6 +196,15 @@ LOGGING = {
 BERTH_DEPLOYMENT_STALE_SECONDS = env_int("BERTH_DEPLOYMENT_STALE_SECONDS", 30)
 # A host that has not answered a heartbeat for this long is marked down and its containers replaced.
 BERTH_HOST_DOWN_AFTER_SECONDS = env_int("BERTH_HOST_DOWN_AFTER_SECONDS", 15)
+# How long a new container must stay healthy before it replaces an old one and its deployment
+# succeeds, unless its process type says otherwise (`min_ready_s`).
+BERTH_MIN_READY_SECONDS = env_int("BERTH_MIN_READY_SECONDS", 5)
+# A release whose containers crash this many times within this many seconds of it going live is
+# rolled back to the last release that ran stably.
+BERTH_CRASH_LOOP_CRASHES = env_int("BERTH_CRASH_LOOP_CRASHES", 3)
+BERTH_CRASH_LOOP_SECONDS = env_int("BERTH_CRASH_LOOP_SECONDS", 300)
+# A replica slot's crash back-off starts again once its container stayed up this long.
+BERTH_BACKOFF_RESET_SECONDS = env_int("BERTH_BACKOFF_RESET_SECONDS", 10)
 # How many new replicas one deployment starts at once (replacing old ones stays one at a time).
 BERTH_PARALLEL_STARTS = env_int("BERTH_PARALLEL_STARTS", 8)
 # An organization's containers on one host share one bridge network; a /24 from the engine's

@@ -20,3 +20,5 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_DEFAULT_QUEUE = f"berth-test-{os.getpid()}"
 BERTH_HOST_DOWN_AFTER_SECONDS = 2
 BERTH_DEPLOYMENT_STALE_SECONDS = 5
+# Every deploy of the suite waits this long per new container; tests of readiness set their own.
+BERTH_MIN_READY_SECONDS = 1
