@@ -187,7 +187,7 @@ class Measure:
         from berth.fleet.models import DockerHost
         from worker import deploy, reconcile
         from worker.engine import Engine
-        from worker.tasks import heal_apps
+        from worker.healing import heal_apps
 
         bench.wait_for_hosts_to_ourselves(self.hosts, ORG, timeout_s=120)
         pieces = {}

@@ -7,6 +7,7 @@ worker died carries on from where the hosts are, and finishes with exactly the w
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,10 +19,12 @@ from django.utils import timezone
 from berth.applications.models import App, Formation, Release
 from berth.applications.specs import ProcessType
 from berth.deployments.models import Deployment
+from berth.deployments.services import deployment_give_back
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
 from . import locks
+from .healing import slots_backing_off
 from .placement import PlacementError
 from .reconcile import check_host
 from .runtime import (
@@ -34,6 +37,7 @@ from .runtime import (
     step,
     stop_container,
     wait_healthy,
+    wait_ready,
 )
 
 
@@ -78,12 +82,35 @@ def run_app_deployments(app_id: int) -> None:
             execute(deployment)
 
 
+@dataclass(frozen=True)
+class Rollout:
+    """What one converge works towards, handed to every slot it touches."""
+
+    app: App
+    release: Release
+    deployment: Deployment | None
+    # New containers must stay healthy for their process type's min_ready_s before they replace an old
+    # one or count as done. A heal skips it: its release already proved itself, and a replacement that
+    # crashes later is crash back-off's and crash-loop detection's business (worker/healing.py).
+    wait_ready: bool = True
+    # Slots (process type, index) in crash back-off, which this converge leaves empty.
+    deferred: frozenset[tuple[str, int]] = frozenset()
+
+
 def execute(deployment: Deployment) -> None:
     app = deployment.app
     release = deployment.release
     target = {f.process_type: (f.quantity, f.size) for f in Formation.objects.filter(app=app).select_related("size")}
+    healing = deployment.kind == Deployment.Kind.HEAL
+    rollout = Rollout(
+        app=app,
+        release=release,
+        deployment=deployment,
+        wait_ready=not healing,
+        deferred=frozenset(slots_backing_off(app, release)) if healing else frozenset(),
+    )
     try:
-        converge(app=app, release=release, formation=target, deployment=deployment)
+        converge(rollout, target)
     except DeployFailed as failure:
         fail(deployment, str(failure))
         return
@@ -123,18 +150,18 @@ def finish(deployment: Deployment, state: str, message: str, error: str = "") ->
 
 
 def fail(deployment: Deployment, reason: str) -> None:
-    """Put the app back as it was: the previous release and formation, new containers removed."""
+    """Give back what the deployment changed (deployments.services.deployment_give_back) and put the
+    hosts back on the release that runs, with the formation as it now stands."""
     step(deployment, f"Failed: {reason}")
     app = deployment.app
-    _restore_formation(app, deployment.previous_formation)
-    previous = deployment.previous_release
+    running = deployment_give_back(deployment)
     try:
-        if previous is not None:
-            step(deployment, f"Returning {app.name} to v{previous.version}.")
+        if running is not None:
+            step(deployment, f"Returning {app.name} to v{running.version}.")
             formation = {
                 f.process_type: (f.quantity, f.size) for f in Formation.objects.filter(app=app).select_related("size")
             }
-            converge(app=app, release=previous, formation=formation, deployment=deployment)
+            converge(Rollout(app=app, release=running, deployment=deployment, wait_ready=False), formation)
         else:
             _stop_together(
                 list(live_containers(app=app).select_related("host")), deployment, "the app's first release failed"
@@ -142,14 +169,6 @@ def fail(deployment: Deployment, reason: str) -> None:
     except DeployFailed as again:
         step(deployment, f"Could not fully restore the previous state: {again}")
     finish(deployment, Deployment.State.FAILED, "Deployment failed; the previous release keeps running.", error=reason)
-
-
-def _restore_formation(app: App, snapshot: dict) -> None:
-    sizes = {s.name: s for s in Size.objects.filter(name__in=[v["size"] for v in snapshot.values()])}
-    for process_type, value in snapshot.items():
-        Formation.objects.filter(app=app, process_type=process_type).update(
-            quantity=value["quantity"], size=sizes[value["size"]]
-        )
 
 
 def _is_current(container: Container, release: Release, size: Size, deployment: Deployment | None) -> bool:
@@ -169,15 +188,16 @@ def _restart_target(container: Container, deployment: Deployment) -> bool:
     return not deployment.restart_process_type or container.process_type == deployment.restart_process_type
 
 
-def converge(*, app: App, release: Release, formation: dict, deployment: Deployment | None) -> None:
-    """Make the hosts run exactly `formation` of `release`: missing replicas start together, old
-    ones are replaced one at a time, start-first (so a rollout needs room for one more container)."""
+def converge(rollout: Rollout, formation: dict) -> None:
+    """Make the hosts run exactly `formation` of the rollout's release: missing replicas start together,
+    old ones are replaced one at a time, start-first (so a rollout needs room for one more container)."""
+    app, release, deployment = rollout.app, rollout.release, rollout.deployment
     processes = release.processes
     for name in sorted(processes):
         quantity, size = formation.get(name, (0, None))
-        _start_missing(app, release, processes[name], quantity, size, deployment)
+        _start_missing(rollout, processes[name], quantity, size)
         for index in range(quantity):
-            _converge_slot(app, release, processes[name], index, size, deployment)
+            _converge_slot(rollout, processes[name], index, size)
         extras = live_containers(app=app, process_type=name, index__gte=quantity)
         _stop_together(list(extras.select_related("host")), deployment, f"{name} is scaled to {quantity}")
     for stale in live_containers(app=app).exclude(process_type__in=list(processes)).select_related("host"):
@@ -206,13 +226,14 @@ def _in_parallel(function, *arguments) -> list:
         return list(pool.map(run, calls))
 
 
-def _start_missing(app, release, process: ProcessType, quantity: int, size: Size, deployment) -> None:
+def _start_missing(rollout: Rollout, process: ProcessType, quantity: int, size: Size) -> None:
     """Start the replicas that have no container at all, up to BERTH_PARALLEL_STARTS at once, each
     placed as if the others already ran. Nothing is replaced here, so nothing can go unserved."""
     if quantity < 2:
         return  # a lone replica goes the plain way, through _converge_slot
-    occupied = set(live_containers(app=app, process_type=process.name).values_list("index", flat=True))
-    missing = [index for index in range(quantity) if index not in occupied]
+    release = rollout.release
+    occupied = set(live_containers(app=rollout.app, process_type=process.name).values_list("index", flat=True))
+    missing = [i for i in range(quantity) if i not in occupied and (process.name, i) not in rollout.deferred]
     if len(missing) < 2:
         return
     chosen = _choose(release, process, size, missing)
@@ -222,7 +243,7 @@ def _start_missing(app, release, process: ProcessType, quantity: int, size: Size
         """Start and prove one replica; the reason it failed, or None."""
         try:
             new = start_container(
-                deployment=deployment,
+                deployment=rollout.deployment,
                 release=release,
                 process=process,
                 index=index,
@@ -230,11 +251,7 @@ def _start_missing(app, release, process: ProcessType, quantity: int, size: Size
                 chosen=where,
                 image=images[where.host.pk],
             )
-            result = wait_healthy(new, process, deployment)
-            if not result.healthy:
-                stop_container(new, deployment, "it did not become healthy")
-                return f"{process.name}.{index} of v{release.version} did not become healthy: {result.reason}"
-            return None
+            return _prove(new, process, rollout)
         except DeployFailed as failure:
             return str(failure)
 
@@ -243,8 +260,22 @@ def _start_missing(app, release, process: ProcessType, quantity: int, size: Size
         raise DeployFailed(reasons[0] + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
 
 
-def _converge_slot(app, release, process: ProcessType, index: int, size: Size, deployment) -> None:
-    live = list(live_containers(app=app, process_type=process.name, index=index).select_related("host"))
+def _prove(new: Container, process: ProcessType, rollout: Rollout) -> str | None:
+    """Wait until a new container is healthy and, unless the rollout skips it, ready; None when it is,
+    else the reason it is not (it has been stopped)."""
+    result = wait_healthy(new, process, rollout.deployment)
+    if result.healthy and rollout.wait_ready:
+        result = wait_ready(new, process, rollout.deployment)
+    if result.healthy:
+        return None
+    what = "ready" if new.healthy_at else "healthy"
+    stop_container(new, rollout.deployment, f"it did not become {what}")
+    return f"{process.name}.{new.index} of v{rollout.release.version} did not become {what}: {result.reason}"
+
+
+def _converge_slot(rollout: Rollout, process: ProcessType, index: int, size: Size) -> None:
+    deployment, release = rollout.deployment, rollout.release
+    live = list(live_containers(app=rollout.app, process_type=process.name, index=index).select_related("host"))
     current = [c for c in live if _is_current(c, release, size, deployment)]
     if current:
         keep = current[0]
@@ -252,16 +283,18 @@ def _converge_slot(app, release, process: ProcessType, index: int, size: Size, d
             if other.pk != keep.pk:
                 stop_container(other, deployment, f"replaced by {keep.name}")
         return
+    if not live and (process.name, index) in rollout.deferred:
+        step(deployment, f"{process.name}.{index} waits out its crash back-off; a later pass starts it.")
+        return
     # Containers of the target release that never became healthy (a previous attempt died) go first.
     for unproven in [c for c in live if c.release_id == release.pk and c.health != Container.Health.HEALTHY]:
         stop_container(unproven, deployment, "it never became healthy")
         live.remove(unproven)
     [where] = _choose(release, process, size, [index])
     new = start_container(deployment=deployment, release=release, process=process, index=index, size=size, chosen=where)
-    result = wait_healthy(new, process, deployment)
-    if not result.healthy:
-        stop_container(new, deployment, "it did not become healthy")
-        raise DeployFailed(f"{process.name}.{index} of v{release.version} did not become healthy: {result.reason}")
+    failure = _prove(new, process, rollout)
+    if failure is not None:
+        raise DeployFailed(failure)
     for old in live:
         stop_container(old, deployment, f"replaced by {new.name}")
 

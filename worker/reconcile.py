@@ -1,12 +1,12 @@
-"""Level-triggered reconciliation (DESIGN §3): compare what hosts run with what should run, and fix it.
+"""Level-triggered reconciliation: make the database agree with what the hosts really run.
 
 - `observe_host` makes the database agree with one engine: it records exits, rebuilds rows for
   unknown containers from their labels, and removes orphans and stale containers.
 - `check_host` is the heartbeat: it marks a host up, or down after the grace period, losing its
   containers at the last time they were seen.
-- `drifts` (`app_drift` for one app) says which apps need a self-healing deployment, honouring crash
-  back-off, in a few queries however many apps there are.
-Docker events only wake these early; the periodic pass corrects whatever events missed.
+- `probe_host` probes the health of a host's serving containers.
+What to do about a drifted app (heal it, back off, roll back) is `healing.py`'s. Docker events only
+wake these early; the periodic pass corrects whatever events missed.
 """
 
 import logging
@@ -15,12 +15,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from berth.applications.models import App, Formation, Release
+from berth.applications.models import Release
 from berth.deployments.models import Deployment
-from berth.deployments.services import deployment_create
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
@@ -156,6 +156,7 @@ def _record_crash(row: Container, observed) -> None:
     Container.objects.filter(pk=row.pk, state__in=Container.LIVE).update(
         state=Container.State.EXITED,
         exit_code=observed.exit_code if observed else None,
+        oom_killed=bool(observed and observed.oom_killed),
         finished_at=(observed.finished_at if observed else None) or row.last_seen_at,
         health=Container.Health.UNKNOWN,
     )
@@ -205,90 +206,6 @@ def _int(value) -> int | None:
         return None
 
 
-def crash_backoff_s(crashes: int) -> float:
-    """Delay before replacing a crashed container: none after the first crash, then doubling from
-    1 s, capped at 60 s. Counted over the current release's crashes in CRASH_WINDOW."""
-    return 0.0 if crashes <= 1 else min(BACKOFF_BASE_S * 2 ** (crashes - 2), BACKOFF_CAP_S)
-
-
-def app_drift(app: App) -> tuple[bool, float]:
-    """(needs healing, seconds to wait first) for one app."""
-    return drifts([app.pk]).get(app.pk, (False, 0.0))
-
-
-def drifts(app_ids) -> dict[int, tuple[bool, float]]:
-    """Which of these apps run something other than their release and formation, and how long each
-    must wait first (crash back-off): {app id: (True, wait)} for drifted apps only. A handful of
-    queries whatever the number of apps, as the periodic pass asks about every app."""
-    releases = dict(
-        App.objects.filter(pk__in=app_ids, current_release__isnull=False).values_list("pk", "current_release_id")
-    )
-    if not releases:
-        return {}
-    process_types = dict(Release.objects.filter(pk__in=releases.values()).values_list("pk", "process_types"))
-    wanted: dict[int, dict] = {app_id: {} for app_id in releases}
-    for app_id, process_type, quantity, size_id in Formation.objects.filter(app_id__in=releases).values_list(
-        "app_id", "process_type", "quantity", "size_id"
-    ):
-        if process_type in process_types[releases[app_id]]:
-            wanted[app_id].update({(process_type, i): size_id for i in range(quantity)})
-    live: dict[int, list] = {app_id: [] for app_id in releases}
-    for app_id, *row in live_containers(app_id__in=releases).values_list(
-        "app_id", "process_type", "index", "release_id", "size_id", "health", "host__state"
-    ):
-        live[app_id].append(row)
-    drifted = {app_id for app_id in releases if _drifted(wanted[app_id], live[app_id], releases[app_id])}
-    return {app_id: (True, wait) for app_id, wait in _backoffs(drifted, releases).items()}
-
-
-def _drifted(wanted: dict, live: list, release_id: int) -> bool:
-    have = {
-        (process_type, index)
-        for process_type, index, release, size_id, health, host_state in live
-        if release == release_id
-        and size_id == wanted.get((process_type, index))
-        and health != Container.Health.UNHEALTHY
-        and host_state != DockerHost.State.DRAINING
-    }
-    return have != set(wanted) or len(live) != len(wanted)
-
-
-def _backoffs(app_ids: set[int], releases: dict[int, int]) -> dict[int, float]:
-    """Seconds each app must still wait before its replacement: a new release resets the back-off,
-    as only crashes of the current release in CRASH_WINDOW count."""
-    now = timezone.now()
-    crashes = {
-        app_id: (count, last)
-        for app_id, count, last in Container.objects.filter(
-            app_id__in=app_ids,
-            release_id=F("app__current_release_id"),
-            state=Container.State.EXITED,
-            finished_at__gte=now - CRASH_WINDOW,
-        )
-        .values("app_id")
-        .annotate(count=Count("pk"), last=Max("finished_at"))
-        .values_list("app_id", "count", "last")
-    }
-    waits = {}
-    for app_id in app_ids:
-        count, last = crashes.get(app_id, (0, None))
-        wait = 0.0 if last is None else crash_backoff_s(count) - (now - last).total_seconds()
-        waits[app_id] = max(wait, 0.0)
-    return waits
-
-
-def heal_app(app: App) -> Deployment | None:
-    """Start a self-healing deployment if the app drifted, none is under way, and back-off allows."""
-    with transaction.atomic():
-        app = App.objects.select_for_update().get(pk=app.pk)
-        if app.deployments.filter(state__in=Deployment.UNFINISHED).exists():
-            return None
-        needed, wait = app_drift(app)
-        if not needed or wait > 0:
-            return None
-        return deployment_create(actor=None, app=app, release=app.current_release, kind=Deployment.Kind.HEAL)
-
-
 def probe_host(host: DockerHost) -> set[int]:
     """Probe the healthy-or-failing running containers of one host; returns apps with a newly unhealthy one."""
     from .probes import probe
@@ -311,7 +228,11 @@ def probe_host(host: DockerHost) -> set[int]:
             )
             if healthy:
                 if container.health != Container.Health.HEALTHY or container.health_failures:
-                    Container.objects.filter(pk=container.pk).update(health=Container.Health.HEALTHY, health_failures=0)
+                    Container.objects.filter(pk=container.pk).update(
+                        health=Container.Health.HEALTHY,
+                        health_failures=0,
+                        healthy_at=Coalesce("healthy_at", Value(timezone.now())),
+                    )
                 continue
             failures = container.health_failures + 1
             unhealthy = failures >= process.health.retries

@@ -4,6 +4,7 @@ import contextlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -155,6 +156,7 @@ def start_container(
                 healthy, seen = _probe(process, host, observed.published_port, engine, docker_id)
     except EngineError as error:
         raise DeployFailed(str(error)) from None
+    now = timezone.now()
     container = Container.objects.create(
         host=host,
         docker_id=docker_id,
@@ -173,7 +175,8 @@ def start_container(
         published_port=observed.published_port if observed else None,
         image_digest=image.digest,
         started_at=observed.started_at if observed else None,
-        last_seen_at=timezone.now(),
+        healthy_at=now if healthy else None,
+        last_seen_at=now,
     )
     # Its usage record is written once it is healthy (wait_healthy) or has stopped: the ledger takes
     # the host's StartedAt whenever it is written, so the deploy need not wait for it here.
@@ -252,30 +255,22 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
             if deployment is not None:
                 heartbeat(deployment)
             observed = engine.inspect(container.docker_id)
-            if observed is None or observed.state in {"exited", "dead"}:
-                logs = engine.logs_tail(container.docker_id) if observed else ""
-                record_exit(container, observed)
-                code = observed.exit_code if observed else "?"
-                return HealthResult(
-                    False,
-                    f"{container.name} exited with code {code}" + (f"; last log: {logs[-300:]}" if logs else ""),
-                )
+            if _gone(observed):
+                return HealthResult(False, _exit_reason(engine, container, observed))
             healthy, seen = _probe(process, container.host, container.published_port, engine, container.docker_id)
             if healthy:
                 now = timezone.now()
-                Container.objects.filter(pk=container.pk).update(
-                    health=Container.Health.HEALTHY,
-                    health_failures=0,
-                    state=Container.State.RUNNING,
-                    started_at=observed.started_at,
-                    last_seen_at=now,
-                )
-                container.health, container.health_failures = Container.Health.HEALTHY, 0
-                container.state, container.started_at, container.last_seen_at = (
-                    Container.State.RUNNING,
-                    observed.started_at,
-                    now,
-                )
+                changes = {
+                    "health": Container.Health.HEALTHY,
+                    "health_failures": 0,
+                    "state": Container.State.RUNNING,
+                    "started_at": observed.started_at,
+                    "healthy_at": now,
+                    "last_seen_at": now,
+                }
+                Container.objects.filter(pk=container.pk).update(**changes)
+                for name, value in changes.items():
+                    setattr(container, name, value)
                 step(deployment, f"{container.name} is healthy ({seen}).", container=container)
                 meter(container.pk)
                 return HealthResult(True, seen)
@@ -286,11 +281,49 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
                 return HealthResult(False, f"{container.name} failed its health check {failures} times: {seen}")
 
 
+def _gone(observed) -> bool:
+    return observed is None or observed.state in {"exited", "dead"}
+
+
+def _exit_reason(engine: Engine, container: Container, observed) -> str:
+    """Record a container's exit and say why it ended, with the last of what it printed."""
+    logs = engine.logs_tail(container.docker_id) if observed else ""
+    record_exit(container, observed)
+    code = observed.exit_code if observed else "?"
+    oom = " (killed for running out of memory)" if observed and observed.oom_killed else ""
+    return f"{container.name} exited with code {code}{oom}" + (f"; last log: {logs[-300:]}" if logs else "")
+
+
+def wait_ready(container: Container, process: ProcessType, deployment: Deployment | None) -> HealthResult:
+    """A healthy container counts as ready once it stayed healthy for its process type's min_ready_s:
+    a release that crashes or fails its health check soon after starting fails its deployment while the
+    containers it was to replace still serve. Probed at the health check's interval meanwhile."""
+    check = process.health
+    ready_at = container.healthy_at + timedelta(seconds=process.min_ready_s)
+    failures = 0
+    with Engine(container.host) as engine:
+        while (left := (ready_at - timezone.now()).total_seconds()) > 0:
+            time.sleep(min(left, check.interval_s))
+            if deployment is not None:
+                heartbeat(deployment)
+            observed = engine.inspect(container.docker_id)
+            if _gone(observed):
+                return HealthResult(False, _exit_reason(engine, container, observed))
+            healthy, seen = _probe(process, container.host, container.published_port, engine, container.docker_id)
+            failures = 0 if healthy else failures + 1
+            if failures >= check.retries:
+                Container.objects.filter(pk=container.pk).update(health=Container.Health.UNHEALTHY)
+                return HealthResult(False, f"{container.name} failed its health check {failures} times: {seen}")
+    step(deployment, f"{container.name} is ready: healthy for {process.min_ready_s:g} s.", container=container)
+    return HealthResult(True, "ready")
+
+
 def record_exit(container: Container, observed) -> None:
     """The container stopped without Berth asking: a crash or a normal exit, as the host reports it."""
     Container.objects.filter(pk=container.pk, state__in=Container.LIVE).update(
         state=Container.State.EXITED,
         exit_code=observed.exit_code if observed else None,
+        oom_killed=bool(observed and observed.oom_killed),
         finished_at=(observed.finished_at if observed else None) or container.last_seen_at or timezone.now(),
         health=Container.Health.UNKNOWN,
     )

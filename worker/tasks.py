@@ -15,7 +15,7 @@ from berth.deployments.models import Deployment
 from berth.fleet.models import DockerHost
 from berth.tenancy.services import invitations_purge_expired
 
-from . import deploy, locks, reconcile
+from . import deploy, healing, locks, reconcile
 from .engine import Engine, EngineError
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,9 @@ def check_hosts() -> None:
         elif host.status == DockerHost.Status.UP:
             host.refresh_from_db()
             if host.status == DockerHost.Status.DOWN:
-                heal_apps(list(App.objects.filter(containers__host=host).values_list("pk", flat=True).distinct()))
+                healing.heal_apps(
+                    list(App.objects.filter(containers__host=host).values_list("pk", flat=True).distinct())
+                )
 
 
 @shared_task(name="berth.fleet.check_engine", ignore_result=False)
@@ -92,7 +94,7 @@ def reconcile_host(host_id: int, suspects: list[str] | None = None) -> None:
     except EngineError as error:
         logger.warning("reconcile of %s failed: %s", host.name, error)
         return
-    heal_apps(sorted(changed))
+    healing.heal_apps(sorted(changed))
 
 
 @shared_task(name="berth.fleet.reconcile")
@@ -103,7 +105,7 @@ def reconcile_fleet() -> None:
             reconcile.observe_host(host)
         except EngineError as error:
             logger.warning("reconcile of %s failed: %s", host.name, error)
-    heal_apps(list(App.objects.filter(current_release__isnull=False).values_list("pk", flat=True)))
+    healing.heal_apps(list(App.objects.filter(current_release__isnull=False).values_list("pk", flat=True)))
     for deployment_id in deploy.stale_deployments().values_list("pk", flat=True):
         run_deployment.delay(deployment_id)
 
@@ -116,24 +118,14 @@ def probe_fleet() -> None:
             changed |= reconcile.probe_host(host)
         except EngineError as error:
             logger.warning("probing %s failed: %s", host.name, error)
-    heal_apps(sorted(changed))
-
-
-def heal_apps(app_ids: list[int]) -> None:
-    """Start a self-healing deployment for each of these apps that drifted, now or after its back-off."""
-    idle = App.objects.filter(pk__in=app_ids).exclude(deployments__state__in=Deployment.UNFINISHED)
-    for app_id, (_, wait) in sorted(reconcile.drifts(idle.values_list("pk", flat=True)).items()):
-        if wait > 0:
-            reconcile_app.apply_async((app_id,), countdown=wait)
-        else:
-            reconcile.heal_app(App.objects.get(pk=app_id))
+    healing.heal_apps(sorted(changed))
 
 
 @shared_task(name="berth.fleet.reconcile_app")
 def reconcile_app(app_id: int) -> None:
     app = App.objects.filter(pk=app_id).first()
     if app is not None:
-        reconcile.heal_app(app)
+        healing.heal_app(app)
 
 
 @shared_task(name="berth.billing.meter")

@@ -89,10 +89,15 @@ def test_replicas_started_together_that_fail_are_all_removed(fleet, tenant, app)
     release_create(actor=tenant, app=app, image="berth-test/nobind:v1", process_types=never)
     formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 4}})
     run_deployments(app)
-    scale = Deployment.objects.filter(app=app, kind=Deployment.Kind.SCALE).get()
-    assert scale.state == Deployment.State.FAILED
-    assert "did not become healthy" in scale.error and "(and 3 more)" in scale.error
+    # The scale applies to the release on its way, whose deployment starts all four together.
+    first = Deployment.objects.filter(app=app, kind=Deployment.Kind.RELEASE).get()
+    assert first.state == Deployment.State.FAILED
+    assert "did not become healthy" in first.error and "(and 3 more)" in first.error
     assert live(app) == []
+    # Nothing runs to apply the queued scale to: it is cancelled, saying why, and the formation stays.
+    scale = Deployment.objects.filter(app=app, kind=Deployment.Kind.SCALE).get()
+    assert scale.state == Deployment.State.FAILED and scale.error == "v1 failed"
+    assert app.formation.get().quantity == 4
 
 
 def test_a_new_release_rolls_out_start_first(fleet, tenant, app):

@@ -17,7 +17,7 @@ from berth.fleet.services import host_set_state
 from tests.factories import AppFactory
 from tests.fleet import WEB
 from tests.testbed import start_engine, stop_engine
-from worker import events, reconcile, tasks
+from worker import events, healing, reconcile, tasks
 
 from .helpers import fetch, live, run_deployments, wait_for
 
@@ -68,27 +68,62 @@ def reconcile_time(docker_time: str):
     return parse_docker_time(docker_time)
 
 
-def test_crashes_back_off_and_a_new_release_resets_it(app):
+def crashed_before(container, seconds_ago: float, ran_s: float = 1.0):
+    """A row for an earlier container of the same slot that crashed `seconds_ago`, after running `ran_s`."""
+    finished = timezone.now() - timedelta(seconds=seconds_ago)
+    fields = {f.name: getattr(container, f.name) for f in Container._meta.fields if f.name not in {"id", "docker_id"}}
+    return Container.objects.create(
+        **fields
+        | {
+            "docker_id": f"gone-{time.monotonic_ns()}",
+            "state": "exited",
+            "started_at": finished - timedelta(seconds=ran_s),
+            "finished_at": finished,
+        }
+    )
+
+
+def test_crash_back_off_is_per_slot_and_a_new_release_resets_it(app):
     release = app.releases.get()
-    now = timezone.now()
-    container = live(app)[0]
-    Container.objects.filter(pk=container.pk).update(state=Container.State.EXITED, finished_at=now)
-    assert reconcile.app_drift(app) == (True, 0.0)  # the first crash is replaced at once
-    for _ in range(4):  # four more crashes of this release in the window
-        Container.objects.create(
-            **{f.name: getattr(container, f.name) for f in Container._meta.fields if f.name not in {"id", "docker_id"}}
-            | {"docker_id": f"gone{_}", "state": "exited", "finished_at": now}
-        )
-    needed, wait = reconcile.app_drift(app)
-    assert needed and 7 < wait <= 8  # 5 crashes: 2**3 = 8 s after the last
-    assert reconcile.crash_backoff_s(30) == 60
-    assert reconcile.heal_app(app) is None  # waits
+    first, second = sorted(live(app), key=lambda c: c.index)
+    Container.objects.filter(pk=first.pk).update(state=Container.State.EXITED, finished_at=timezone.now())
+    first.refresh_from_db()
+    assert healing.app_drift(app) == 0.0  # a slot's first crash is replaced at once
+    for _ in range(4):  # four more quick crashes of slot 0 in a row
+        crashed_before(first, seconds_ago=0.0)
+    wait = healing.app_drift(app)
+    assert 7 < wait <= 8  # 5 crashes in a row: 2**3 = 8 s after the last
+    assert healing.slots_backing_off(app, release).keys() == {("web", 0)}
+    assert healing.heal_app(app) is None  # waits: slot 1 is fine
+
+    # Slot 1 crashes once: it is replaced now, whatever slot 0 waits for.
+    Container.objects.filter(pk=second.pk).update(state=Container.State.EXITED, finished_at=timezone.now())
+    assert healing.app_drift(app) == 0.0
+    heal = healing.heal_app(app)
+    assert heal is not None
+    run_deployments(app)
+    heal.refresh_from_db()
+    assert heal.state == "succeeded"
+    assert [c.index for c in live(app)] == [1]  # slot 0 still backs off; slot 1 runs again
+    assert heal.steps.filter(message__contains="web.0 waits out its crash back-off").exists()
+
     newer = release.__class__.objects.create(
         app=app, version=2, image=release.image, process_types=release.process_types, config={}
     )
     app.current_release = newer
     app.save()
-    assert reconcile.app_drift(app) == (True, 0.0)  # no crash of v2 yet
+    assert healing.app_drift(app) == 0.0  # no crash of v2 yet
+
+
+def test_a_slot_whose_container_stayed_up_starts_its_back_off_again(app):
+    container = live(app)[0]
+    Container.objects.filter(pk=container.pk).update(
+        state=Container.State.EXITED, finished_at=timezone.now(), started_at=timezone.now() - timedelta(seconds=60)
+    )
+    crashed_before(container, seconds_ago=61)  # quick crashes before the one that ran a minute
+    crashed_before(container, seconds_ago=62)
+    assert healing.app_drift(app) == 0.0
+    assert healing.crash_backoff_s(30) == 60
 
 
 def test_a_container_that_turns_unhealthy_is_replaced_start_first(app):
@@ -101,7 +136,7 @@ def test_a_container_that_turns_unhealthy_is_replaced_start_first(app):
     assert changed == {app.pk}
     sick.refresh_from_db()
     assert sick.health == Container.Health.UNHEALTHY
-    reconcile.heal_app(app)
+    healing.heal_app(app)
     run_deployments(app)
     sick.refresh_from_db()
     assert sick.state == Container.State.REMOVED
@@ -123,7 +158,7 @@ def test_draining_a_host_moves_its_containers_without_downtime(app, fleet):
     poller.start()
     try:
         host_set_state(actor=None, host=drained, state=DockerHost.State.DRAINING)
-        reconcile.heal_app(app)
+        healing.heal_app(app)
         run_deployments(app)
     finally:
         stop.set()

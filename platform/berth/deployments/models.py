@@ -36,6 +36,9 @@ class Deployment(models.Model):
     )
     # The formation before this deployment, restored if it fails: {process type: {quantity, size}}.
     previous_formation = models.JSONField(default=dict, blank=True)
+    # The formation this change asked for. If the deployment fails, each process type it changed goes
+    # back to `previous_formation`, unless a later change set it again (docs/deploys.md).
+    formation = models.JSONField(default=dict, blank=True)
     previous_release = models.ForeignKey(
         "applications.Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

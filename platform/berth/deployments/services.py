@@ -1,11 +1,15 @@
 """Releases, config, formation and restarts: every change of what should run makes a Deployment.
 
-The API answers at once with that row; the worker converges the hosts on it (DESIGN §3).
+The API answers at once with that row; the worker converges the hosts on it. Each change composes
+with the app's one desired state, in the order changes were accepted (docs/deploys.md): a new
+release, config or formation builds on the target release (`selectors.target_release`), and a
+deployment that fails gives back only what it changed.
 """
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from berth.applications.models import CONFIG_KEY, App, ConfigVar, Formation, Release
 from berth.applications.specs import parse_process_types
@@ -17,6 +21,7 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.tenancy.models import User
 
 from .models import Deployment
+from .selectors import target_release
 
 DEPLOY_TASK = "berth.deployments.run"
 RESERVED_CONFIG_PREFIX = "BERTH_"
@@ -55,15 +60,26 @@ def _demand(formation: dict[str, Formation], running) -> dict[str, tuple[int, in
 
 
 def deployment_create(
-    *, actor: User | None, app: App, release: Release, kind: str, previous_formation: dict | None = None, **restart
+    *,
+    actor: User | None,
+    app: App,
+    release: Release,
+    kind: str,
+    formation: dict | None = None,
+    previous_formation: dict | None = None,
+    **restart,
 ) -> Deployment:
+    """Queue a deployment of `release` with the formation as it is now (or `formation`, the snapshot a
+    caller that just changed it already has); `previous_formation` is what a failure gives back."""
+    after = formation_snapshot(app) if formation is None else formation
     deployment = Deployment.objects.create(
         app=app,
         release=release,
         kind=kind,
         created_by=actor,
         previous_release_id=app.current_release_id,
-        previous_formation=formation_snapshot(app) if previous_formation is None else previous_formation,
+        formation=after,
+        previous_formation=after if previous_formation is None else previous_formation,
         **restart,
     )
     deployment.steps.create(message=f"Queued: {deployment.get_kind_display().lower()} to v{release.version}.")
@@ -87,7 +103,9 @@ def _release_and_deploy(*, actor, app, image, process_types, config, description
     previous = _demand(formation, release.process_types)
     formation.update(_add_formation(app, release, formation))
     quota_check_formation(app.organization, app, _demand(formation, release.process_types), previous)
-    deployment = deployment_create(actor=actor, app=app, release=release, kind=kind, previous_formation=before)
+    deployment = deployment_create(
+        actor=actor, app=app, release=release, kind=kind, formation=_snapshot(formation), previous_formation=before
+    )
     audit_record(
         actor=actor,
         action=f"release.{kind}",
@@ -137,18 +155,38 @@ def release_rollback(*, actor: User, app: App, version: int):
     old = Release.objects.filter(app=app, version=version).first()
     if old is None:
         raise NotFound(f"This app has no release v{version}.", field="version")
-    ConfigVar.objects.filter(app=app).delete()
-    ConfigVar.objects.bulk_create(ConfigVar(app=app, key=k, value=v) for k, v in old.config.items())
+    return _rollback(actor=actor, app=app, to=old, description=f"Rollback to v{version}")
+
+
+def _rollback(*, actor: User | None, app: App, to: Release, description: str):
+    _config_replace(app, to.config)
     return _release_and_deploy(
         actor=actor,
         app=app,
-        image=old.image,
-        process_types=old.process_types,
-        config=old.config,
-        description=f"Rollback to v{version}",
+        image=to.image,
+        process_types=to.process_types,
+        config=to.config,
+        description=description[:200],
         kind=Deployment.Kind.ROLLBACK,
-        rollback_of=version,
+        rollback_of=to.version,
     )
+
+
+@transaction.atomic
+def release_rollback_crash_loop(*, app: App, to: Release, reason: str):
+    """Berth's own rollback of a release that crash-loops: the crashing release is marked, and a new
+    release with `to`'s image, process types and config says why."""
+    app = _lock_app(app)
+    Release.objects.filter(pk=app.current_release_id).update(crash_looped_at=timezone.now())
+    return _rollback(actor=None, app=app, to=to, description=f"Automatic rollback to v{to.version}: {reason}")
+
+
+def _config_replace(app: App, config: dict[str, str]) -> None:
+    """The app's config vars become exactly `config` (those of the release it moves to)."""
+    if _current_config(app) == config:
+        return
+    ConfigVar.objects.filter(app=app).delete()
+    ConfigVar.objects.bulk_create(ConfigVar(app=app, key=k, value=v) for k, v in config.items())
 
 
 def _validate_config(values: dict) -> None:
@@ -190,18 +228,24 @@ def config_set(*, actor: User, app: App, values: dict):
             "unset": sorted(k for k, v in values.items() if v is None),
         },
     )
-    latest = app.releases.order_by("-version").first()
-    if latest is None:
+    base = _base_release(app)
+    if base is None:
         return None, None
     return _release_and_deploy(
         actor=actor,
         app=app,
-        image=latest.image,
-        process_types=latest.process_types,
+        image=base.image,
+        process_types=base.process_types,
         config=config,
         description=_config_description(values),
         kind=Deployment.Kind.RELEASE,
     )
+
+
+def _base_release(app: App) -> Release | None:
+    """What a change builds on: the target release; before any release ran or is on its way (the first
+    failed), the newest one, so that a fix of its config or size tries it again."""
+    return target_release(app) or app.releases.order_by("-version").first()
 
 
 def _config_description(values: dict) -> str:
@@ -219,7 +263,7 @@ def largest_host_memory_mb() -> int:
 def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deployment | None:
     """Change quantity and/or size per process type; the worker converges on it."""
     app = _lock_app(app)
-    release = app.current_release or app.releases.order_by("-version").first()
+    release = _base_release(app)
     if release is None:
         raise Conflict("Create a release before scaling.", code="no_release")
     formation = _formation(app)
@@ -245,10 +289,15 @@ def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deplo
         row.save()
     quota_check_formation(app.organization, app, _demand(formation, release.process_types), previous)
     audit_record(actor=actor, action="formation.update", target=app, organization=app.organization, changes=changes)
-    if app.current_release is None and not app.deployments.exclude(state__in=["succeeded", "failed"]).exists():
+    if app.current_release is None and not app.deployments.filter(state__in=Deployment.UNFINISHED).exists():
         return None  # nothing deployed yet: the first release's deployment will use this formation
     return deployment_create(
-        actor=actor, app=app, release=release, kind=Deployment.Kind.SCALE, previous_formation=before
+        actor=actor,
+        app=app,
+        release=release,
+        kind=Deployment.Kind.SCALE,
+        formation=_snapshot(formation),
+        previous_formation=before,
     )
 
 
@@ -256,14 +305,15 @@ def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deplo
 def app_restart(*, actor: User, app: App, process_type: str = "", container: Container | None = None) -> Deployment:
     """Replace the app's containers (all, one process type, or one), start-first."""
     app = _lock_app(app)
-    if app.current_release is None:
+    release = target_release(app)
+    if release is None:
         raise Conflict("The app runs no release yet.", code="no_release")
-    if process_type and process_type not in app.current_release.process_types:
+    if process_type and process_type not in release.process_types:
         raise Invalid(f"The app has no process type {process_type!r}.", field="process_type")
     deployment = deployment_create(
         actor=actor,
         app=app,
-        release=app.current_release,
+        release=release,
         kind=Deployment.Kind.RESTART,
         restart_process_type=process_type,
         restart_container=container,
@@ -276,3 +326,48 @@ def app_restart(*, actor: User, app: App, process_type: str = "", container: Con
         changes={"process_type": process_type, "container": container.name if container else ""},
     )
     return deployment
+
+
+@transaction.atomic
+def deployment_give_back(deployment: Deployment) -> Release | None:
+    """A deployment failed: give back what it changed, and nothing that a later change asked for.
+
+    Each process type whose formation it changed returns to its previous quantity and size, unless a
+    later change set it again. Queued changes that applied to its release now apply to the release that
+    runs. The app's config vars become those of its target release again. Returns the release that
+    runs (None when the app's first release failed)."""
+    app = _lock_app(deployment.app)
+    _formation_give_back(app, deployment)
+    running = app.current_release
+    if deployment.release_id != app.current_release_id:
+        _retarget_queued(app, failed=deployment.release, running=running)
+    target = target_release(app)
+    if target is not None:
+        _config_replace(app, target.config)
+    return running
+
+
+def _formation_give_back(app: App, deployment: Deployment) -> None:
+    formation = _formation(app)
+    sizes = {
+        s.name: s for s in Size.objects.filter(name__in=[v["size"] for v in deployment.previous_formation.values()])
+    }
+    for process_type, before in deployment.previous_formation.items():
+        asked, row = deployment.formation.get(process_type), formation.get(process_type)
+        if row is None or asked is None or asked == before or _snapshot({process_type: row})[process_type] != asked:
+            continue  # this deployment did not change it, or a later change did
+        row.quantity, row.size = before["quantity"], sizes[before["size"]]
+        row.save(update_fields=["quantity", "size", "updated_at"])
+
+
+def _retarget_queued(app: App, *, failed: Release, running: Release | None) -> None:
+    queued = list(Deployment.objects.filter(app=app, state=Deployment.State.QUEUED, release=failed))
+    for later in queued:
+        if running is None:
+            later.steps.create(message=f"Cancelled: v{failed.version}, which it applied to, failed and nothing runs.")
+            Deployment.objects.filter(pk=later.pk).update(
+                state=Deployment.State.FAILED, finished_at=timezone.now(), error=f"v{failed.version} failed"
+            )
+        else:
+            later.steps.create(message=f"v{failed.version} failed: this change now applies to v{running.version}.")
+            Deployment.objects.filter(pk=later.pk).update(release=running)

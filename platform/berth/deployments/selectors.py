@@ -1,0 +1,54 @@
+"""Shared reads about deployments and an app's desired state (docs/deploys.md)."""
+
+from collections import Counter
+
+from django.db.models import Min
+
+from berth.applications.models import App, Release
+from berth.fleet.models import Container
+
+from .models import Deployment
+
+
+def target_release(app: App) -> Release | None:
+    """The release Berth is moving the app to: that of its newest unfinished deployment, or else the
+    release that runs. Every change composes with it: a scale or config change made while a release
+    deploys applies to that release, and one made after a release failed to the release that runs."""
+    pending = (
+        Deployment.objects.filter(app=app, state__in=Deployment.UNFINISHED)
+        .order_by("-id")
+        .select_related("release")
+        .first()
+    )
+    return pending.release if pending is not None else app.current_release
+
+
+def live_since(release: Release):
+    """When this release went live: the end of its first deployment that succeeded (releases are
+    immutable, and a rollback makes a new one, so a release goes live once). None if it never did."""
+    return Deployment.objects.filter(release=release, state=Deployment.State.SUCCEEDED).aggregate(t=Min("finished_at"))[
+        "t"
+    ]
+
+
+def stable_release(app: App) -> Release | None:
+    """The newest release other than the current one that ran and was not rolled back for crash-looping:
+    what an automatic rollback returns to."""
+    ran = (
+        Deployment.objects.filter(app=app, state=Deployment.State.SUCCEEDED, release__crash_looped_at__isnull=True)
+        .exclude(release_id=app.current_release_id)
+        .order_by("-finished_at", "-id")
+        .select_related("release")
+        .first()
+    )
+    return ran.release if ran is not None else None
+
+
+def running_versions(app: App) -> dict[str, dict[str, int]]:
+    """Per process type, how many live containers of each release run: {"web": {"v1": 2, "v2": 1}}.
+    During a rollout a process type runs two releases."""
+    rows = Container.objects.filter(app=app, state__in=Container.LIVE).values_list("process_type", "release__version")
+    counts: dict[str, Counter] = {}
+    for process_type, version in rows:
+        counts.setdefault(process_type, Counter())[f"v{version}"] += 1
+    return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}

@@ -1,0 +1,229 @@
+"""Self-healing: which apps drifted from their desired state, crash back-off per replica slot, and
+crash loops (docs/deploys.md).
+
+- `drifts` says which apps run something other than their release and formation, and how long each
+  must wait before a heal deployment, in a few queries however many apps there are.
+- Crash back-off is per slot (process type, index): a slot's first crash is replaced at once, the
+  next ones after 1, 2, 4 … 60 s. It starts again once the slot's container stayed up
+  BERTH_BACKOFF_RESET_SECONDS, and with a new release; one slot's crashes never delay another's.
+- `heal_app` rolls back a release that crash-loops in its first BERTH_CRASH_LOOP_SECONDS, and
+  otherwise starts a heal deployment, which leaves the slots still backing off for a later pass.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from berth.applications.models import App, Formation, Release
+from berth.deployments.models import Deployment
+from berth.deployments.selectors import live_since, stable_release
+from berth.deployments.services import deployment_create, release_rollback_crash_loop
+from berth.fleet.models import Container, DockerHost
+from berth.fleet.selectors import live_containers
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+# Crashes older than this never count, whatever the slot did since.
+CRASH_WINDOW = timedelta(minutes=10)
+RECONCILE_APP_TASK = "berth.fleet.reconcile_app"
+
+Slot = tuple[str, int]  # (process type, index)
+
+
+def crash_backoff_s(streak: int) -> float:
+    """Delay before replacing a slot's container after `streak` crashes in a row: none after the
+    first, then doubling from 1 s, capped at 60 s."""
+    return 0.0 if streak <= 1 else min(BACKOFF_BASE_S * 2 ** (streak - 2), BACKOFF_CAP_S)
+
+
+@dataclass(frozen=True)
+class Crash:
+    """A container of a slot that exited on its own."""
+
+    started_at: datetime | None
+    finished_at: datetime
+
+    @property
+    def ran_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds() if self.started_at else 0.0
+
+
+def slot_wait_s(crashes: list[Crash], now: datetime) -> float:
+    """Seconds a slot must still wait, from its crashes newest first: the streak counts back from the
+    newest crash until one whose container had stayed up long enough to reset it."""
+    if not crashes:
+        return 0.0
+    streak = 0
+    for crash in crashes:
+        streak += 1
+        if crash.ran_s >= settings.BERTH_BACKOFF_RESET_SECONDS:
+            break
+    return max(0.0, crash_backoff_s(streak) - (now - crashes[0].finished_at).total_seconds())
+
+
+def _crashes(releases: dict[int, int], now: datetime) -> dict[int, dict[Slot, list[Crash]]]:
+    """Recent crashes of each app's given release, by slot, newest first: {app id: {slot: [Crash]}}."""
+    found: dict[int, dict[Slot, list[Crash]]] = defaultdict(lambda: defaultdict(list))
+    rows = (
+        Container.objects.filter(
+            app_id__in=releases,
+            release_id__in=set(releases.values()),
+            state=Container.State.EXITED,
+            finished_at__gte=now - CRASH_WINDOW,
+        )
+        .order_by("-finished_at")
+        .values_list("app_id", "release_id", "process_type", "index", "started_at", "finished_at")
+    )
+    for app_id, release_id, process_type, index, started_at, finished_at in rows:
+        if releases[app_id] == release_id:
+            found[app_id][(process_type, index)].append(Crash(started_at, finished_at))
+    return found
+
+
+def slots_backing_off(app: App, release: Release) -> dict[Slot, float]:
+    """The slots of `release` that must still wait after their crashes, and for how long."""
+    now = timezone.now()
+    slots = _crashes({app.pk: release.pk}, now).get(app.pk, {})
+    waits = {slot: slot_wait_s(crashes, now) for slot, crashes in slots.items()}
+    return {slot: wait for slot, wait in waits.items() if wait > 0}
+
+
+def app_drift(app: App) -> float | None:
+    """Seconds before a heal of this app may start (0: now), or None if it runs what it should."""
+    return drifts([app.pk]).get(app.pk)
+
+
+def drifts(app_ids) -> dict[int, float]:
+    """{app id: seconds to wait} for the apps among `app_ids` that drifted: a slot empty, crashed or
+    unhealthy, a container of another release or size, on a draining host, or one too many. The wait is
+    0 when anything but an empty slot in back-off needs doing, else the shortest slot back-off."""
+    releases = dict(
+        App.objects.filter(pk__in=app_ids, current_release__isnull=False).values_list("pk", "current_release_id")
+    )
+    if not releases:
+        return {}
+    process_types = dict(Release.objects.filter(pk__in=releases.values()).values_list("pk", "process_types"))
+    wanted: dict[int, dict[Slot, int]] = {app_id: {} for app_id in releases}
+    for app_id, process_type, quantity, size_id in Formation.objects.filter(app_id__in=releases).values_list(
+        "app_id", "process_type", "quantity", "size_id"
+    ):
+        if process_type in process_types[releases[app_id]]:
+            wanted[app_id].update({(process_type, i): size_id for i in range(quantity)})
+    live: dict[int, list] = {app_id: [] for app_id in releases}
+    for app_id, *row in live_containers(app_id__in=releases).values_list(
+        "app_id", "process_type", "index", "release_id", "size_id", "health", "host__state"
+    ):
+        live[app_id].append(row)
+    now = timezone.now()
+    empty: dict[int, set[Slot]] = {}
+    result: dict[int, float] = {}
+    for app_id, release_id in releases.items():
+        missing, other = _drift(wanted[app_id], live[app_id], release_id)
+        if other:
+            result[app_id] = 0.0
+        elif missing:
+            empty[app_id] = missing
+    if empty:
+        crashes = _crashes({app_id: releases[app_id] for app_id in empty}, now)
+        for app_id, slots in empty.items():
+            by_slot = crashes.get(app_id, {})
+            result[app_id] = min(slot_wait_s(by_slot.get(slot, []), now) for slot in slots)
+    return result
+
+
+def _drift(wanted: dict[Slot, int], live: list, release_id: int) -> tuple[set[Slot], bool]:
+    """(slots with no container at all, whether anything else differs from what is wanted)."""
+    occupied = {(process_type, index) for process_type, index, *_ in live}
+    serving = {
+        (process_type, index)
+        for process_type, index, release, size_id, health, host_state in live
+        if release == release_id
+        and size_id == wanted.get((process_type, index))
+        and health != Container.Health.UNHEALTHY
+        and host_state != DockerHost.State.DRAINING
+    }
+    missing = set(wanted) - occupied
+    other = bool(set(wanted) - missing - serving) or len(live) != len(serving) or bool(occupied - set(wanted))
+    return missing, other
+
+
+def heal_app(app: App) -> Deployment | None:
+    """Roll back a crash-looping release, or start a heal deployment if the app drifted and back-off
+    allows; nothing while another deployment of the app is under way."""
+    with transaction.atomic():
+        app = App.objects.select_for_update(of=("self",)).select_related("current_release").get(pk=app.pk)
+        if app.deployments.filter(state__in=Deployment.UNFINISHED).exists():
+            return None
+        loop = crash_loop(app)
+        if loop is not None:
+            to, reason = loop
+            logger.warning("app %s: %s; rolling back to v%s", app.pk, reason, to.version)
+            _, deployment = release_rollback_crash_loop(app=app, to=to, reason=reason)
+            return deployment
+        wait = app_drift(app)
+        if wait is None or wait > 0:
+            return None
+        return deployment_create(actor=None, app=app, release=app.current_release, kind=Deployment.Kind.HEAL)
+
+
+def crash_loop(app: App) -> tuple[Release, str] | None:
+    """(the release to return to, why) when the current release crash-loops: it crashed
+    BERTH_CRASH_LOOP_CRASHES times within BERTH_CRASH_LOOP_SECONDS of going live, or, within that time,
+    a crash left a process type with no healthy replica that back-off would keep empty. None otherwise,
+    or when no earlier release ran stably to return to."""
+    release = app.current_release
+    since = live_since(release) if release is not None else None
+    if since is None:
+        return None
+    window = timedelta(seconds=settings.BERTH_CRASH_LOOP_SECONDS)
+    crashes = Container.objects.filter(
+        app=app, release=release, state=Container.State.EXITED, finished_at__gte=since, finished_at__lte=since + window
+    ).count()
+    if crashes >= settings.BERTH_CRASH_LOOP_CRASHES:
+        reason = f"v{release.version} crashed {crashes} times within {window.seconds} s of going live"
+    elif crashes and timezone.now() <= since + window and (empty := _kept_empty(app, release)):
+        reason = f"v{release.version} crashed, and crash back-off would leave {empty} with no healthy container"
+    else:
+        return None
+    to = stable_release(app)
+    if to is None:
+        logger.warning("app %s: %s, but no earlier release ran stably", app.pk, reason)
+        return None
+    return to, reason
+
+
+def _kept_empty(app: App, release: Release) -> str | None:
+    """A process type with no healthy container whose empty slots are all backing off, if any."""
+    waiting = slots_backing_off(app, release)
+    if not waiting:
+        return None
+    healthy = set(
+        live_containers(app=app, release=release, health=Container.Health.HEALTHY).values_list(
+            "process_type", flat=True
+        )
+    )
+    for process_type in sorted({name for name, _ in waiting} - healthy):
+        return process_type
+    return None
+
+
+def heal_later(app_id: int, wait_s: float) -> None:
+    """Look at the app again once a slot's back-off is over."""
+    current_app.send_task(RECONCILE_APP_TASK, args=[app_id], countdown=wait_s)
+
+
+def heal_apps(app_ids) -> None:
+    """Heal each of these apps that drifted: now, or once its shortest slot back-off is over. Each is
+    looked at even while it waits, as a crash in a new release's first minutes may call for a rollback."""
+    idle = App.objects.filter(pk__in=app_ids).exclude(deployments__state__in=Deployment.UNFINISHED)
+    for app_id, wait in sorted(drifts(idle.values_list("pk", flat=True)).items()):
+        if heal_app(App.objects.get(pk=app_id)) is None and wait > 0:
+            heal_later(app_id, wait)
