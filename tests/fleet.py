@@ -69,3 +69,23 @@ def engine_checker(django_db_setup, tmp_path_factory):
     finally:
         worker.stop()
         forget_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Real workers on the queue this test process enqueues to; all stopped and the queue emptied after.
+
+    Earlier tests leave tasks on that queue (nobody consumed them): emptied first, so the worker
+    starts with this test's work only."""
+    forget_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
+    started = []
+
+    def start() -> RealWorker:
+        worker = RealWorker(settings.CELERY_TASK_DEFAULT_QUEUE, tmp_path / "worker.log", pool="prefork")
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()
+    forget_queue(settings.CELERY_TASK_DEFAULT_QUEUE)

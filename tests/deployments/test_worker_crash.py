@@ -11,32 +11,11 @@ from berth.deployments.services import formation_scale, release_create
 from berth.fleet.models import Container
 from tests.factories import AppFactory
 from tests.fleet import WEB
-from tests.workers import RealWorker, forget_queue
 from worker import tasks
 
 from .helpers import fetch, live, wait_for
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def workers(tmp_path):
-    """Real workers on the queue this test process enqueues to; all stopped and the queue emptied after.
-
-    Earlier tests leave tasks on that queue (nobody consumed them): emptied first, so the worker
-    starts with this test's work only."""
-    forget_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
-    started = []
-
-    def start() -> RealWorker:
-        worker = RealWorker(settings.CELERY_TASK_DEFAULT_QUEUE, tmp_path / "worker.log", pool="prefork")
-        started.append(worker)
-        return worker.start()
-
-    yield start
-    for worker in started:
-        worker.stop()
-    forget_queue(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 def berth_containers_on_engines(fleet, app) -> list[str]:

@@ -1,6 +1,7 @@
 """Request and response shapes of the tenant API. Serializers validate; services decide."""
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from berth.applications.models import App, Formation, RegistryCredential, Release
@@ -10,6 +11,7 @@ from berth.audit.models import AuditEvent
 from berth.billing.models import Invoice, InvoiceLine
 from berth.core.validators import slug_validator
 from berth.deployments.models import Deployment, DeploymentStep
+from berth.deployments.selectors import app_state
 from berth.fleet.credentials import credential_problems
 from berth.fleet.models import Container, DockerHost, Size
 from berth.tenancy.models import ApiToken, Invitation, Membership, Organization, User
@@ -124,6 +126,39 @@ class AppSerializer(serializers.ModelSerializer):
     class Meta:
         model = App
         fields = ["name", "organization", "description", "created_by", "created_at", "updated_at"]
+
+
+class ProcessStateSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(help_text="How many containers the formation asks for.")
+    size = serializers.CharField()
+    running = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text='Live containers per release, e.g. {"v1": 2, "v2": 1} while a rollout replaces v1 with v2.',
+    )
+
+
+class AppStateSerializer(serializers.Serializer):
+    release = serializers.IntegerField(allow_null=True, help_text="The version that runs (its deployment succeeded).")
+    target_release = serializers.IntegerField(
+        allow_null=True,
+        help_text="The version Berth is moving the app to; every scale or config change applies to it "
+        "(the release that runs once no deployment is under way).",
+    )
+    deploying = serializers.BooleanField(help_text="Whether a deployment of the app is queued or running.")
+    processes = serializers.DictField(child=ProcessStateSerializer())
+
+
+class AppDetailSerializer(AppSerializer):
+    """An app with what it runs and where it is going (deployments.selectors.app_state)."""
+
+    state = serializers.SerializerMethodField()
+
+    class Meta(AppSerializer.Meta):
+        fields = [*AppSerializer.Meta.fields, "state"]
+
+    @extend_schema_field(AppStateSerializer)
+    def get_state(self, app) -> dict:
+        return app_state(app)
 
 
 class AppCreateSerializer(StrictSerializer):

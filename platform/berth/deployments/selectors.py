@@ -52,3 +52,22 @@ def running_versions(app: App) -> dict[str, dict[str, int]]:
     for process_type, version in rows:
         counts.setdefault(process_type, Counter())[f"v{version}"] += 1
     return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
+
+
+def app_state(app: App) -> dict:
+    """What an app runs and where it is going: the release that runs, the target release, and per
+    process type the wanted quantity and size beside the live containers of each release."""
+    target = target_release(app)
+    running = running_versions(app)
+    formation = app.formation.select_related("size").order_by("process_type")
+    process_types = (target or app.current_release).process_types if (target or app.current_release) else {}
+    return {
+        "release": app.current_release.version if app.current_release else None,
+        "target_release": target.version if target else None,
+        "deploying": Deployment.objects.filter(app=app, state__in=Deployment.UNFINISHED).exists(),
+        "processes": {
+            f.process_type: {"quantity": f.quantity, "size": f.size.name, "running": running.get(f.process_type, {})}
+            for f in formation
+            if f.process_type in process_types or f.process_type in running
+        },
+    }

@@ -46,7 +46,12 @@ class AppViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationS
     }
 
     def get_queryset(self):
-        return self.scoped(App).select_related("organization", "created_by")
+        return self.scoped(App).select_related("organization", "created_by", "current_release")
+
+    @extend_schema(responses=serializers.AppDetailSerializer)
+    def retrieve(self, request, org_slug=None, app_name=None):
+        """One app, with the release it runs, the one Berth is moving it to, and what runs per process type."""
+        return Response(serializers.AppDetailSerializer(self.get_object()).data)
 
     @extend_schema(request=serializers.AppCreateSerializer, responses={201: serializers.AppSerializer})
     def create(self, request, org_slug=None):
