@@ -31,7 +31,7 @@ test: deps testbed
 testbed:
 	@scripts/ensure-docker.sh
 	@scripts/ensure-chromium.sh
-	@testbed/hosts.sh up 2
+	@testbed/hosts.sh up 3 --userns-remap 3  # h1 and h2 for the fleet, h3 remaps user namespaces
 
 lint: deps
 	$(UV) run --frozen ruff check .

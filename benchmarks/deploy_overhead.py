@@ -42,6 +42,7 @@ NAME = "deploy_overhead"
 ORG = "bench-deploy"
 DATABASE = "berth_bench_deploy"
 IMAGE = "berth-test/web:v1"
+IMAGE_USER = "10001:10001"  # what the image's config says (testbed/images/web/Dockerfile)
 HEALTH_PATH = "/cgi-bin/health"
 REPETITIONS = 10
 CELERY_REPETITIONS = 10
@@ -214,7 +215,13 @@ class Measure:
         release = Release.objects.filter(app__organization=self.organization).select_related("app").first()
         process = release.processes["web"]
         spec = container_spec(
-            release=release, process=process, index=0, size=self.size, host=self.host_row, deployment_id=None
+            release=release,
+            process=process,
+            index=0,
+            size=self.size,
+            host=self.host_row,
+            deployment_id=None,
+            image_user=IMAGE_USER,
         )
         config = spec["host_config"]
         flags = [

@@ -34,6 +34,7 @@ NAME = "reconcile_pass"
 ORG = "bench-reconcile"
 DATABASE = "berth_bench_reconcile"
 IMAGE = "berth-test/nobind:v1"
+IMAGE_USER = "10001:10001"  # what the image's config says (testbed/images/nobind/Dockerfile)
 SIZES = (100, 500, 1000)
 PER_APP = 10
 APPS_PER_ORG = 10  # 100 containers per organization, 50 per host
@@ -128,7 +129,13 @@ class Measure:
                 host = self.host_rows[index % len(self.host_rows)]
                 work[host.pk].append(
                     container_spec(
-                        release=release, process=process, index=index, size=self.size, host=host, deployment_id=None
+                        release=release,
+                        process=process,
+                        index=index,
+                        size=self.size,
+                        host=host,
+                        deployment_id=None,
+                        image_user=IMAGE_USER,
                     )
                 )
         began = time.monotonic()

@@ -4,8 +4,12 @@
 # bh$i-i 10.250.$i.2 inside) and runs its own dockerd there, answering on
 # unix:///run/berth-testbed/h$i/docker.sock and publishing ports on 10.250.$i.2.
 #
-#   testbed/hosts.sh up [N]             create hosts 1..N (default 2), start their engines, load the
-#                                       test images; idempotent, restarts an engine that died
+#   testbed/hosts.sh up [N] [--userns-remap I[,J...]]
+#                                       create hosts 1..N (default 2), start their engines, load the
+#                                       test images; idempotent, restarts an engine that died. Hosts named
+#                                       by --userns-remap run dockerd --userns-remap=default (root in a
+#                                       container is an unprivileged host uid) from their first start, and
+#                                       keep it until `down`
 #   testbed/hosts.sh down               stop every engine, remove namespaces, veths, mounts, data
 #   testbed/hosts.sh status             one line per host
 #   testbed/hosts.sh check              run berth-test/web:v1 hardened on every host, fetch it from here
@@ -204,10 +208,10 @@ start_engine() { # start host i's dockerd unless it runs; does not wait for it
   # mount namespace and hide the cgroup v1 hierarchies dockerd needs. setsid and the redirections
   # detach it from the caller (pytest waits for its pipes to close); 9>&- keeps the lock out of it.
   # --cgroup-parent keeps each host's containers in their own cgroup, where stop-engine finds them.
-  # shellcheck disable=SC2046 # tls_flags is a list of words, or none
+  # shellcheck disable=SC2046 # tls_flags and userns_flags are lists of words, or none
   nsenter --net="/run/netns/$(netns "$i")" -- setsid dockerd \
     --config-file "$dir/daemon.json" \
-    -H "$(engine_url "$i")" $(tls_flags "$i") \
+    -H "$(engine_url "$i")" $(tls_flags "$i") $(userns_flags "$i") \
     --data-root "$DATA/h$i" \
     --exec-root "$dir/exec" \
     --pidfile "$dir/docker.pid" \
@@ -291,6 +295,38 @@ stop_engine() { # i mode: graceful (SIGTERM, containers stop with their stop sig
   # orphans late), and the next dockerd then waits for that containerd until it gives up.
   rm -rf "${STATE:?}/h$i/exec" "$STATE/h$i/docker.pid" "$STATE/h$i/docker.sock"
   [[ -z $pid ]] || echo "=== $(date -u +%FT%TZ) engine stopped ($mode)" >>"$LOGS/h$i.log"
+}
+
+# --- engines that remap user namespaces -------------------------------------------------------
+
+# A host marked here runs dockerd --userns-remap=default: dockerd makes the `dockremap` user and its
+# /etc/subuid and /etc/subgid ranges itself, and root in a container is host uid 100000. The mark
+# lives with the data-root, so start-engine and a plain `up` keep it until `down`. Remapping keeps
+# images and containers in a data-root of their own (h$i/100000.100000), so a host is marked before
+# its first start; a running engine marked later is restarted once and given the images again.
+userns_mark() { echo "$DATA/h$1/userns-remap"; }
+
+userns_flags() {
+  [[ ! -e $(userns_mark "$1") ]] || echo "--userns-remap=default"
+}
+
+engine_remaps() { # whether host i's running dockerd was started with --userns-remap
+  local pid
+  pid=$(engine_pid "$1")
+  [[ -n $pid ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--userns-remap="
+}
+
+userns_mark_hosts() { # mark hosts for remapping; restart (gracefully) a running engine that does not remap yet
+  local list=$1 i
+  for i in ${list//,/ }; do
+    check_index "$i"
+    mkdir -p "$DATA/h$i"
+    touch "$(userns_mark "$i")"
+    if [[ -n $(engine_pid "$i") ]] && ! engine_remaps "$i"; then
+      log "host $i: restarting dockerd with --userns-remap=default"
+      stop_engine "$i" graceful
+    fi
+  done
 }
 
 # --- engines over TLS and ssh -----------------------------------------------------------------
@@ -535,12 +571,21 @@ registry_push() { # push the test images from host $REGISTRY_HOST's engine where
 # --- commands ---------------------------------------------------------------------------------
 
 cmd_up() {
-  local n=${1:-2} i
+  local n=2 remap= i
   local -a urls=()
+  while (($#)); do
+    case $1 in
+      --userns-remap) remap=${2:?--userns-remap I[,J...]}; shift 2 ;;
+      --userns-remap=*) remap=${1#*=}; shift ;;
+      *) n=$1; shift ;;
+    esac
+  done
   check_index "$n"
+  for i in ${remap//,/ }; do ((i <= n)) || n=$i; done # a host named there is brought up too
   with_lock
   ensure_prerequisites
   ensure_routing
+  [[ -z $remap ]] || userns_mark_hosts "$remap"
   for i in $(seq 1 "$n"); do
     ensure_network "$i"
     if [[ -n $(engine_pid "$i") ]]; then configure_engine "$i"; else start_engine "$i"; fi
@@ -583,6 +628,7 @@ cmd_status() {
     version=$(answers "$i") || true
     if [[ -n $version ]]; then
       running="$(engine "$i" ps -q | wc -l) running"
+      if engine_remaps "$i"; then running="$running, userns-remap"; fi
       version="$version (pid $pid)"
     else
       running=-

@@ -16,12 +16,13 @@ BUSYBOX=/bin/busybox
 SOURCE_LABEL=org.berth.testbed.source
 
 # tag | context folder under images/ | build arguments | stage. Images of one stage build in
-# parallel; crash is built FROM berth-test/web:v1, so it waits for stage 1.
+# parallel; crash and root are built FROM berth-test/web:v1, so they wait for stage 1.
 IMAGES=(
   "berth-test/web:v1|web|VERSION=v1|1"
   "berth-test/web:v2|web|VERSION=v2|1"
   "berth-test/nobind:v1|nobind||1"
   "berth-test/crash:v1|crash||2"
+  "berth-test/root:v1|root||2"
 )
 
 log() { echo "images: $*" >&2; }

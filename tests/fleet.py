@@ -54,6 +54,30 @@ def fleet(testbed_hosts, transactional_db):
 
 
 @pytest.fixture
+def userns_host(fleet, userns_testbed_host):
+    """The test bed's host that remaps user namespaces, registered beside the fleet's hosts (or found among
+    them), after a heartbeat of every host: Berth has detected which engines remap. Yields its row."""
+    from worker.reconcile import check_host
+
+    row = next((h for h in fleet if h.engine_url == userns_testbed_host.engine_url), None)
+    if row is None:
+        remove_berth_containers([userns_testbed_host])
+        row = DockerHost.objects.create(
+            name=f"test-{userns_testbed_host.name}",
+            engine_url=userns_testbed_host.engine_url,
+            address=userns_testbed_host.address,
+            memory_mb=1024,
+            cpu_millis=2000,
+            status=DockerHost.Status.UP,
+        )
+    for host in DockerHost.objects.all():
+        assert check_host(host), host.last_error
+    row.refresh_from_db()
+    yield row
+    remove_berth_containers([userns_testbed_host])
+
+
+@pytest.fixture
 def tenant(transactional_db):
     """An owner in an organization, for deploying apps."""
     return MembershipFactory(organization=OrganizationFactory(slug="shop"), role=Role.OWNER).user

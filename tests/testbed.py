@@ -19,6 +19,10 @@ HOSTS_SCRIPT = Path(__file__).resolve().parent.parent / "testbed" / "hosts.sh"
 # Which hosts this run uses, by index. Two suites run side by side on different hosts (say
 # BERTH_TEST_HOSTS=3,4) without removing each other's containers.
 HOST_INDICES = [int(i) for i in os.environ.get("BERTH_TEST_HOSTS", "1,2").split(",") if i.strip()]
+# The host whose engine remaps user namespaces (testbed/hosts.sh up --userns-remap): by default the one
+# after the last of BERTH_TEST_HOSTS (h3 under `make test`), used by the tests that ask for it. It may also
+# be one of BERTH_TEST_HOSTS, and then the fleet holds a remapping host.
+USERNS_HOST_INDEX = int(os.environ.get("BERTH_TEST_USERNS_HOST") or max(HOST_INDICES) + 1)
 # From nothing the script installs packages and builds images; a stuck engine is reported well before.
 SCRIPT_TIMEOUT_S = 600
 
@@ -62,9 +66,16 @@ def hosts_script(*args: str) -> str:
 @pytest.fixture(scope="session")
 def testbed_hosts() -> list[TestHost]:
     """The test bed's hosts, up and holding the berth-test images. Never skips: a test bed that cannot
-    come up fails the test with the script's output."""
-    hosts_script("up", str(max(HOST_INDICES)))
+    come up fails the test with the script's output. The remapping host comes up with them."""
+    hosts_script("up", str(max(*HOST_INDICES, USERNS_HOST_INDEX)), "--userns-remap", str(USERNS_HOST_INDEX))
     return [host_by_index(index) for index in HOST_INDICES]
+
+
+@pytest.fixture(scope="session")
+def userns_testbed_host(testbed_hosts) -> TestHost:
+    """The test bed's host whose engine runs with --userns-remap=default (root in a container is host uid
+    100000, the first of dockremap's /etc/subuid range)."""
+    return host_by_index(USERNS_HOST_INDEX)
 
 
 def stop_engine(index: int, *, kill: bool = False) -> None:

@@ -15,6 +15,26 @@ from .engine import MANAGED_LABEL
 PIDS_LIMIT = 256
 STOP_TIMEOUT_S = 10
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+# A read-only root keeps one writable place: small, and nothing in it can be executed or gain setuid.
+TMP_OPTIONS = "rw,noexec,nosuid,size=64m"
+# An image that would run as root on a host that does not remap user namespaces runs as nobody:nogroup
+# instead. 65534 is the overflow uid and gid the kernel itself shows for ids it cannot map, normally owns
+# no file on a host, and is "nobody" in Debian, Alpine and most distributions: unprivileged everywhere.
+UNPRIVILEGED_USER = "65534:65534"
+
+
+def runs_as_root(image_user: str) -> bool:
+    """Whether an image's configured user ("", "0", "root", "0:0", "root:root", …) is root: an image that
+    names no user runs as root, and the group does not matter, only the uid."""
+    return image_user.split(":", 1)[0] in {"", "0", "root"}
+
+
+def container_user(image_user: str, host: DockerHost) -> str | None:
+    """The user a container runs as; None leaves the image's own. Root stays root only where the host's
+    engine remaps it to an unprivileged host uid; a release never sets a user itself."""
+    if runs_as_root(image_user) and not host.userns_remap:
+        return UNPRIVILEGED_USER
+    return None
 
 
 def network_name(organization_id: int) -> str:
@@ -45,8 +65,16 @@ def labels_for(*, release: Release, process: ProcessType, index: int, size: Size
 
 
 def container_spec(
-    *, release: Release, process: ProcessType, index: int, size: Size, host: DockerHost, deployment_id: int | None
+    *,
+    release: Release,
+    process: ProcessType,
+    index: int,
+    size: Size,
+    host: DockerHost,
+    deployment_id: int | None,
+    image_user: str,
 ) -> dict:
+    """`image_user` is the user the release's image says it runs as, on this host (LocalImage.user)."""
     app = release.app
     name = f"{app.organization.slug}.{app.name}.{process.name}.{index}.v{release.version}.{secrets.token_hex(3)}"
     environment = {
@@ -66,6 +94,7 @@ def container_spec(
     return {
         "name": name,
         "image": release.image,
+        "user": container_user(image_user, host),
         "command": list(process.command),
         "environment": environment,
         "labels": labels_for(release=release, process=process, index=index, size=size, deployment_id=deployment_id),
@@ -86,5 +115,12 @@ def container_spec(
             "restart_policy": {"Name": "no"},  # Berth replaces crashed containers itself, with back-off
             "ipc_mode": "private",
             "init": False,
+            **_filesystem(process),
         },
     }
+
+
+def _filesystem(process: ProcessType) -> dict:
+    if not process.read_only:
+        return {}
+    return {"read_only": True, "tmpfs": {"/tmp": TMP_OPTIONS}}  # noqa: S108 - the container's own /tmp, a tmpfs

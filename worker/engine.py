@@ -118,10 +118,12 @@ class ObservedContainer:
 
 @dataclass(frozen=True)
 class LocalImage:
-    """An image in a host's store: its id, and the digest Berth records for containers run from it."""
+    """An image in a host's store: its id, the digest Berth records for containers run from it, and the
+    user its config says it runs as ("" when it says none, which is root)."""
 
     image_id: str
     digest: str
+    user: str = ""
 
     @classmethod
     def of(cls, inspected: dict, image: str) -> "LocalImage":
@@ -131,7 +133,7 @@ class LocalImage:
         repository = parse_repository_tag(image)[0]
         ours = [d for d in digests if d.split("@", 1)[0] == repository]
         digest = (ours or digests)[0].split("@", 1)[1] if digests else inspected["Id"]
-        return cls(image_id=inspected["Id"], digest=digest)
+        return cls(image_id=inspected["Id"], digest=digest, user=(inspected.get("Config") or {}).get("User") or "")
 
 
 class HostKeyMismatch(paramiko.SSHException):
@@ -298,6 +300,8 @@ class Engine:
             "memory_bytes": info.get("MemTotal", 0),
             "cpus": info.get("NCPU", 0),
             "clock": info.get("SystemTime", ""),
+            # dockerd --userns-remap: root in a container is an unprivileged user on the host.
+            "userns_remap": any(option.split(",")[0] == "name=userns" for option in info.get("SecurityOptions") or []),
         }
 
     def ensure_network(self, name: str, labels: dict) -> None:
@@ -318,6 +322,14 @@ class Engine:
             pruned = self.api.prune_networks(filters={"label": f"{MANAGED_LABEL}=true", "until": older_than})
         return pruned.get("NetworksDeleted") or []
 
+    def local_image(self, image: str) -> "LocalImage | None":
+        """The host's copy of `image`, or None when it has none; never pulls."""
+        with _translate_errors(f"looking up image {image} on {self.host.name}"):
+            try:
+                return LocalImage.of(self.api.inspect_image(image), image)
+            except docker_errors.ImageNotFound:
+                return None
+
     def ensure_image(self, image: str, auth: dict | None = None, *, always_pull: bool = False) -> "LocalImage":
         """The host's copy of `image` (its id and digest), pulling it if the host does not have it
         (or, with `always_pull`, even if it does: the registry then checks `auth` against the image).
@@ -327,11 +339,9 @@ class Engine:
         ~/.docker/config.json and lend the operator's registry access to every tenant.
         """
         if not always_pull:
-            with _translate_errors(f"looking up image {image} on {self.host.name}"):
-                try:
-                    return LocalImage.of(self.api.inspect_image(image), image)
-                except docker_errors.ImageNotFound:
-                    pass
+            found = self.local_image(image)
+            if found is not None:
+                return found
         what = f"pulling {image} on {self.host.name} " + (f"as {auth['username']}" if auth else "without credentials")
         try:
             with _translate_errors(what):
@@ -366,6 +376,7 @@ class Engine:
         created = self.api.create_container(
             image=spec["image"],
             name=spec["name"],
+            user=spec.get("user"),
             command=spec["command"] or None,
             environment=spec["environment"],
             labels=spec["labels"],

@@ -20,6 +20,8 @@ class HostLoad:
     same_process_type: int
     # Live containers of the app's organization: they share one network, whose addresses run out.
     organization_containers: int = 0
+    # Its engine remaps user namespaces: an image that runs as root is root there only in name.
+    userns_remap: bool = False
 
     @property
     def free_mb(self) -> int:
@@ -36,13 +38,15 @@ class Placement:
     reason: str
 
 
-def place(hosts: list[HostLoad], memory_mb: int, *, organization_limit: int) -> Placement:
+def place(hosts: list[HostLoad], memory_mb: int, *, organization_limit: int, root_image: bool = False) -> Placement:
     """Pick a host for one container of `memory_mb`.
 
     A host fits when it has the memory free and fewer than `organization_limit` of the
     organization's containers (the addresses of the organization's network on it). Among those:
-    spread first (fewest containers of the target release, then of the process type at all), then
-    the most free memory, then the name, so the same inputs always give the same host.
+    for an image that runs as root (`root_image`), hosts that remap user namespaces first (elsewhere
+    it runs as an unprivileged user, which it may not expect); then spread (fewest containers of the
+    target release, then of the process type at all), then the most free memory, then the name, so
+    the same inputs always give the same host.
     """
     if not hosts:
         raise PlacementError("No host is active and up: all are cordoned, draining or down.")
@@ -56,23 +60,35 @@ def place(hosts: list[HostLoad], memory_mb: int, *, organization_limit: int) -> 
     if not fitting:
         most = max(roomy, key=lambda h: h.free_mb)
         raise PlacementError(f"No host has {memory_mb} MB free; the most is {most.free_mb} MB on {most.name}.")
-    best = min(fitting, key=lambda h: (h.same_release, h.same_process_type, -h.free_mb, h.name))
+    best = min(
+        fitting,
+        key=lambda h: (root_image and not h.userns_remap, h.same_release, h.same_process_type, -h.free_mb, h.name),
+    )
     return Placement(
         host_id=best.host_id,
         reason=(
             f"{best.name}: {best.same_release} of this release's replicas there, "
             f"{best.free_mb} of {best.memory_mb} MB free ({len(fitting)} of {len(hosts)} hosts fit)"
+            + (f"; the image runs as root, {_remapping(best)}" if root_image else "")
         ),
     )
 
 
-def place_many(hosts: list[HostLoad], memory_mb: int, count: int, *, organization_limit: int) -> list[Placement]:
+def _remapping(host: HostLoad) -> str:
+    if host.userns_remap:
+        return "which this host remaps to an unprivileged user"
+    return "and no host that fits remaps user namespaces: it runs as uid 65534"
+
+
+def place_many(
+    hosts: list[HostLoad], memory_mb: int, count: int, *, organization_limit: int, root_image: bool = False
+) -> list[Placement]:
     """Places for `count` containers started together: each counts as placed for the next, so
     they spread as if started one by one. All or nothing: PlacementError if any cannot be placed."""
     loads = list(hosts)
     placements = []
     for _ in range(count):
-        chosen = place(loads, memory_mb, organization_limit=organization_limit)
+        chosen = place(loads, memory_mb, organization_limit=organization_limit, root_image=root_image)
         placements.append(chosen)
         loads = [
             replace(

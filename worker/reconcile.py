@@ -53,6 +53,7 @@ def check_host(host: DockerHost) -> bool:
         last_error="",
         engine_version=info["version"],
         engine_id=info["engine_id"],
+        userns_remap=info["userns_remap"],
     )
     return True
 

@@ -17,7 +17,7 @@ from berth.deployments.models import Deployment, DeploymentStep
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
 
-from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name
+from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name, runs_as_root
 from .engine import Engine, EngineError, ImageNotFound, LocalImage
 from .placement import HostLoad, place_many
 from .probes import probe
@@ -82,11 +82,36 @@ def choose_hosts(*, release: Release, process: ProcessType, size: Size, count: i
             same_release=h.same_release,
             same_process_type=h.same_process_type,
             organization_containers=h.organization_containers,
+            userns_remap=h.userns_remap,
         )
         for h in hosts.values()
     ]
-    placements = place_many(loads, size.memory_mb, count, organization_limit=settings.BERTH_ORG_CONTAINERS_PER_HOST)
+    placements = place_many(
+        loads,
+        size.memory_mb,
+        count,
+        organization_limit=settings.BERTH_ORG_CONTAINERS_PER_HOST,
+        root_image=_image_runs_as_root(release, list(hosts.values())),
+    )
     return [Chosen(hosts[p.host_id], p.reason) for p in placements]
+
+
+def _image_runs_as_root(release: Release, hosts: list[DockerHost], asked: int = 3) -> bool:
+    """Whether the release's image runs as root, for placement to prefer hosts that remap user namespaces.
+    Asked of (at most `asked`) hosts only when those that may take it differ in remapping, since the
+    answer changes nothing otherwise; False when none holds the image yet. Only a preference: on a host
+    that does not remap, start_container runs a root image as an unprivileged user whatever was guessed."""
+    if len({h.userns_remap for h in hosts}) < 2:
+        return False
+    for host in hosts[:asked]:
+        try:
+            with Engine(host, timeout=5) as engine:
+                found = engine.local_image(release.image)
+        except EngineError:
+            continue
+        if found is not None:
+            return runs_as_root(found.user)
+    return False
 
 
 def prepare_host(host: DockerHost, release: Release) -> LocalImage:
@@ -124,15 +149,22 @@ def start_container(
     """
     host = chosen.host
     app = release.app
-    spec = container_spec(
-        release=release,
-        process=process,
-        index=index,
-        size=size,
-        host=host,
-        deployment_id=deployment.pk if deployment else None,
-    )
     policy = None if image else pull_policy(release)
+    # A host that does not remap user namespaces runs a root image as another user, so there the
+    # image's user must be known before the create (containers.container_user).
+    find_first = policy is not None and (policy.always_pull or not host.userns_remap)
+
+    def spec_for(found: LocalImage | None) -> dict:
+        # Unknown only on a remapping host, where a container runs as its image says whatever that is.
+        return container_spec(
+            release=release,
+            process=process,
+            index=index,
+            size=size,
+            host=host,
+            deployment_id=deployment.pk if deployment else None,
+            image_user=found.user if found else "",
+        )
 
     def announce_and_find_image() -> LocalImage:
         step(deployment, f"Starting {process.name}.{index} of v{release.version} on {chosen.reason}.", host=host)
@@ -143,11 +175,13 @@ def start_container(
 
     try:
         with Engine(host) as engine:
-            if policy is not None and policy.always_pull:
+            if find_first:
                 # Pulled before the create, so the registry decides whether this organization may run it.
                 image = announce_and_find_image()
+                spec = spec_for(image)
                 docker_id = engine.run(spec)
             else:
+                spec = spec_for(image)
                 docker_id, image = _create_and_start(engine, spec, announce_and_find_image)
             observed = engine.inspect(docker_id)
             running = observed is not None and observed.state == "running"

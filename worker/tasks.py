@@ -80,7 +80,7 @@ def check_engine(sealed: str) -> dict:
             info = engine.info()
     except EngineError as error:
         return {"error": str(error), "field": error.field or "engine_url"}
-    return {"version": info["version"], "engine_id": info["engine_id"]}
+    return {"version": info["version"], "engine_id": info["engine_id"], "userns_remap": info["userns_remap"]}
 
 
 @shared_task(name="berth.fleet.reconcile_host")

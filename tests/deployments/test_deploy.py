@@ -12,7 +12,7 @@ import pytest
 from berth.applications.models import App
 from berth.deployments.models import Deployment
 from berth.deployments.services import config_set, formation_scale, release_create, release_rollback
-from berth.fleet.models import Container
+from berth.fleet.models import Container, DockerHost
 from tests.factories import AppFactory
 from tests.fleet import WEB
 
@@ -206,6 +206,10 @@ def test_every_container_passes_the_hardening_audit(fleet, tenant, app, testbed_
         assert hc["PidsLimit"] == 256
         assert hc["Memory"] == 64 * 1024 * 1024 and hc["NanoCpus"] == 250_000_000
         assert not hc["Binds"] and not inspected["Mounts"]
+        # Writable unless the process type asks for a read-only root (tests/deployments/test_hardening.py).
+        assert hc["ReadonlyRootfs"] is False and not hc.get("Tmpfs")
+        # An image that names its own user runs as it: Berth changes only root, and only where root is real.
+        assert inspected["Config"]["User"] == "10001:10001"
         assert hc["NetworkMode"] == f"berth-org-{app.organization_id}"
         assert hc["PidMode"] == "" and hc["IpcMode"] == "private"
         assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
@@ -389,9 +393,12 @@ def test_a_start_makes_the_organizations_network_when_it_is_missing(fleet, tenan
 
 
 @pytest.fixture
-def slow_lookup(monkeypatch):
+def slow_lookup(monkeypatch, userns_host):
     """Makes the image lookup a lone start does alongside Docker's create wait 0.5 s (the create has
-    long answered by then), then do `then(host)` before it looks; records the images created."""
+    long answered by then), then do `then(host)` before it looks; records the images created. The
+    lookup runs alongside only on a host that remaps user namespaces (elsewhere the image's user decides
+    the container's, so it is found first): the others are cordoned."""
+    DockerHost.objects.exclude(pk=userns_host.pk).update(state=DockerHost.State.CORDONED)
     from worker import runtime
     from worker.engine import Engine
 
@@ -437,7 +444,7 @@ def test_an_image_the_host_lacks_is_pulled_and_the_container_created_again(fleet
                 client.remove_image(image)  # untags; the layers are berth-test/web:v1's
 
 
-def test_a_start_that_fails_on_berths_side_leaves_no_container(fleet, tenant, app, slow_lookup, testbed_hosts):
+def test_a_start_that_fails_on_berths_side_leaves_no_container(fleet, tenant, app, slow_lookup, userns_host):
     """Docker started the container, then Berth's own part of the start failed: it is removed."""
     from worker.engine import EngineError
 
@@ -452,6 +459,6 @@ def test_a_start_that_fails_on_berths_side_leaves_no_container(fleet, tenant, ap
     assert "the engine went away" in deployment.error
     assert created == ["berth-test/web:v1"]
     assert live(app) == []
-    for host in testbed_hosts:
+    for host in DockerHost.objects.all():
         with contextlib.closing(docker.APIClient(base_url=host.engine_url)) as client:
             assert client.containers(all=True, filters={"label": f"berth.app_id={app.pk}"}) == []

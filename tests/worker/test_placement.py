@@ -1,5 +1,7 @@
 """Placement is pure arithmetic: the same loads always give the same hosts, for the stated reasons."""
 
+from dataclasses import replace
+
 import pytest
 
 from worker.placement import HostLoad, PlacementError, place, place_many
@@ -32,6 +34,21 @@ def test_a_host_whose_organization_network_is_full_gets_nothing_more():
     assert place([full, host(2, "b", used=1000 - 64)], 64, organization_limit=LIMIT).host_id == 2
     with pytest.raises(PlacementError, match="250 of this organization's containers"):
         place([full], 64, organization_limit=LIMIT)
+
+
+def test_an_image_that_runs_as_root_goes_to_hosts_that_remap_user_namespaces_first():
+    plain = host(1, "a")
+    remapping = replace(host(2, "b", used=800, same_release=2, same_process_type=2), userns_remap=True)
+    chosen = place([plain, remapping], 64, organization_limit=LIMIT, root_image=True)
+    assert chosen.host_id == 2 and "the image runs as root, which this host remaps" in chosen.reason
+    # Other images spread as before; and with no remapping host that fits, a root image still runs.
+    assert place([plain, remapping], 64, organization_limit=LIMIT).host_id == 1
+    chosen = place([plain, replace(remapping, memory_used_mb=1000)], 64, organization_limit=LIMIT, root_image=True)
+    assert chosen.host_id == 1 and "it runs as uid 65534" in chosen.reason
+    placed = place_many(
+        [plain, remapping, replace(remapping, host_id=3, name="c")], 64, 4, organization_limit=LIMIT, root_image=True
+    )
+    assert sorted(p.host_id for p in placed) == [2, 2, 3, 3]
 
 
 def test_no_host_at_all_is_a_clear_error():

@@ -401,6 +401,11 @@ class SizeCreateSerializer(StrictSerializer):
 class DockerHostSerializer(serializers.ModelSerializer):
     containers_running = serializers.IntegerField(read_only=True)
     memory_used_mb = serializers.IntegerField(read_only=True)
+    userns_remap = serializers.BooleanField(
+        read_only=True,
+        help_text="The engine remaps user namespaces: root in a container is an unprivileged user on the host, "
+        "so images that run as root run as root here (elsewhere as uid 65534) and are placed here first",
+    )
 
     class Meta:
         model = DockerHost
@@ -415,6 +420,7 @@ class DockerHostSerializer(serializers.ModelSerializer):
             "state",
             "status",
             "engine_version",
+            "userns_remap",
             "ssh_host_key",
             "last_heartbeat_at",
             "last_error",

@@ -120,11 +120,12 @@ class DockerHostAdmin(AuditedModelAdmin):
         "state",
         "status",
         "engine_version",
+        "remaps_root",
         "last_heartbeat_at",
         "capacity_used",
         "running",
     ]
-    list_filter = ["state", "status"]
+    list_filter = ["state", "status", "userns_remap"]
     search_fields = ["name", "address"]
     actions = ["cordon", "drain", "activate", "remove"]
     inlines = [LiveContainerInline]
@@ -135,7 +136,16 @@ class DockerHostAdmin(AuditedModelAdmin):
         ("ssh, for ssh:// engines", {"fields": ["ssh_private_key", "ssh_host_key"]}),
     ]
     # State changes only through the actions, which audit them and start a drain's reconcile.
-    observed = ["state", "status", "capacity_used", "engine_version", "engine_id", "last_heartbeat_at", "last_error"]
+    observed = [
+        "state",
+        "status",
+        "capacity_used",
+        "engine_version",
+        "engine_id",
+        "remaps_root",
+        "last_heartbeat_at",
+        "last_error",
+    ]
     fieldsets = [*add_fieldsets, ("State and what the worker observed", {"fields": [*observed, "created_at"]})]
 
     def get_fieldsets(self, request, obj=None):
@@ -162,6 +172,11 @@ class DockerHostAdmin(AuditedModelAdmin):
     def capacity_used(self, host):
         percent = 100 * host.memory_used_mb / host.memory_mb if host.memory_mb else 0
         return f"{host.memory_used_mb} / {host.memory_mb} MB ({percent:.0f}%)"
+
+    @admin.display(boolean=True, ordering="userns_remap", description="remaps user namespaces")
+    def remaps_root(self, host):
+        # Root in a container is an unprivileged host user here; elsewhere root images run as uid 65534.
+        return host.userns_remap
 
     @admin.display(ordering="running_count", description="running")
     def running(self, host):

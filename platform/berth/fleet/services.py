@@ -22,10 +22,10 @@ RECONCILE_TASK = "berth.fleet.reconcile"
 
 
 def host_connection_test(**connection) -> dict:
-    """Have a worker connect to the engine with these credentials; its version and ID, or Invalid naming
-    the field at fault (a CA the engine's certificate does not chain to, a refused key, a host key
-    that is not the server's). The credentials travel to the worker encrypted with the field keys, so
-    the broker never holds them in clear; nothing secret comes back."""
+    """Have a worker connect to the engine with these credentials; its version, ID and whether it remaps
+    user namespaces, or Invalid naming the field at fault (a CA the engine's certificate does not chain
+    to, a refused key, a host key that is not the server's). The credentials travel to the worker
+    encrypted with the field keys, so the broker never holds them in clear; nothing secret comes back."""
     problems = credential_problems(**connection)
     if problems:
         field, reasons = next(iter(problems.items()))
@@ -68,6 +68,7 @@ def _host_create(*, actor, engine: dict | None, fields: dict) -> DockerHost:
             "status": DockerHost.Status.UP,
             "engine_version": engine["version"],
             "engine_id": engine["engine_id"],
+            "userns_remap": engine.get("userns_remap", False),
             "last_heartbeat_at": timezone.now(),
         }
     try:
@@ -85,6 +86,7 @@ def _host_create(*, actor, engine: dict | None, fields: dict) -> DockerHost:
             "engine_url": host.engine_url,
             "address": host.address,
             "engine_version": host.engine_version,
+            "userns_remap": host.userns_remap,
         },
     )
     enqueue_on_commit(CHECK_HOST_TASK)
