@@ -435,12 +435,17 @@ class DockerHostUpdateSerializer(StrictSerializer):
 # --- billing ------------------------------------------------------------------------------------
 
 
+def _seconds(help_text: str) -> serializers.DecimalField:
+    # A decimal string like every decimal of the API (amounts, prices), so JSON and CSV read the same.
+    return serializers.DecimalField(max_digits=20, decimal_places=3, help_text=help_text)
+
+
 class UsageRowSerializer(serializers.Serializer):
     app = serializers.CharField(required=False)
     process_type = serializers.CharField(required=False)
     size = serializers.CharField(required=False)
     day = serializers.DateField(required=False)
-    seconds = serializers.IntegerField()
+    seconds = _seconds("Exact seconds, rounded half up to the millisecond")
     cost = serializers.DecimalField(max_digits=14, decimal_places=2)
 
 
@@ -449,11 +454,13 @@ class UsageReportSerializer(serializers.Serializer):
     currency = serializers.CharField()
     group_by = serializers.ListField(child=serializers.CharField())
     rows = UsageRowSerializer(many=True)
-    total_seconds = serializers.IntegerField()
+    total_seconds = _seconds("The sum of the rows' seconds")
     total_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
+    seconds = _seconds("Exact seconds of the line, rounded half up to the millisecond; the amount uses the exact ones")
+
     class Meta:
         model = InvoiceLine
         fields = ["app_name", "process_type", "size_name", "price_per_hour", "seconds", "amount", "adjustment_for"]
@@ -468,7 +475,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):
-    lines = InvoiceLineSerializer(many=True, read_only=True)
+    # `line_list`: a stored invoice's lines prefetched, or the live draft's (billing.invoicing.draft_live).
+    lines = InvoiceLineSerializer(many=True, read_only=True, source="line_list")
 
     class Meta(InvoiceSerializer.Meta):
         fields = [*InvoiceSerializer.Meta.fields, "lines"]
