@@ -156,6 +156,7 @@ def _record_crash(row: Container, observed) -> None:
     Container.objects.filter(pk=row.pk, state__in=Container.LIVE).update(
         state=Container.State.EXITED,
         exit_code=observed.exit_code if observed else None,
+        oom_killed=bool(observed and observed.oom_killed),
         finished_at=(observed.finished_at if observed else None) or row.last_seen_at,
         health=Container.Health.UNKNOWN,
     )

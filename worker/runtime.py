@@ -291,6 +291,7 @@ def record_exit(container: Container, observed) -> None:
     Container.objects.filter(pk=container.pk, state__in=Container.LIVE).update(
         state=Container.State.EXITED,
         exit_code=observed.exit_code if observed else None,
+        oom_killed=bool(observed and observed.oom_killed),
         finished_at=(observed.finished_at if observed else None) or container.last_seen_at or timezone.now(),
         health=Container.Health.UNKNOWN,
     )

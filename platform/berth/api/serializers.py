@@ -345,6 +345,44 @@ class ContainerSerializer(serializers.ModelSerializer):
         return max(int((end - container.started_at).total_seconds()), 0)
 
 
+class ReplacementSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The deployment's id (deployments/{id}/)")
+    kind = serializers.ChoiceField(choices=Deployment.Kind.choices)
+    state = serializers.ChoiceField(choices=Deployment.State.choices)
+    created_at = serializers.DateTimeField()
+
+
+class ContainerExitSerializer(serializers.Serializer):
+    """One container that ended on its own (fleet.selectors.container_exits)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    process_type = serializers.CharField()
+    index = serializers.IntegerField()
+    state = serializers.ChoiceField(
+        choices=[("exited", "Exited on its own"), ("lost", "Lost with its host")],
+        help_text="exited: the process ended (a crash, an OOM kill, or a normal exit); lost: its host was lost",
+    )
+    host = serializers.CharField()
+    release = serializers.IntegerField(help_text="The release version it ran")
+    exit_code = serializers.IntegerField(allow_null=True, help_text="As the host reported it; 137 is a SIGKILL")
+    oom_killed = serializers.BooleanField(help_text="Killed by the kernel for exceeding its size's memory")
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(help_text="When it ended, or was last seen running if its host was lost")
+    ran_seconds = serializers.DecimalField(
+        max_digits=20, decimal_places=3, allow_null=True, help_text="From start to finish, to the millisecond"
+    )
+    replaced_by = ReplacementSerializer(
+        allow_null=True, help_text="The deployment that started the next container in its slot; null until one did"
+    )
+
+
+class ContainerExitsSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="Exits from this moment on (the last 24 hours)")
+    per_process_type = serializers.IntegerField(help_text="At most this many of each process type, the newest")
+    exits = ContainerExitSerializer(many=True)
+
+
 class RestartSerializer(StrictSerializer):
     process_type = serializers.CharField(max_length=30, required=False, default="", allow_blank=True)
     container = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
