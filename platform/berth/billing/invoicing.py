@@ -135,7 +135,7 @@ def draft_live(*, organization_id: int, now: datetime) -> Invoice | None:
         owner="r.organization_id", extra=", MIN(r.currency)", join="", scope="AND r.organization_id = %(org)s"
     )
     with connection.cursor() as cursor:
-        # Ordered as the model orders stored lines (adjustments last: NULLs sort last in PostgreSQL).
+        # Ordered as the model orders stored lines: adjustments first, as a NULL adjustment_for sorts last.
         cursor.execute(f"{sql} ORDER BY 8, 2, 3, 4, 5", {"period": period, "cutoff": now, "org": organization_id})
         rows = cursor.fetchall()
     if not rows:
