@@ -316,12 +316,13 @@ def _check(org_id: int, period_start_at: datetime, now: datetime, grouping: str)
     group, the seconds inside the period and before `now` (split at midnight UTC when grouping by day),
     and their cost, sum of seconds x price / 3600 rounded once, half up."""
     from berth.billing.models import UsageRecord
+    from berth.billing.money import round_seconds
     from berth.billing.selectors import DEFAULT_GROUPS, usage_for_period
 
     groups = DEFAULT_GROUPS if grouping == "default" else tuple(DAY_GROUPS.split(","))
     period = period_start_at.date()
     report = usage_for_period(organization_id=org_id, period=period, group_by=groups, now=now)
-    seconds: dict[tuple, int] = {}
+    seconds: dict[tuple, Decimal] = {}
     cost: dict[tuple, Decimal] = {}
     records = UsageRecord.objects.filter(organization_id=org_id, period=period).values_list(
         "app_name", "process_type", "size_name", "price_per_hour", "started_at", "ended_at"
@@ -330,27 +331,33 @@ def _check(org_id: int, period_start_at: datetime, now: datetime, grouping: str)
         end = min(ended or now, now)
         for day_start, part in _parts(started, end, by_day=grouping == "by_day"):
             key = (app, process_type, size) + ((day_start.date().isoformat(),) if grouping == "by_day" else ())
-            seconds[key] = seconds.get(key, 0) + part
+            seconds[key] = seconds.get(key, Decimal(0)) + part
             cost[key] = cost.get(key, Decimal(0)) + part * price
     by_hand = {
-        key: (s, (cost[key] / 3600).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)) for key, s in seconds.items()
+        key: (round_seconds(s), (cost[key] / 3600).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        for key, s in seconds.items()
     }
     served = {tuple(row[g] for g in groups): (row["seconds"], row["cost"]) for row in report["rows"]}
     if served != by_hand:
         wrong = [key for key in by_hand.keys() | served.keys() if served.get(key) != by_hand.get(key)]
         raise AssertionError(f"usage_for_period({grouping}) differs from the records: {wrong[:3]}")
-    return {"rows": len(served), "total_seconds": report["total_seconds"], "total_cost": str(report["total_cost"])}
+    return {"rows": len(served), "total_seconds": str(report["total_seconds"]), "total_cost": str(report["total_cost"])}
+
+
+def _exact(delta: timedelta) -> Decimal:
+    """Seconds to the microsecond, as the ledger counts them (a float would not be exact)."""
+    return Decimal(delta // timedelta(microseconds=1)) / 1_000_000
 
 
 def _parts(start: datetime, end: datetime, *, by_day: bool):
-    """(day, whole seconds) of [start, end), cut at midnight UTC if by_day."""
+    """(day, exact seconds) of [start, end), cut at midnight UTC if by_day."""
     if not by_day:
-        yield start, int((end - start).total_seconds())
+        yield start, _exact(end - start)
         return
-    day = start.replace(hour=0, minute=0, second=0)
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
     while day < end:
         following = day + timedelta(days=1)
-        part = int((min(end, following) - max(start, day)).total_seconds())
+        part = _exact(min(end, following) - max(start, day))
         if part > 0:
             yield day, part
         day = following

@@ -71,6 +71,7 @@ ORG_ROUTES = {
     ("container-list", "GET"): (ALL, f"{APP}/containers/", None),
     ("container-detail", "GET"): (ALL, APP + "/containers/{container}/", None),
     ("container-restart", "POST"): (BUILDERS, f"{APP}/containers/restart/", {}, 202),
+    ("container-exits", "GET"): (ALL, f"{APP}/containers/exits/", None),
     ("config", "GET"): (BUILDERS, f"{APP}/config/", None),
     ("config", "PATCH"): (BUILDERS, f"{APP}/config/", {"config": {"GREETING": "hello"}}, 202),
     ("formation", "GET"): (ALL, f"{APP}/formation/", None),

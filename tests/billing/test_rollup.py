@@ -13,7 +13,7 @@ from berth.applications.services import app_delete
 from berth.billing.invoicing import finalize_period
 from berth.billing.metering import usage_close_for_app, usage_sync
 from berth.billing.models import SizePrice, UsageDaily, UsageRecord
-from berth.billing.money import period_end, period_start, round_amount
+from berth.billing.money import period_end, period_start, round_amount, round_seconds
 from berth.billing.rollup import usage_rollup
 from berth.billing.selectors import usage_for_period
 from berth.fleet.models import Container
@@ -77,7 +77,8 @@ def ledger_report(*, organization_id: int, period: date, group_by: tuple[str, ..
         keys = dict(zip(group_by, row[: len(columns)], strict=True))
         if "day" in keys:
             keys["day"] = keys["day"].date().isoformat()
-        report.append({**keys, "seconds": int(row[len(columns)] or 0), "cost": round_amount(Decimal(row[-2] or 0))})
+        seconds = round_seconds(Decimal(row[len(columns)] or 0))
+        report.append({**keys, "seconds": seconds, "cost": round_amount(Decimal(row[-2] or 0))})
     return {"currency": next((row[-1] for row in rows if row[-1]), "USD"), "rows": report}
 
 

@@ -64,20 +64,20 @@ def freezer_now(monkeypatch):
 def test_usage_by_app_process_type_and_size(usage, owner_client):
     body = owner_client.get("/api/v1/orgs/acme/usage/?period=2026-11").json()
     assert body["rows"] == [
-        {"app": "blog", "process_type": "web", "size": "small", "seconds": 21600, "cost": "0.22"},
-        {"app": "shop", "process_type": "web", "size": "small", "seconds": 14400, "cost": "0.14"},
-        {"app": "shop", "process_type": "worker", "size": "small", "seconds": 3600, "cost": "0.04"},
+        {"app": "blog", "process_type": "web", "size": "small", "seconds": "21600.000", "cost": "0.22"},
+        {"app": "shop", "process_type": "web", "size": "small", "seconds": "14400.000", "cost": "0.14"},
+        {"app": "shop", "process_type": "worker", "size": "small", "seconds": "3600.000", "cost": "0.04"},
     ]
-    assert (body["total_seconds"], body["total_cost"], body["currency"]) == (39600, "0.40", "USD")
+    assert (body["total_seconds"], body["total_cost"], body["currency"]) == ("39600.000", "0.40", "USD")
 
 
 @pytest.mark.django_db
 def test_usage_by_day_splits_intervals_at_midnight(usage, owner_client):
     body = owner_client.get("/api/v1/orgs/acme/usage/?period=2026-11&group_by=day").json()
     assert [(r["day"], r["seconds"]) for r in body["rows"]] == [
-        ("2026-11-02", 7200),
-        ("2026-11-03", 7200 + 3600),
-        ("2026-11-04", 21600),
+        ("2026-11-02", "7200.000"),
+        ("2026-11-03", "10800.000"),
+        ("2026-11-04", "21600.000"),
     ]
 
 
@@ -90,8 +90,8 @@ def test_usage_as_csv(usage, owner_client):
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows == [
         ["app", "seconds", "cost", "currency"],
-        ["blog", "21600", "0.22", "USD"],
-        ["shop", "18000", "0.18", "USD"],
+        ["blog", "21600.000", "0.22", "USD"],
+        ["shop", "18000.000", "0.18", "USD"],
     ]
 
 

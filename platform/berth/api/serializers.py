@@ -380,6 +380,44 @@ class ContainerSerializer(serializers.ModelSerializer):
         return max(int((end - container.started_at).total_seconds()), 0)
 
 
+class ReplacementSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The deployment's id (deployments/{id}/)")
+    kind = serializers.ChoiceField(choices=Deployment.Kind.choices)
+    state = serializers.ChoiceField(choices=Deployment.State.choices)
+    created_at = serializers.DateTimeField()
+
+
+class ContainerExitSerializer(serializers.Serializer):
+    """One container that ended on its own (fleet.selectors.container_exits)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    process_type = serializers.CharField()
+    index = serializers.IntegerField()
+    state = serializers.ChoiceField(
+        choices=[("exited", "Exited on its own"), ("lost", "Lost with its host")],
+        help_text="exited: the process ended (a crash, an OOM kill, or a normal exit); lost: its host was lost",
+    )
+    host = serializers.CharField()
+    release = serializers.IntegerField(help_text="The release version it ran")
+    exit_code = serializers.IntegerField(allow_null=True, help_text="As the host reported it; 137 is a SIGKILL")
+    oom_killed = serializers.BooleanField(help_text="Killed by the kernel for exceeding its size's memory")
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(help_text="When it ended, or was last seen running if its host was lost")
+    ran_seconds = serializers.DecimalField(
+        max_digits=20, decimal_places=3, allow_null=True, help_text="From start to finish, to the millisecond"
+    )
+    replaced_by = ReplacementSerializer(
+        allow_null=True, help_text="The deployment that started the next container in its slot; null until one did"
+    )
+
+
+class ContainerExitsSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="Exits from this moment on (the last 24 hours)")
+    per_process_type = serializers.IntegerField(help_text="At most this many of each process type, the newest")
+    exits = ContainerExitSerializer(many=True)
+
+
 class RestartSerializer(StrictSerializer):
     process_type = serializers.CharField(max_length=30, required=False, default="", allow_blank=True)
     container = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
@@ -476,12 +514,17 @@ class DockerHostUpdateSerializer(StrictSerializer):
 # --- billing ------------------------------------------------------------------------------------
 
 
+def _seconds(help_text: str) -> serializers.DecimalField:
+    # A decimal string like every decimal of the API (amounts, prices), so JSON and CSV read the same.
+    return serializers.DecimalField(max_digits=20, decimal_places=3, help_text=help_text)
+
+
 class UsageRowSerializer(serializers.Serializer):
     app = serializers.CharField(required=False)
     process_type = serializers.CharField(required=False)
     size = serializers.CharField(required=False)
     day = serializers.DateField(required=False)
-    seconds = serializers.IntegerField()
+    seconds = _seconds("Exact seconds, rounded half up to the millisecond")
     cost = serializers.DecimalField(max_digits=14, decimal_places=2)
 
 
@@ -490,11 +533,13 @@ class UsageReportSerializer(serializers.Serializer):
     currency = serializers.CharField()
     group_by = serializers.ListField(child=serializers.CharField())
     rows = UsageRowSerializer(many=True)
-    total_seconds = serializers.IntegerField()
+    total_seconds = _seconds("The sum of the rows' seconds")
     total_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
+    seconds = _seconds("Exact seconds of the line, rounded half up to the millisecond; the amount uses the exact ones")
+
     class Meta:
         model = InvoiceLine
         fields = ["app_name", "process_type", "size_name", "price_per_hour", "seconds", "amount", "adjustment_for"]
@@ -509,7 +554,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):
-    lines = InvoiceLineSerializer(many=True, read_only=True)
+    # `line_list`: a stored invoice's lines prefetched, or the live draft's (billing.invoicing.draft_live).
+    lines = InvoiceLineSerializer(many=True, read_only=True, source="line_list")
 
     class Meta(InvoiceSerializer.Meta):
         fields = [*InvoiceSerializer.Meta.fields, "lines"]

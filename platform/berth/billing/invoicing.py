@@ -6,16 +6,19 @@
 - the current period's drafts are recomputed, open records accruing up to now;
 - usage of a closed period that was not billed (it arrived late) goes on an adjustment line of
   the next invoice, never lost and never billed twice.
-Amounts: exact seconds * price per hour / 3600, rounded once per line, half up to the cent.
+Amounts: exact seconds * price per hour / 3600, rounded once per line, half up to the cent; a line's
+seconds are shown rounded half up to the millisecond.
+The API reads the current period's draft live from the ledger (`draft_live`), with the same SQL.
 """
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from .metering import usage_sync_all
-from .models import ClosedPeriod, Invoice, UsageRecord
+from .models import ClosedPeriod, Invoice, InvoiceLine, UsageRecord
 from .money import period_end, period_of
 
 FINALIZE_GRACE = timedelta(hours=1)
@@ -30,6 +33,20 @@ _UNBILLED = """
 _ITS_DRAFT = "i.organization_id = r.organization_id AND i.period = %(period)s AND i.state = 'draft'"
 # Seconds of a record; %(cutoff)s is where open records stop: now for drafts, the period's end when finalizing.
 _SECONDS = "EXTRACT(EPOCH FROM (LEAST(COALESCE(r.ended_at, %(cutoff)s), %(cutoff)s) - r.started_at))"
+# The lines of a period's drafts, the one definition the stored drafts and the live read (draft_live) share:
+# per app, process type, size, price and adjusted period, exact seconds summed, then rounded once per line:
+# the amount half up to the cent, the seconds shown half up to the millisecond. `{owner}` is what a line
+# belongs to (the stored draft's id, or the organization when read live), `{join}` and `{scope}` narrow it.
+_LINES = f"""
+    SELECT {{owner}}, r.app_name, r.process_type, r.size_name, r.price_per_hour,
+           ROUND(SUM({_SECONDS}), 3),
+           ROUND(SUM({_SECONDS}) * r.price_per_hour / 3600, 2),
+           CASE WHEN r.period < %(period)s THEN r.period END{{extra}}
+    FROM billing_usagerecord r {{join}}
+    WHERE {_UNBILLED} {{scope}}
+    GROUP BY {{owner}}, r.app_name, r.process_type, r.size_name, r.price_per_hour,
+             CASE WHEN r.period < %(period)s THEN r.period END
+"""
 
 
 def _execute(sql: str, params: dict) -> int:
@@ -59,19 +76,10 @@ def _compute_lines(period: date, cutoff: datetime) -> None:
         "(SELECT id FROM billing_invoice WHERE period = %(period)s AND state = 'draft')",
         params,
     )
+    lines = _LINES.format(owner="i.id", extra="", join=f"JOIN billing_invoice i ON {_ITS_DRAFT}", scope="")
     _execute(
-        f"""
-        INSERT INTO billing_invoiceline
-            (invoice_id, app_name, process_type, size_name, price_per_hour, seconds, amount, adjustment_for)
-        SELECT i.id, r.app_name, r.process_type, r.size_name, r.price_per_hour,
-               FLOOR(SUM({_SECONDS}))::bigint,
-               ROUND(SUM({_SECONDS}) * r.price_per_hour / 3600, 2),
-               CASE WHEN r.period < %(period)s THEN r.period END
-        FROM billing_usagerecord r JOIN billing_invoice i ON {_ITS_DRAFT}
-        WHERE {_UNBILLED}
-        GROUP BY i.id, r.app_name, r.process_type, r.size_name, r.price_per_hour,
-                 CASE WHEN r.period < %(period)s THEN r.period END
-        """,
+        "INSERT INTO billing_invoiceline"
+        f" (invoice_id, app_name, process_type, size_name, price_per_hour, seconds, amount, adjustment_for) {lines}",
         params,
     )
     _execute(
@@ -110,6 +118,51 @@ def refresh_drafts(period: date, now: datetime) -> None:
     """Recompute the open period's drafts, open usage counted up to now."""
     _ensure_invoices(period)
     _compute_lines(period, now)
+
+
+def draft_live(*, organization_id: int, now: datetime) -> Invoice | None:
+    """The organization's draft of the current period as the invoices task would write it at `now`, read
+    from the ledger, or None without usage. Unsaved; its lines are in `line_list`.
+
+    The stored draft is refreshed every 10 minutes and made only then, while the ledger has a
+    container's usage from the moment it is observed: reads of the open month take this instead, so
+    the draft exists with the first usage and agrees with the usage report. It costs one query over
+    the organization's records of the month (usage_org_period_end), where a refresh of every draft
+    sums the whole ledger (2 s for a million records: benchmarks/results/invoice_generation.md).
+    """
+    period = period_of(now)
+    sql = _LINES.format(
+        owner="r.organization_id", extra=", MIN(r.currency)", join="", scope="AND r.organization_id = %(org)s"
+    )
+    with connection.cursor() as cursor:
+        # Ordered as the model orders stored lines: adjustments first, as a NULL adjustment_for sorts last.
+        cursor.execute(f"{sql} ORDER BY 8, 2, 3, 4, 5", {"period": period, "cutoff": now, "org": organization_id})
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    lines = [
+        InvoiceLine(
+            app_name=app_name,
+            process_type=process_type,
+            size_name=size_name,
+            price_per_hour=price,
+            seconds=seconds,
+            amount=amount,
+            adjustment_for=adjustment_for,
+        )
+        for _, app_name, process_type, size_name, price, seconds, amount, adjustment_for, _ in rows
+    ]
+    invoice = Invoice(
+        organization_id=organization_id,
+        period=period,
+        state=Invoice.State.DRAFT,
+        currency=rows[0][-1],
+        # As the stored draft's total: the sum of its lines, each rounded already.
+        total=sum((line.amount for line in lines), Decimal("0.00")),
+        generated_at=now,
+    )
+    invoice.line_list = lines
+    return invoice
 
 
 def periods_to_finalize(now: datetime) -> list[date]:

@@ -191,7 +191,9 @@ class InvoiceLine(models.Model):
     process_type = models.CharField(max_length=30)
     size_name = models.CharField(max_length=40)
     price_per_hour = models.DecimalField(**PRICE)
-    seconds = models.BigIntegerField()
+    # The line's exact seconds rounded half up to the millisecond, as shown; its amount is computed from
+    # the exact seconds. Lines written before were whole seconds, rounded down.
+    seconds = models.DecimalField(max_digits=18, decimal_places=3)
     amount = models.DecimalField(**AMOUNT)
     # For late usage of an earlier, already finalized period: that period.
     adjustment_for = models.DateField(null=True, blank=True)

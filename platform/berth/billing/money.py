@@ -6,16 +6,25 @@ half up to the cent (PostgreSQL's ROUND on numeric, and ROUND_HALF_UP here, agre
 The usage report (selectors.usage_for_period) rounds the same way once per row it shows, so rows grouped
 otherwise than an invoice's lines can sum to a cent or so apart from it. Its daily roll-up (rollup.py)
 stores exact seconds, never amounts, so nothing is rounded before the row.
+
+Seconds are shown to the millisecond, rounded half up from the ledger's microseconds, once per row or
+invoice line (`ROUND(…, 3)` in SQL): 96.95 s reads 96.950, never 96. They are only shown rounded; an
+amount is always computed from the exact seconds.
 """
 
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
+MILLISECOND = Decimal("0.001")
 
 
 def round_amount(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def round_seconds(value: Decimal) -> Decimal:
+    return value.quantize(MILLISECOND, rounding=ROUND_HALF_UP)
 
 
 def period_of(moment: datetime) -> date:

@@ -1,11 +1,16 @@
 """Reads of usage and cost, aggregated in SQL (never a Python loop over records)."""
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import cached_property
 
 from django.db import connection, transaction
+from django.db.models import Prefetch
 
-from .money import period_end, period_start, round_amount
+from .invoicing import draft_live
+from .models import Invoice
+from .money import period_end, period_of, period_start, round_amount, round_seconds
 from .rollup import ROLLED_UP, ROLLUP_LOCK
 
 GROUPS = {"app": "app_name", "process_type": "process_type", "size": "size_name", "day": "day"}
@@ -51,9 +56,11 @@ def usage_for_period(*, organization_id: int, period: date, group_by: tuple[str,
     """Seconds and cost per group of an organization's usage in a period; open intervals count to now.
 
     Costs are rounded once per row, half up to the cent; an invoice rounds per invoice line, so a
-    total of rows grouped otherwise can differ from it by a cent or so. Closed usage of the days before
-    the cutoff's comes from the daily roll-up (rollup.py), the rest from the ledger; both are exact
-    (seconds to the microsecond), so the sum is what summing the records would give.
+    total of rows grouped otherwise can differ from it by a cent or so. Seconds are rounded once per
+    row, half up to the millisecond (money.round_seconds); each cost comes from the exact seconds.
+    Closed usage of the days before the cutoff's comes from the daily roll-up (rollup.py), the rest
+    from the ledger; both are exact (seconds to the microsecond), so the sum is what summing the
+    records would give.
     """
     start, end = period_start(period), period_end(period)
     cutoff = min(now, end)
@@ -86,15 +93,56 @@ def usage_for_period(*, organization_id: int, period: date, group_by: tuple[str,
         keys = dict(zip(group_by, row[: len(columns)], strict=True))
         if "day" in keys:
             keys["day"] = keys["day"].date().isoformat()
-        result_rows.append(
-            {**keys, "seconds": int(row[len(columns)] or 0), "cost": round_amount(Decimal(row[len(columns) + 1] or 0))}
-        )
+        seconds, cost = Decimal(row[len(columns)] or 0), Decimal(row[len(columns) + 1] or 0)
+        result_rows.append({**keys, "seconds": round_seconds(seconds), "cost": round_amount(cost)})
     currency = next((row[-1] for row in rows if row[-1]), "USD")
     return {
         "period": period.strftime("%Y-%m"),
         "currency": currency,
         "group_by": list(group_by),
         "rows": result_rows,
-        "total_seconds": sum(r["seconds"] for r in result_rows),
+        # Sums of the rows as shown, as the total cost is.
+        "total_seconds": sum((r["seconds"] for r in result_rows), Decimal("0.000")),
         "total_cost": sum((r["cost"] for r in result_rows), Decimal("0.00")),
     }
+
+
+class _InvoicesNewestFirst(Sequence):
+    """A live draft (or nothing) followed by stored invoices, which a paginator slices and counts with one
+    query each, as it would the queryset."""
+
+    def __init__(self, draft: Invoice | None, stored):
+        self.head = [draft] if draft is not None else []
+        self.stored = stored
+
+    @cached_property
+    def _length(self) -> int:
+        return len(self.head) + self.stored.count()
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            return self[index : index + 1][0]
+        start, stop, _ = index.indices(len(self))
+        head = self.head[start:stop]
+        rest = self.stored[max(start - len(self.head), 0) : max(stop - len(self.head), 0)]
+        return [*head, *rest]
+
+
+def invoices_of(rows, *, organization_id: int, now: datetime) -> Sequence:
+    """An organization's invoices, newest first, for the API: `rows` are the stored ones the actor may read
+    (for_actor). The current month's draft is read live from the ledger (invoicing.draft_live), in place of
+    the stored one, so it exists from the first usage on and counts to now."""
+    current = period_of(now)
+    return _InvoicesNewestFirst(
+        draft_live(organization_id=organization_id, now=now), rows.exclude(period__gte=current).order_by("-period")
+    )
+
+
+def invoice_of(rows, *, organization_id: int, period: date, now: datetime) -> Invoice | None:
+    """One invoice with its lines (`line_list`); the current month's draft live, as in invoices_of."""
+    if period == period_of(now):
+        return draft_live(organization_id=organization_id, now=now)
+    return rows.filter(period=period).prefetch_related(Prefetch("lines", to_attr="line_list")).first()

@@ -1,5 +1,15 @@
 """Shared reads about the fleet."""
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection
+
+from berth.applications.models import Release
+from berth.deployments.models import Deployment
+from berth.tenancy.roles import Action
+
 from .models import Container, DockerHost, Size
 
 
@@ -43,3 +53,91 @@ def hosts_with_load(*, organization_id: int, app_id: int, process_type: str, rel
         "status": DockerHost.Status.UP,
     }
     return list(DockerHost.objects.raw(sql, params))
+
+
+# Crash history: containers that ended without Berth stopping them, `exited` (the process ended: a crash,
+# an OOM kill, a normal exit) and `lost` (with their host). Containers Berth stopped (`removed`) are not exits.
+ENDED_ON_THEIR_OWN = (Container.State.EXITED, Container.State.LOST)
+EXITS_WINDOW = timedelta(hours=24)
+EXITS_PER_PROCESS_TYPE = 50
+
+
+@dataclass(frozen=True)
+class ContainerExit:
+    id: int
+    name: str
+    process_type: str
+    index: int
+    state: str
+    host: str
+    release: int
+    exit_code: int | None
+    oom_killed: bool
+    started_at: datetime | None
+    finished_at: datetime
+    ran_seconds: Decimal | None
+    # The deployment of the next container of the same slot (app, process type, index), if there is one yet.
+    replaced_by: dict | None
+
+
+# One statement, whatever the number of exits. A container's end is its finish time as the host reported
+# it, or when it was last seen (a lost host's), or its creation. The replacement is found with LEAD over the
+# app's containers from the oldest exit shown on, one scan, rather than one lookup per exit (the table has no
+# index by slot, and a crash loop makes a slot's history long).
+_EXITS = """
+    WITH exits AS (
+        SELECT c.*, COALESCE(c.finished_at, c.last_seen_at, c.created_at) AS ended_at,
+               ROW_NUMBER() OVER (PARTITION BY c.process_type
+                                  ORDER BY COALESCE(c.finished_at, c.last_seen_at, c.created_at) DESC, c.id DESC) AS nth
+          FROM {containers} c
+         WHERE c.app_id = %s AND c.state = ANY(%s) AND COALESCE(c.finished_at, c.last_seen_at, c.created_at) >= %s
+           AND c.id IN ({scoped})
+    ),
+    shown AS (SELECT * FROM exits WHERE nth <= %s),
+    slots AS (
+        SELECT n.id, LEAD(n.deployment_id) OVER slot AS next_deployment_id
+          FROM {containers} n
+         WHERE n.app_id = %s AND n.created_at >= (SELECT MIN(created_at) FROM shown)
+        WINDOW slot AS (PARTITION BY n.process_type, n."index" ORDER BY n.created_at, n.id)
+    )
+    SELECT s.id, s.name, s.process_type, s."index", s.state, host.name, release.version, s.exit_code, s.oom_killed,
+           s.started_at, s.ended_at, ROUND(GREATEST(EXTRACT(EPOCH FROM (s.ended_at - s.started_at)), 0), 3),
+           d.id, d.kind, d.state, d.created_at
+      FROM shown s
+      JOIN {hosts} host ON host.id = s.host_id
+      JOIN {releases} release ON release.id = s.release_id
+      JOIN slots ON slots.id = s.id
+      LEFT JOIN {deployments} d ON d.id = slots.next_deployment_id
+     ORDER BY s.ended_at DESC, s.id DESC
+"""
+
+
+def container_exits(*, actor, app, now: datetime) -> dict:
+    """An app's recent exits, newest first: its containers that exited on their own or were lost with their
+    host (states `exited` and `lost`; not those Berth stopped), that ended in the last 24 hours, at most 50
+    per process type; each with the deployment that replaced it (None until one did). Scoped to what the
+    actor may read (for_actor, app.view). Returns {"since", "per_process_type", "exits"}."""
+    scoped = Container.objects.for_actor(actor, Action.APP_VIEW).filter(app=app).order_by().values("id")
+    scoped_sql, scoped_params = scoped.query.sql_with_params()
+    sql = _EXITS.format(
+        containers=Container._meta.db_table,
+        hosts=DockerHost._meta.db_table,
+        releases=Release._meta.db_table,
+        deployments=Deployment._meta.db_table,
+        scoped=scoped_sql,
+    )
+    since = now - EXITS_WINDOW
+    params = [app.pk, list(ENDED_ON_THEIR_OWN), since, *scoped_params, EXITS_PER_PROCESS_TYPE, app.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    exits = [
+        ContainerExit(
+            *row[:12],
+            replaced_by=None
+            if row[12] is None
+            else dict(zip(("id", "kind", "state", "created_at"), row[12:], strict=True)),
+        )
+        for row in rows
+    ]
+    return {"since": since, "per_process_type": EXITS_PER_PROCESS_TYPE, "exits": exits}

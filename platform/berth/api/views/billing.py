@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from berth.billing.models import Invoice
 from berth.billing.money import period_of
 from berth.billing.quotas import limits_for, usage_of
-from berth.billing.selectors import DEFAULT_GROUPS, GROUPS, usage_for_period
+from berth.billing.selectors import DEFAULT_GROUPS, GROUPS, invoice_of, invoices_of, usage_for_period
 from berth.core.errors import Invalid
 from berth.tenancy.roles import Action
 
@@ -70,29 +70,35 @@ class UsageViewSet(OrganizationScopedViewSet):
 
 
 class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
-    """Invoices by month: a draft while the month is open, final and unchanging after."""
+    """Invoices by month: a draft while the month is open (to the moment, from its first usage on), final
+    and unchanging after."""
 
     queryset = Invoice.objects.none()
     serializer_class = api_serializers.InvoiceSerializer
     lookup_field = "period"
     lookup_value_regex = r"\d{4}-\d{2}"
+    filter_backends = []
     required_actions = {"list": Action.BILLING_VIEW, "retrieve": Action.BILLING_VIEW}
 
     def get_queryset(self):
-        rows = self.scoped(Invoice)
-        if self.action == "retrieve":
-            return rows.prefetch_related("lines")
-        return rows
+        return self.scoped(Invoice)
 
     def get_serializer_class(self):
         return api_serializers.InvoiceDetailSerializer if self.action == "retrieve" else super().get_serializer_class()
+
+    def list(self, request, org_slug=None):
+        invoices = invoices_of(self.get_queryset(), organization_id=self.organization.pk, now=timezone.now())
+        page = self.paginate_queryset(invoices)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def get_object(self):
         try:
             period = parse_period(self.kwargs["period"])
         except Invalid:
             raise NotFound("Not found.") from None  # a month that cannot exist has no invoice
-        invoice = self.get_queryset().filter(period=period).first()
+        invoice = invoice_of(
+            self.get_queryset(), organization_id=self.organization.pk, period=period, now=timezone.now()
+        )
         if invoice is None:
             raise NotFound("Not found.")
         return invoice

@@ -2,6 +2,7 @@
 Deployment the worker will carry out; no view talks to a Docker host."""
 
 from django.db.models import Prefetch
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -12,6 +13,7 @@ from berth.core.errors import NotFound
 from berth.deployments import services
 from berth.deployments.models import Deployment, DeploymentStep
 from berth.fleet.models import Container
+from berth.fleet.selectors import container_exits
 from berth.tenancy.roles import Action
 
 from .. import serializers
@@ -146,13 +148,26 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AppScop
 
     queryset = Container.objects.none()
     serializer_class = serializers.ContainerSerializer
-    required_actions = {"list": Action.APP_VIEW, "retrieve": Action.APP_VIEW, "restart": Action.APP_DEPLOY}
+    required_actions = {
+        "list": Action.APP_VIEW,
+        "retrieve": Action.APP_VIEW,
+        "exits": Action.APP_VIEW,
+        "restart": Action.APP_DEPLOY,
+    }
 
     def get_queryset(self):
         rows = Container.objects.for_actor(self.request.user, self.required_actions[self.action]).filter(app=self.app)
         if self.action == "list" and self.request.query_params.get("all") != "true":
             rows = rows.filter(state__in=Container.LIVE)
         return rows.select_related("host", "release", "size").order_by("process_type", "index", "-created_at")
+
+    @extend_schema(responses=serializers.ContainerExitsSerializer)
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
+    def exits(self, request, org_slug=None, app_name=None):
+        """Crash history: containers that exited on their own or were lost with their host in the last
+        24 hours, newest first, at most 50 per process type, each with the deployment that replaced it."""
+        history = container_exits(actor=request.user, app=self.app, now=timezone.now())
+        return Response(serializers.ContainerExitsSerializer(history).data)
 
     @extend_schema(request=serializers.RestartSerializer, responses={202: serializers.DeploymentSerializer})
     @action(detail=False, methods=["post"])
