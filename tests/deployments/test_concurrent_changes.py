@@ -114,3 +114,5 @@ def test_random_changes_from_several_clients_end_in_the_desired_state(fleet, ten
         assert last == f"Done: {app.name} runs v{deployment.release.version}.", story
     assert not Release.objects.filter(app=app, deployments__isnull=True).exists()
     assert len(made) == CLIENTS * CHANGES_EACH
+    # The seed's changes include releases that fail, and changes queued behind them.
+    assert any(d.state == "failed" for d in deployments), story

@@ -15,7 +15,6 @@ from berth.deployments.services import config_set, formation_scale, release_crea
 from berth.tenancy.roles import Role
 from tests.conftest import token_client
 from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
-from worker import reconcile
 from worker.engine import parse_docker_time
 
 from .helpers import live, run_deployments, wait_for
@@ -65,10 +64,8 @@ def test_real_crashes_an_oom_kill_and_a_kill_are_listed_with_what_replaced_them(
     client.close()
     states = {name: docker_state(container) for name, container in first.items()}
     assert (states["hog"]["ExitCode"], states["hog"]["OOMKilled"]) == (137, True)  # a real OOM kill
-    heal(app)  # what the events watcher makes the worker do: the exits are recorded
-    # Three crashes of the release: the periodic pass heals once the crash back-off has passed.
-    healing = wait_for(lambda: reconcile.heal_app(app), timeout=30, interval=0.5)
-    run_deployments(app)
+    heal(app)  # what the events watcher makes the worker do: the exits are recorded, each slot replaced at once
+    healing = Deployment.objects.filter(app=app, kind=Deployment.Kind.HEAL).earliest("id")
 
     body = token_client(tenant).get(EXITS.format(org="shop", app="flaky")).json()
     exits = body["exits"]
