@@ -70,7 +70,8 @@ def _deployed(release, deployment):
 
 
 class ConfigViewSet(AppScopedViewSet):
-    """Config vars, encrypted at rest. Changing them makes a new release (once the app has one)."""
+    """Config vars, encrypted at rest. Changing them makes a new release (once the app has one) from the
+    target release: the one being deployed, or, when none is, the one that runs (docs/deploys.md)."""
 
     queryset = Release.objects.none()
     serializer_class = serializers.ConfigSerializer
@@ -84,6 +85,9 @@ class ConfigViewSet(AppScopedViewSet):
 
     @extend_schema(request=serializers.ConfigUpdateSerializer, responses=serializers.ConfigUpdatedSerializer)
     def partial_update_all(self, request, org_slug=None, app_name=None):
+        """Set or unset config vars. The new release has the image and process types of the target
+        release: the release being deployed, or, when none is, the one that runs (after a release
+        failed, the one that still runs, never the one that failed)."""
         data = serializers.ConfigUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         release, deployment = services.config_set(
@@ -98,7 +102,8 @@ class ConfigViewSet(AppScopedViewSet):
 
 
 class FormationViewSet(AppScopedViewSet):
-    """How many containers of each process type run, and at which size. PATCH scales."""
+    """How many containers of each process type run, and at which size. PATCH scales the target release:
+    the one being deployed, or, when none is, the one that runs (docs/deploys.md)."""
 
     queryset = Formation.objects.none()
     serializer_class = serializers.FormationSerializer
@@ -112,6 +117,9 @@ class FormationViewSet(AppScopedViewSet):
 
     @extend_schema(request=serializers.FormationUpdateSerializer, responses=serializers.FormationUpdatedSerializer)
     def partial_update_all(self, request, org_slug=None, app_name=None):
+        """Change quantity and size per process type. It applies to the target release: the release being
+        deployed (a scale right after a new release scales the new one), or, when none is, the one that
+        runs. If the deployment fails, the formation it changed goes back, unless a later change set it."""
         data = serializers.FormationUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         deployment = services.formation_scale(
