@@ -24,7 +24,7 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
 from . import locks
-from .healing import slots_backing_off
+from .healing import heal_apps, slots_backing_off
 from .placement import PlacementError
 from .reconcile import check_host
 from .runtime import (
@@ -76,10 +76,15 @@ def claim_next(app_id: int) -> Deployment | None:
 
 
 def run_app_deployments(app_id: int) -> None:
-    """Run this app's unfinished deployments, oldest first, under its lock."""
+    """Run this app's unfinished deployments, oldest first, under its lock. A crash while they ran
+    found the app busy and was not healed: once the last one succeeded, the app is looked at again.
+    (Not after a failure, which would otherwise retry at once, again and again: the periodic pass does.)"""
+    succeeded = False
     with app_lock(app_id):
         while (deployment := claim_next(app_id)) is not None:
-            execute(deployment)
+            succeeded = execute(deployment)
+    if succeeded:
+        heal_apps([app_id])
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,8 @@ class Rollout:
     deferred: frozenset[tuple[str, int]] = frozenset()
 
 
-def execute(deployment: Deployment) -> None:
+def execute(deployment: Deployment) -> bool:
+    """Converge the app on the deployment's release and formation; whether it succeeded."""
     app = deployment.app
     release = deployment.release
     target = {f.process_type: (f.quantity, f.size) for f in Formation.objects.filter(app=app).select_related("size")}
@@ -113,10 +119,11 @@ def execute(deployment: Deployment) -> None:
         converge(rollout, target)
     except DeployFailed as failure:
         fail(deployment, str(failure))
-        return
+        return False
     with transaction.atomic():
         App.objects.filter(pk=app.pk).update(current_release=release)
         finish(deployment, Deployment.State.SUCCEEDED, f"Done: {app.name} runs v{release.version}.")
+    return True
 
 
 def _choose(release: Release, process: ProcessType, size: Size, indices: list[int]) -> list[Chosen]:

@@ -123,9 +123,8 @@ def probe_fleet() -> None:
 
 @shared_task(name="berth.fleet.reconcile_app")
 def reconcile_app(app_id: int) -> None:
-    app = App.objects.filter(pk=app_id).first()
-    if app is not None:
-        healing.heal_app(app)
+    """One app again, once a slot's crash back-off is over (or later still, if it is not yet)."""
+    healing.heal_apps([app_id])
 
 
 @shared_task(name="berth.billing.meter")
