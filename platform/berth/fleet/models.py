@@ -72,6 +72,10 @@ class DockerHost(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # Statuses in which the engine answers: the host is observed and its containers probed, though
+    # only an `up` one takes new containers (a degraded one's containers fail their checks and move).
+    ANSWERING = ("up", "degraded")
+
 
 class Size(models.Model):
     """A container size operators offer: memory and CPU limits."""
