@@ -312,7 +312,11 @@ def probe_host(host: DockerHost) -> set[int]:
             )
             if healthy:
                 if container.health != Container.Health.HEALTHY or container.health_failures:
-                    Container.objects.filter(pk=container.pk).update(health=Container.Health.HEALTHY, health_failures=0)
+                    Container.objects.filter(pk=container.pk).update(
+                        health=Container.Health.HEALTHY,
+                        health_failures=0,
+                        healthy_at=container.healthy_at or timezone.now(),
+                    )
                 continue
             failures = container.health_failures + 1
             unhealthy = failures >= process.health.retries

@@ -81,6 +81,7 @@ def choose_hosts(*, release: Release, process: ProcessType, size: Size, count: i
             same_release=h.same_release,
             same_process_type=h.same_process_type,
             organization_containers=h.organization_containers,
+            recent_failures=h.recent_failures,
         )
         for h in hosts.values()
     ]
@@ -168,6 +169,7 @@ def start_container(
         size=size,
         state=Container.State.RUNNING if running else Container.State.CREATED,
         health=Container.Health.HEALTHY if healthy else Container.Health.STARTING,
+        healthy_at=timezone.now() if healthy else None,
         # A first probe that failed counts against the retries only when the check grants no start grace.
         health_failures=1 if running and not healthy and not process.health.start_period_s else 0,
         published_port=observed.published_port if observed else None,
@@ -266,6 +268,7 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
                 Container.objects.filter(pk=container.pk).update(
                     health=Container.Health.HEALTHY,
                     health_failures=0,
+                    healthy_at=now,
                     state=Container.State.RUNNING,
                     started_at=observed.started_at,
                     last_seen_at=now,

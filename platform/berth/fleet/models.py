@@ -149,6 +149,12 @@ class Container(models.Model):
         indexes = [
             models.Index(fields=["app", "state"], name="container_app_state"),
             models.Index(fields=["host", "state"], name="container_host_state"),
+            # Placement counts the containers that recently failed to become healthy on each host.
+            models.Index(
+                fields=["host", "created_at"],
+                condition=models.Q(healthy_at__isnull=True),
+                name="container_never_healthy",
+            ),
         ]
 
     def __str__(self) -> str:
