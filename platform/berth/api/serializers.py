@@ -366,6 +366,13 @@ class SizeCreateSerializer(StrictSerializer):
 class DockerHostSerializer(serializers.ModelSerializer):
     containers_running = serializers.IntegerField(read_only=True)
     memory_used_mb = serializers.IntegerField(read_only=True)
+    status = serializers.ChoiceField(
+        choices=DockerHost.Status.choices, read_only=True, help_text=DockerHost.STATUS_HELP
+    )
+    last_error = serializers.CharField(
+        read_only=True,
+        help_text="Why the host is degraded or down: what the heartbeat last saw; empty when it is up.",
+    )
 
     class Meta:
         model = DockerHost

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from berth.console.audited import AuditedModelAdmin
@@ -118,7 +119,7 @@ class DockerHostAdmin(AuditedModelAdmin):
         "engine_url",
         "address",
         "state",
-        "status",
+        "status_and_reason",
         "engine_version",
         "last_heartbeat_at",
         "capacity_used",
@@ -136,7 +137,13 @@ class DockerHostAdmin(AuditedModelAdmin):
     ]
     # State changes only through the actions, which audit them and start a drain's reconcile.
     observed = ["state", "status", "capacity_used", "engine_version", "engine_id", "last_heartbeat_at", "last_error"]
-    fieldsets = [*add_fieldsets, ("State and what the worker observed", {"fields": [*observed, "created_at"]})]
+    fieldsets = [
+        *add_fieldsets,
+        (
+            "State and what the worker observed",
+            {"fields": [*observed, "created_at"], "description": f"Status: {DockerHost.STATUS_HELP}"},
+        ),
+    ]
 
     def get_fieldsets(self, request, obj=None):
         return self.fieldsets if obj else self.add_fieldsets
@@ -162,6 +169,13 @@ class DockerHostAdmin(AuditedModelAdmin):
     def capacity_used(self, host):
         percent = 100 * host.memory_used_mb / host.memory_mb if host.memory_mb else 0
         return f"{host.memory_used_mb} / {host.memory_mb} MB ({percent:.0f}%)"
+
+    @admin.display(ordering="status", description="status")
+    def status_and_reason(self, host):
+        """A degraded or down host says why in the list itself: the operator's first question."""
+        if host.status in (DockerHost.Status.DEGRADED, DockerHost.Status.DOWN) and host.last_error:
+            return f"{host.status}: {Truncator(host.last_error).chars(200)}"
+        return host.status
 
     @admin.display(ordering="running_count", description="running")
     def running(self, host):
