@@ -58,7 +58,7 @@ def place(hosts: list[HostLoad], memory_mb: int, *, organization_limit: int) -> 
     name, so the same inputs always give the same host.
     """
     if not hosts:
-        raise PlacementError("No host is active and up: all are cordoned, draining or down.")
+        raise PlacementError("No host is active and up: all are cordoned, draining, degraded or down.")
     roomy = [h for h in hosts if h.organization_containers < organization_limit]
     if not roomy:
         raise PlacementError(

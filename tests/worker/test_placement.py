@@ -176,3 +176,27 @@ def test_hosts_with_load_counts_new_containers_that_recently_failed_to_become_he
         )
     }
     assert failures == {cut_off.pk: 3, fine.pk: 0}
+
+
+@pytest.mark.django_db
+def test_choose_hosts_steers_away_from_a_host_where_new_containers_failed_and_says_so():
+    from berth.applications.models import Release
+    from berth.applications.specs import ProcessType
+    from berth.fleet.models import Container
+    from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
+    from worker.runtime import choose_hosts
+
+    size, app = SizeFactory(name="small", memory_mb=64), AppFactory()
+    web = ProcessType("web")
+    release = Release.objects.create(app=app, version=1, image="x", process_types={"web": web.as_json()}, config={})
+    app.current_release = release
+    cut_off, fine = HostFactory(name="a-cut-off"), HostFactory(name="b-fine", memory_mb=1024)
+    for _ in range(2):
+        ContainerFactory(host=cut_off, app=app, release=release, size=size, state=Container.State.REMOVED)
+
+    [chosen] = choose_hosts(release=release, process=web, size=size, count=1)
+
+    assert chosen.host == fine
+    assert chosen.reason.endswith(
+        "passed over, as new containers recently failed their health checks there: a-cut-off (2 failed)"
+    )
