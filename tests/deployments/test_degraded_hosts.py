@@ -28,6 +28,17 @@ def beat(app) -> None:
     run_deployments(app)
 
 
+def story(app) -> str:
+    """What happened, for a failure's message: the hosts, the app's containers and its deployments' steps."""
+    lines = [f"host {h.name}: {h.status} {h.last_error}" for h in DockerHost.objects.all()]
+    for c in Container.objects.filter(app=app).select_related("host").order_by("id"):
+        lines.append(f"{c.name} on {c.host.name}: {c.state} {c.health} created {c.created_at:%H:%M:%S.%f}")
+    for deployment in Deployment.objects.filter(app=app).order_by("id"):
+        lines.append(f"deployment {deployment.pk} {deployment.kind} {deployment.state} {deployment.error}")
+        lines += [f"  {s.at:%H:%M:%S.%f} {s.message}" for s in deployment.steps.order_by("id")]
+    return "\n".join(lines)
+
+
 def test_replicas_on_a_host_cut_off_the_network_come_back_to_full_strength_elsewhere(tenant, fleet, testbed_hosts):
     app = AppFactory(organization=tenant.memberships.get().organization, name="store")
     release_create(actor=tenant, app=app, image="berth-test/web:v1", process_types=WEB)
@@ -45,7 +56,10 @@ def test_replicas_on_a_host_cut_off_the_network_come_back_to_full_strength_elsew
         )
 
     with link_cut(testbed_hosts[-1].index):
-        wait_for(at_full_strength_on_the_other_host, timeout=90, interval=0.5)
+        try:
+            wait_for(at_full_strength_on_the_other_host, timeout=90, interval=0.5)
+        except AssertionError:
+            pytest.fail(f"not at full strength on {kept.name} within 90 s:\n{story(app)}")
         assert [fetch(c)[0] for c in live(app)] == [200] * 4
         assert sorted(c.index for c in live(app)) == [0, 1, 2, 3]
         cut.refresh_from_db()
