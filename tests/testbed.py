@@ -109,6 +109,17 @@ def link_up(index: int) -> None:
     hosts_script("link-up", str(index))
 
 
+@contextmanager
+def link_cut(index: int) -> Iterator[None]:
+    """Host `index` is cut off the network inside the block and joined again after it, whatever the
+    block did (link-up of a link that is up changes nothing, so the block may restore it early)."""
+    link_down(index)
+    try:
+        yield
+    finally:
+        link_up(index)
+
+
 # --- one host's engine over TLS and over ssh (testbed/hosts.sh tls-up / ssh-up) ---
 
 TLS_DIR = Path("/var/lib/berth-testbed/tls")

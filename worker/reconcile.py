@@ -2,8 +2,9 @@
 
 - `observe_host` makes the database agree with one engine: it records exits, rebuilds rows for
   unknown containers from their labels, and removes orphans and stale containers.
-- `check_host` is the heartbeat: it marks a host up, or down after the grace period, losing its
-  containers at the last time they were seen.
+- `check_host` is the heartbeat: it marks a host up, degraded when its engine answers but its address
+  does not (`datapath`), or down after the grace period, losing its containers at the last time they
+  were seen.
 - `probe_host` probes the health of a host's serving containers.
 What to do about a drifted app (heal it, back off, roll back) is `healing.py`'s. Docker events only
 wake these early; the periodic pass corrects whatever events missed.
@@ -24,7 +25,7 @@ from berth.deployments.models import Deployment
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
-from . import locks
+from . import datapath, locks
 from .engine import Engine, EngineError
 from .runtime import meter, stop_container
 
@@ -47,10 +48,11 @@ def check_host(host: DockerHost) -> bool:
         if host.status != DockerHost.Status.DOWN and (host.last_heartbeat_at or host.created_at) < now - grace:
             mark_host_down(host)
         return False
+    verdict = datapath.check(host)  # the engine answers; do the host's published ports?
     DockerHost.objects.filter(pk=host.pk).update(
-        status=DockerHost.Status.UP,
+        status=verdict.status,
         last_heartbeat_at=now,
-        last_error="",
+        last_error=verdict.reason,
         engine_version=info["version"],
         engine_id=info["engine_id"],
         userns_remap=info["userns_remap"],

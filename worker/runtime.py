@@ -83,6 +83,7 @@ def choose_hosts(*, release: Release, process: ProcessType, size: Size, count: i
             same_process_type=h.same_process_type,
             organization_containers=h.organization_containers,
             userns_remap=h.userns_remap,
+            recent_failures=h.recent_failures,
         )
         for h in hosts.values()
     ]

@@ -59,10 +59,10 @@ def run_deployment(self, deployment_id: int, app_id: int | None = None) -> None:
 @shared_task(name="berth.fleet.check_hosts")
 def check_hosts() -> None:
     for host in DockerHost.objects.exclude(state=DockerHost.State.RETIRED):
-        was_down = host.status != DockerHost.Status.UP
+        was_down = host.status not in DockerHost.ANSWERING
         if reconcile.check_host(host) and was_down:
             reconcile_host.delay(host.pk)
-        elif host.status == DockerHost.Status.UP:
+        elif host.status in DockerHost.ANSWERING:
             host.refresh_from_db()
             if host.status == DockerHost.Status.DOWN:
                 healing.heal_apps(
@@ -86,7 +86,7 @@ def check_engine(sealed: str) -> dict:
 @shared_task(name="berth.fleet.reconcile_host")
 def reconcile_host(host_id: int, suspects: list[str] | None = None) -> None:
     """A pass over one host, woken by its Docker events about the containers `suspects`."""
-    host = DockerHost.objects.filter(pk=host_id, status=DockerHost.Status.UP).first()
+    host = DockerHost.objects.filter(pk=host_id, status__in=DockerHost.ANSWERING).first()
     if host is None:
         return
     try:
@@ -100,7 +100,7 @@ def reconcile_host(host_id: int, suspects: list[str] | None = None) -> None:
 @shared_task(name="berth.fleet.reconcile")
 def reconcile_fleet() -> None:
     """The periodic pass: observe every host, heal every app, and re-send deployments nobody runs."""
-    for host in DockerHost.objects.filter(status=DockerHost.Status.UP):
+    for host in DockerHost.objects.filter(status__in=DockerHost.ANSWERING):
         try:
             reconcile.observe_host(host)
         except EngineError as error:
@@ -113,7 +113,7 @@ def reconcile_fleet() -> None:
 @shared_task(name="berth.fleet.probe")
 def probe_fleet() -> None:
     changed = set()
-    for host in DockerHost.objects.filter(status=DockerHost.Status.UP):
+    for host in DockerHost.objects.filter(status__in=DockerHost.ANSWERING):
         try:
             changed |= reconcile.probe_host(host)
         except EngineError as error:

@@ -50,6 +50,22 @@ def test_host_list_shows_memory_used_by_live_containers_and_the_running_count(op
     assert "0 / 1024 MB (0%)" in row_of(html, "idle")
 
 
+def test_a_degraded_host_shows_why_in_the_list_and_what_degraded_means_on_its_page(operator_client):
+    reason = "10.250.6.2 does not answer on published ports 32768, 32770: No route to host"
+    cut = HostFactory(name="cut", status=DockerHost.Status.DEGRADED, last_error=reason)
+    HostFactory(name="fine", status=DockerHost.Status.UP)
+
+    html = html_of(operator_client, HOSTS)
+
+    assert f"degraded: {reason}" in row_of(html, "cut")
+    assert '<td class="field-status_and_reason">up</td>' in row_of(html, "fine")
+    assert "Degraded (its address does not answer)" in html  # the status filter
+    page = html_of(operator_client, f"{HOSTS}{cut.pk}/change/")
+    assert reason in page
+    assert "degraded: the engine answers but the address does not" in page
+    assert "takes no new containers" in page
+
+
 def test_host_list_costs_the_same_queries_for_2_or_20_hosts(operator_client):
     def add_hosts(count):
         for _ in range(count):

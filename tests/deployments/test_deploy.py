@@ -326,7 +326,7 @@ def test_a_deploy_that_cannot_be_placed_fails_with_the_reason_and_changes_nothin
     DockerHost.objects.update(state=DockerHost.State.CORDONED)
     _, deployment = deploy(tenant, app, image="berth-test/web:v2")
     assert deployment.state == Deployment.State.FAILED
-    assert "No host is active and up: all are cordoned, draining or down." in deployment.error
+    assert "No host is active and up: all are cordoned, draining, degraded or down." in deployment.error
     app.refresh_from_db()
     assert app.current_release == v1 and {c.pk for c in live(app)} == before
 

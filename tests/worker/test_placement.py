@@ -9,8 +9,8 @@ from worker.placement import HostLoad, PlacementError, place, place_many
 LIMIT = 250
 
 
-def host(host_id, name, *, memory_mb=1024, used=0, same_release=0, same_process_type=0, organization=0):
-    return HostLoad(host_id, name, memory_mb, used, same_release, same_process_type, organization)
+def host(host_id, name, *, memory_mb=1024, used=0, same_release=0, same_process_type=0, organization=0, failures=0):
+    return HostLoad(host_id, name, memory_mb, used, same_release, same_process_type, organization, failures)
 
 
 def test_spread_comes_before_free_memory():
@@ -88,6 +88,30 @@ def test_placing_together_is_all_or_nothing():
         place_many([host(1, "a"), host(2, "b")], 64, 5, organization_limit=2)
 
 
+def test_a_host_where_new_containers_keep_failing_comes_after_every_other_fitting_host():
+    """Its address may be cut off while its engine answers: the issue's host that got every replacement."""
+    failing = host(1, "a", failures=2)  # emptier, roomier and first by name, yet tried last
+    crowded = host(2, "b", used=900, same_release=3, same_process_type=3)
+    chosen = place([failing, crowded], 64, organization_limit=LIMIT)
+    assert chosen.host_id == 2
+    assert chosen.reason.endswith(
+        "; passed over, as new containers recently failed their health checks there: a (2 failed)"
+    )
+    # One failure is chance, not a pattern: spread decides.
+    assert place([host(1, "a", failures=1), crowded], 64, organization_limit=LIMIT).host_id == 1
+
+
+def test_the_failure_rule_is_soft_when_every_host_fails_or_only_the_failing_one_fits():
+    """A bad release fails everywhere: it is still placed, by the usual rules, and its deployment says why it failed."""
+    both = [host(1, "a", failures=5, same_release=1), host(2, "b", failures=2)]
+    chosen = place(both, 64, organization_limit=LIMIT)
+    assert chosen.host_id == 2
+    assert "recently failed their health checks on every fitting host (2 here)" in chosen.reason
+    only_fit = [host(1, "a", failures=3), host(2, "b", used=1000)]
+    assert place(only_fit, 64, organization_limit=LIMIT).host_id == 1
+    assert [p.host_id for p in place_many([*both, host(3, "c")], 64, 3, organization_limit=LIMIT)] == [3, 3, 3]
+
+
 @pytest.mark.django_db
 def test_hosts_with_load_counts_what_placement_weighs():
     """The selector placement reads: only hosts that take containers, and per host the memory of its
@@ -127,3 +151,69 @@ def test_hosts_with_load_counts_what_placement_weighs():
         )
     }
     assert loads == {busy.pk: (64 + 512 + 64 + 64 + 512 + 512, 5, 3, 2), idle.pk: (0, 0, 0, 0)}
+
+
+@pytest.mark.django_db
+def test_hosts_with_load_counts_new_containers_that_recently_failed_to_become_healthy():
+    """Never healthy and no longer live (or found unhealthy), created in the last 10 minutes; a degraded
+    host is not offered at all."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from berth.applications.models import Release
+    from berth.fleet.models import Container, DockerHost
+    from berth.fleet.selectors import hosts_with_load
+    from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
+
+    size, app = SizeFactory(name="small", memory_mb=64), AppFactory()
+    release = Release.objects.create(app=app, version=1, image="x", process_types={}, config={})
+    cut_off, fine = HostFactory(), HostFactory()
+    HostFactory(status=DockerHost.Status.DEGRADED)
+    now = timezone.now()
+
+    def container(on, *, state, health=Container.Health.UNKNOWN, healthy_at=None, age=timedelta(minutes=1)):
+        ContainerFactory(
+            host=on, app=app, release=release, size=size, state=state, health=health,
+            healthy_at=healthy_at, created_at=now - age,
+        )  # fmt: skip
+
+    container(cut_off, state=Container.State.REMOVED)  # stopped: it did not become healthy
+    container(cut_off, state=Container.State.EXITED)  # crashed before it was healthy
+    container(cut_off, state=Container.State.RUNNING, health=Container.Health.UNHEALTHY)  # given up on
+    container(cut_off, state=Container.State.RUNNING, health=Container.Health.STARTING)  # still starting
+    container(cut_off, state=Container.State.REMOVED, healthy_at=now)  # served, then replaced
+    container(cut_off, state=Container.State.REMOVED, age=timedelta(minutes=11))  # too long ago
+    container(fine, state=Container.State.REMOVED, healthy_at=now)
+
+    failures = {
+        h.pk: h.recent_failures
+        for h in hosts_with_load(
+            organization_id=app.organization_id, app_id=app.pk, process_type="web", release_id=release.pk
+        )
+    }
+    assert failures == {cut_off.pk: 3, fine.pk: 0}
+
+
+@pytest.mark.django_db
+def test_choose_hosts_steers_away_from_a_host_where_new_containers_failed_and_says_so():
+    from berth.applications.models import Release
+    from berth.applications.specs import ProcessType
+    from berth.fleet.models import Container
+    from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
+    from worker.runtime import choose_hosts
+
+    size, app = SizeFactory(name="small", memory_mb=64), AppFactory()
+    web = ProcessType("web")
+    release = Release.objects.create(app=app, version=1, image="x", process_types={"web": web.as_json()}, config={})
+    app.current_release = release
+    cut_off, fine = HostFactory(name="a-cut-off"), HostFactory(name="b-fine", memory_mb=1024)
+    for _ in range(2):
+        ContainerFactory(host=cut_off, app=app, release=release, size=size, state=Container.State.REMOVED)
+
+    [chosen] = choose_hosts(release=release, process=web, size=size, count=1)
+
+    assert chosen.host == fine
+    assert chosen.reason.endswith(
+        "passed over, as new containers recently failed their health checks there: a-cut-off (2 failed)"
+    )

@@ -444,6 +444,13 @@ class DockerHostSerializer(serializers.ModelSerializer):
         help_text="The engine remaps user namespaces: root in a container is an unprivileged user on the host, "
         "so images that run as root run as root here (elsewhere as uid 65534) and are placed here first",
     )
+    status = serializers.ChoiceField(
+        choices=DockerHost.Status.choices, read_only=True, help_text=DockerHost.STATUS_HELP
+    )
+    last_error = serializers.CharField(
+        read_only=True,
+        help_text="Why the host is degraded or down: what the heartbeat last saw; empty when it is up.",
+    )
 
     class Meta:
         model = DockerHost

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from berth.console.audited import AuditedModelAdmin
@@ -118,7 +119,7 @@ class DockerHostAdmin(AuditedModelAdmin):
         "engine_url",
         "address",
         "state",
-        "status",
+        "status_and_reason",
         "engine_version",
         "remaps_root",
         "last_heartbeat_at",
@@ -146,7 +147,13 @@ class DockerHostAdmin(AuditedModelAdmin):
         "last_heartbeat_at",
         "last_error",
     ]
-    fieldsets = [*add_fieldsets, ("State and what the worker observed", {"fields": [*observed, "created_at"]})]
+    fieldsets = [
+        *add_fieldsets,
+        (
+            "State and what the worker observed",
+            {"fields": [*observed, "created_at"], "description": f"Status: {DockerHost.STATUS_HELP}"},
+        ),
+    ]
 
     def get_fieldsets(self, request, obj=None):
         return self.fieldsets if obj else self.add_fieldsets
@@ -177,6 +184,13 @@ class DockerHostAdmin(AuditedModelAdmin):
     def remaps_root(self, host):
         # Root in a container is an unprivileged host user here; elsewhere root images run as uid 65534.
         return host.userns_remap
+
+    @admin.display(ordering="status", description="status")
+    def status_and_reason(self, host):
+        """A degraded or down host says why in the list itself: the operator's first question."""
+        if host.status in (DockerHost.Status.DEGRADED, DockerHost.Status.DOWN) and host.last_error:
+            return f"{host.status}: {Truncator(host.last_error).chars(200)}"
+        return host.status
 
     @admin.display(ordering="running_count", description="running")
     def running(self, host):

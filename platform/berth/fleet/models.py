@@ -72,6 +72,19 @@ class DockerHost(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    STATUS_HELP = (
+        "What the worker's heartbeat last observed. pending: not checked yet. up: the engine answers and so "
+        "does the host's address, on its containers' published ports. degraded: the engine answers but the "
+        "address does not (last_error says which ports and why): the host takes no new containers, and its "
+        "containers, which fail their health checks, are replaced on other hosts; it is up again as soon as "
+        "its address answers. down: the engine has not answered for BERTH_HOST_DOWN_AFTER_SECONDS; its "
+        "containers are lost and replaced."
+    )
+
+    # Statuses in which the engine answers: the host is observed and its containers probed, though
+    # only an `up` one takes new containers (a degraded one's containers fail their checks and move).
+    ANSWERING = ("up", "degraded")
+
 
 class Size(models.Model):
     """A container size operators offer: memory and CPU limits."""
@@ -145,6 +158,12 @@ class Container(models.Model):
         indexes = [
             models.Index(fields=["app", "state"], name="container_app_state"),
             models.Index(fields=["host", "state"], name="container_host_state"),
+            # Placement counts the containers that recently failed to become healthy on each host.
+            models.Index(
+                fields=["host", "created_at"],
+                condition=models.Q(healthy_at__isnull=True),
+                name="container_never_healthy",
+            ),
         ]
 
     def __str__(self) -> str:
