@@ -10,7 +10,16 @@ LIMIT = 250
 
 
 def host(host_id, name, *, memory_mb=1024, used=0, same_release=0, same_process_type=0, organization=0, failures=0):
-    return HostLoad(host_id, name, memory_mb, used, same_release, same_process_type, organization, failures)
+    return HostLoad(
+        host_id,
+        name,
+        memory_mb,
+        used,
+        same_release,
+        same_process_type,
+        organization_containers=organization,
+        recent_failures=failures,
+    )
 
 
 def test_spread_comes_before_free_memory():
