@@ -7,7 +7,7 @@ worker died carries on from where the hosts are, and finishes with exactly the w
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -246,8 +246,8 @@ def _start_missing(rollout: Rollout, process: ProcessType, quantity: int, size: 
     chosen = _choose(release, process, size, missing)
     images = {host.pk: prepare_host(host, release) for host in {c.host.pk: c.host for c in chosen}.values()}
 
-    def start(index: int, where) -> str | None:
-        """Start and prove one replica; the reason it failed, or None."""
+    def start(index: int, where) -> Container | str:
+        """Start one replica and see it healthy: the container, or the reason it failed."""
         try:
             new = start_container(
                 deployment=rollout.deployment,
@@ -258,11 +258,21 @@ def _start_missing(rollout: Rollout, process: ProcessType, quantity: int, size: 
                 chosen=where,
                 image=images[where.host.pk],
             )
-            return _prove(new, process, rollout)
+            return _prove(new, process, replace(rollout, wait_ready=False)) or new
         except DeployFailed as failure:
             return str(failure)
 
-    reasons = [reason for reason in _in_parallel(start, missing, chosen) if reason is not None]
+    started = _in_parallel(start, missing, chosen)
+    reasons = [outcome for outcome in started if isinstance(outcome, str)]
+    healthy = [outcome for outcome in started if isinstance(outcome, Container)]
+    if rollout.wait_ready and healthy:
+        # After all have started: each start's ready time then overlaps the others'.
+        results = wait_ready(healthy, process, rollout.deployment)
+        reasons += [
+            _not_ready(new, process, rollout, result)
+            for new, result in zip(healthy, results, strict=True)
+            if not result.healthy
+        ]
     if reasons:
         raise DeployFailed(reasons[0] + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
 
@@ -272,9 +282,12 @@ def _prove(new: Container, process: ProcessType, rollout: Rollout) -> str | None
     else the reason it is not (it has been stopped)."""
     result = wait_healthy(new, process, rollout.deployment)
     if result.healthy and rollout.wait_ready:
-        result = wait_ready(new, process, rollout.deployment)
-    if result.healthy:
-        return None
+        [result] = wait_ready([new], process, rollout.deployment)
+    return None if result.healthy else _not_ready(new, process, rollout, result)
+
+
+def _not_ready(new: Container, process: ProcessType, rollout: Rollout, result) -> str:
+    """Stop a new container that did not become healthy or ready, and say why."""
     what = "ready" if new.healthy_at else "healthy"
     stop_container(new, rollout.deployment, f"it did not become {what}")
     return f"{process.name}.{new.index} of v{rollout.release.version} did not become {what}: {result.reason}"

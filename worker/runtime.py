@@ -329,28 +329,54 @@ def _exit_reason(engine: Engine, container: Container, observed) -> str:
     return f"{container.name} exited with code {code}{oom}" + (f"; last log: {logs[-300:]}" if logs else "")
 
 
-def wait_ready(container: Container, process: ProcessType, deployment: Deployment | None) -> HealthResult:
+def wait_ready(containers: list[Container], process: ProcessType, deployment: Deployment | None) -> list[HealthResult]:
     """A healthy container counts as ready once it stayed healthy for its process type's min_ready_s:
     a release that crashes or fails its health check soon after starting fails its deployment while the
-    containers it was to replace still serve. Probed at the health check's interval meanwhile."""
+    containers it was to replace still serve. Each is looked at (inspect, probe) at the health check's
+    interval meanwhile. Several (a scale-out's new replicas) wait together, so the ready time is paid
+    once, not once per batch of starts. Results in the order of `containers`."""
+    if process.min_ready_s <= 0:
+        return [HealthResult(True, "no ready time") for _ in containers]
     check = process.health
-    ready_at = container.healthy_at + timedelta(seconds=process.min_ready_s)
-    failures = 0
-    with Engine(container.host) as engine:
-        while (left := (ready_at - timezone.now()).total_seconds()) > 0:
-            time.sleep(min(left, check.interval_s))
+    ready_at = {c.pk: c.healthy_at + timedelta(seconds=process.min_ready_s) for c in containers}
+    failures = dict.fromkeys(ready_at, 0)
+    results: dict[int, HealthResult] = {}
+    with contextlib.ExitStack() as stack:
+        engines: dict[int, Engine] = {}
+        while pending := [c for c in containers if c.pk not in results]:
+            left = (min(ready_at[c.pk] for c in pending) - timezone.now()).total_seconds()
+            time.sleep(max(0.0, min(left, check.interval_s)))
             if deployment is not None:
                 heartbeat(deployment)
-            observed = engine.inspect(container.docker_id)
-            if _gone(observed):
-                return HealthResult(False, _exit_reason(engine, container, observed))
-            healthy, seen = _probe(process, container.host, container.published_port, engine, container.docker_id)
-            failures = 0 if healthy else failures + 1
-            if failures >= check.retries:
-                Container.objects.filter(pk=container.pk).update(health=Container.Health.UNHEALTHY)
-                return HealthResult(False, f"{container.name} failed its health check {failures} times: {seen}")
-    step(deployment, f"{container.name} is ready: healthy for {process.min_ready_s:g} s.", container=container)
-    return HealthResult(True, "ready")
+            for container in pending:
+                if container.host_id not in engines:
+                    engines[container.host_id] = stack.enter_context(Engine(container.host))
+                result = _look_while_ready(engines[container.host_id], container, process, failures)
+                if result is None and timezone.now() >= ready_at[container.pk]:
+                    step(
+                        deployment,
+                        f"{container.name} is ready: healthy for {process.min_ready_s:g} s.",
+                        container=container,
+                    )
+                    result = HealthResult(True, "ready")
+                if result is not None:
+                    results[container.pk] = result
+    return [results[c.pk] for c in containers]
+
+
+def _look_while_ready(
+    engine: Engine, container: Container, process: ProcessType, failures: dict
+) -> HealthResult | None:
+    """One look at a container waiting to be ready: why it is not, or None while it holds up."""
+    observed = engine.inspect(container.docker_id)
+    if _gone(observed):
+        return HealthResult(False, _exit_reason(engine, container, observed))
+    healthy, seen = _probe(process, container.host, container.published_port, engine, container.docker_id)
+    failures[container.pk] = 0 if healthy else failures[container.pk] + 1
+    if failures[container.pk] < process.health.retries:
+        return None
+    Container.objects.filter(pk=container.pk).update(health=Container.Health.UNHEALTHY)
+    return HealthResult(False, f"{container.name} failed its health check {failures[container.pk]} times: {seen}")
 
 
 def record_exit(container: Container, observed) -> None:
