@@ -202,7 +202,8 @@ def crash_loop(app: App) -> tuple[Release, str] | None:
 
 def _kept_empty(app: App, release: Release) -> str | None:
     """A process type with no healthy container whose empty slots are all backing off, if any."""
-    waiting = slots_backing_off(app, release)
+    wanted = dict(Formation.objects.filter(app=app).values_list("process_type", "quantity"))
+    waiting = [(name, index) for name, index in slots_backing_off(app, release) if index < wanted.get(name, 0)]
     if not waiting:
         return None
     healthy = set(
