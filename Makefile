@@ -5,7 +5,7 @@ PY := $(UV) run --frozen python
 # `make run` and its helpers use the development settings; the tests take theirs from pyproject.toml.
 RUN_SETTINGS := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-berth.settings.dev}
 
-.PHONY: deps run test lint format bench testbed migrate
+.PHONY: deps run test test-fast lint format bench testbed migrate
 
 deps:
 	@command -v $(UV) >/dev/null || pip install --quiet uv
@@ -27,6 +27,10 @@ run: deps migrate
 ## test: the whole suite, on the real PostgreSQL, Redis, Docker engine and Chromium
 test: deps testbed
 	DJANGO_SETTINGS_MODULE=berth.settings.test $(UV) run --frozen pytest
+
+## test-fast: the tests that need no Docker engine and no browser, for quick loops (CI runs `make test`)
+test-fast: deps
+	DJANGO_SETTINGS_MODULE=berth.settings.test $(UV) run --frozen pytest -m "not docker and not browser"
 
 testbed:
 	@scripts/ensure-docker.sh

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 # platform/ is a source root, not a package: putting it on the path keeps the standard
-# library's `platform` module importable (STYLE.md, "Layout").
+# library's `platform` module importable (docs/conventions.md#layout).
 ROOT = Path(__file__).resolve().parent
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
 

@@ -21,7 +21,8 @@ worker, container started, health check passed. The replacement must then answer
 the benchmark waits 1 s plus a random 0 to 10 s (seeded), so the kills fall at random points of beat's
 10 s reconcile cycle, as real crashes would.
 
-A last series kills one app REPEATS times in a row, to show Berth's crash back-off (DESIGN §3) at work.
+A last series kills one app REPEATS times in a row, to show Berth's crash back-off
+(docs/deploys.md#crashes-after-going-live-workerhealingpy) at work.
 """
 
 import random

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Berth's multi-host test bed (DESIGN.md §6): N Docker hosts on this machine. Host i is a network
+# Berth's multi-host test bed (docs/architecture.md#the-test-bed): N Docker hosts on this machine. Host i is a network
 # namespace berth-h$i joined to the root namespace by a veth pair (bh$i-o 10.250.$i.1 outside,
 # bh$i-i 10.250.$i.2 inside) and runs its own dockerd there, answering on
 # unix:///run/berth-testbed/h$i/docker.sock and publishing ports on 10.250.$i.2.
@@ -41,7 +41,7 @@ REGISTRY_HOST=2              # the registry runs in this host's network namespac
 REGISTRY=$(printf '10.250.%s.2:5000' "$REGISTRY_HOST")
 REGISTRY_USER=berth
 REGISTRY_IMAGES=("berth-test/web:v2|berth/web:v2")  # local tag | repository:tag in the registry
-# Plain HTTP, so every engine lists the test bed's addresses as insecure registries (DESIGN.md §6).
+# Plain HTTP, so every engine lists the test bed's addresses as insecure registries (testbed/README.md).
 INSECURE_REGISTRIES=10.250.0.0/16
 TLS_DIR=$DATA/tls            # the test CA, one client certificate, and h$i/ server certificates
 TLS_PORT=2376

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build Berth's test images on the local engine and load them into test hosts (DESIGN.md §6).
+# Build Berth's test images on the local engine and load them into test hosts (docs/architecture.md#the-test-bed).
 #
 #   testbed/images.sh [ENGINE_URL...]
 #

@@ -1,4 +1,4 @@
-"""A real Chromium for browser tests: Debian's build driven by Playwright (DESIGN.md §6).
+"""A real Chromium for browser tests: Debian's build driven by Playwright (docs/architecture.md#the-test-bed).
 
 `playwright install` cannot download here, so tests launch /usr/bin/chromium. Use the fixtures by
 importing them into a package's conftest.py: `from tests.browser import browser, page`.

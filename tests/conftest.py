@@ -13,6 +13,21 @@ from .factories import MembershipFactory, OrganizationFactory, UserFactory
 # Shared fixture modules: the test bed's hosts, and apps running on them.
 pytest_plugins = ["tests.testbed", "tests.fleet"]
 
+# Fixtures that reach a Docker engine (the test bed's hosts, or a worker that connects to one), and those that
+# drive a browser. A test that uses one, directly or through another fixture, gets the marker, so that
+# `make test-fast` (`-m "not docker and not browser"`) never needs an engine or Chromium.
+ENGINE_FIXTURES = {"testbed_hosts", "userns_testbed_host", "remote_engine", "fleet", "userns_host", "engine_checker"}
+BROWSER_FIXTURES = {"browser", "page"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & ENGINE_FIXTURES:
+            item.add_marker(pytest.mark.docker)
+        if used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+
 
 @pytest.fixture(autouse=True)
 def _clear_throttle_cache():

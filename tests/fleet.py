@@ -1,4 +1,4 @@
-"""Fixtures for tests that run apps on the test bed's real Docker hosts (DESIGN §6)."""
+"""Fixtures for tests that run apps on the test bed's real Docker hosts (docs/architecture.md#the-test-bed)."""
 
 import docker
 import pytest

@@ -1,4 +1,4 @@
-"""The source layout keeps the standard library importable (STYLE.md, "Layout")."""
+"""The source layout keeps the standard library importable (docs/conventions.md#layout)."""
 
 import platform
 import sysconfig

@@ -1,4 +1,4 @@
-"""The multi-host test bed (DESIGN.md §6): Docker hosts on this machine, each with its own address.
+"""The multi-host test bed (docs/architecture.md#the-test-bed): Docker hosts on this machine, each with its own address.
 
 testbed/hosts.sh does the work: host i is network namespace berth-h{i} with its own dockerd, whose
 published ports answer on 10.250.{i}.2. tests/conftest.py loads this module as a plugin, so every

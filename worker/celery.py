@@ -8,7 +8,7 @@ from pathlib import Path
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
 
-# The control plane's source root, as manage.py sets it (STYLE.md, "Layout").
+# The control plane's source root, as manage.py sets it (docs/conventions.md#layout).
 _PLATFORM = str(Path(__file__).resolve().parents[1] / "platform")
 if _PLATFORM not in sys.path:
     sys.path.insert(0, _PLATFORM)
@@ -30,7 +30,7 @@ app.conf.update(
     result_expires=3600,
     imports=["worker.tasks"],
     broker_connection_retry_on_startup=True,
-    # No ETA or countdown may exceed this (DESIGN §4): past it, Redis would hand the task out twice.
+    # No ETA or countdown may exceed this (docs/architecture.md#invariants): Redis would hand the task out twice.
     broker_transport_options={"visibility_timeout": 3600},
     timezone="UTC",
     beat_schedule={

@@ -1,4 +1,4 @@
-"""How Berth starts a container: names, labels, environment and the hardened defaults (DESIGN §5).
+"""How Berth starts a container: names, labels, environment and the hardened defaults (docs/architecture.md#containers).
 
 Pure functions of the release, slot, size and host, so the hardening is one piece of code that
 a test can read and `docker inspect` can confirm.
@@ -47,7 +47,7 @@ def network_labels(organization) -> dict:
 
 
 def labels_for(*, release: Release, process: ProcessType, index: int, size: Size, deployment_id: int | None) -> dict:
-    """Labels that say whose a container is: enough to rebuild all observed state (DESIGN §4)."""
+    """Labels that say whose a container is: enough to rebuild all observed state (docs/architecture.md#invariants)."""
     app = release.app
     return {
         MANAGED_LABEL: "true",

@@ -1,4 +1,4 @@
-"""The one module that speaks the Docker Engine API (DESIGN §7: one seam to an engine).
+"""The one module that speaks the Docker Engine API (docs/architecture.md#invariants: one seam to an engine).
 
 Everything Berth asks of a host goes through `Engine`; callers get plain dicts and Berth's own
 `EngineError`, never the docker package's types, so another engine driver could stand in.

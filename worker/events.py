@@ -1,4 +1,4 @@
-"""Follow every host's Docker events and wake a reconcile of that host at once (DESIGN §3).
+"""Follow each host's Docker events, waking a reconcile of it at once (docs/architecture.md#observed-state-and-healing).
 
 Events only make healing fast; correctness comes from the periodic pass, which also covers any
 event this process missed while it or a host was down. Run it as `python -m worker.events`.

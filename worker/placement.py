@@ -1,4 +1,4 @@
-"""Where a new container runs: the one module that decides placement (DESIGN §7).
+"""Where a new container runs: the one module that decides placement (docs/architecture.md#invariants).
 
 Pure arithmetic over host capacities and what already runs, so it is deterministic and testable
 without engines. An orchestrator could take this module's place.

@@ -3,7 +3,7 @@ the current month's draft from the first usage on, without waiting for the invoi
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,10 +15,7 @@ from berth.billing.metering import usage_sync
 from berth.billing.models import Invoice, SizePrice
 from berth.fleet.models import Container
 from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
-
-
-def at(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+from tests.timing import at
 
 
 class Clock:

@@ -1,7 +1,7 @@
 """Invoices from the ledger: to the cent, across a period boundary and a price change, idempotent,
 final once finalized, and late usage on an adjustment line (issue 4, "Must hold")."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,10 +11,7 @@ from berth.billing.metering import usage_sync
 from berth.billing.models import Invoice, SizePrice, UsageRecord
 from berth.fleet.models import Container
 from tests.factories import AppFactory, ContainerFactory, HostFactory, OrganizationFactory, SizeFactory
-
-
-def at(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+from tests.timing import at
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The ledger's guarantees in PostgreSQL: no second billed twice, none lost, writes idempotent."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from itertools import pairwise
 
@@ -12,10 +12,7 @@ from berth.billing.metering import intervals, usage_sync
 from berth.billing.models import UsageRecord
 from berth.fleet.models import Container
 from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
-
-
-def at(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+from tests.timing import at
 
 
 @pytest.fixture

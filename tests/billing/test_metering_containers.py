@@ -5,7 +5,6 @@ the end from the engine's own `die` event (Berth removes containers it stopped, 
 inspected afterwards).
 """
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import docker
@@ -20,6 +19,7 @@ from tests.deployments.helpers import live, run_deployments
 from tests.factories import AppFactory
 from tests.fleet import WEB
 from tests.testbed import start_engine, stop_engine
+from tests.timing import wait_for
 from worker import reconcile, tasks
 from worker.engine import parse_docker_time
 
@@ -57,6 +57,19 @@ def docker_died_at(container, since: datetime) -> datetime:
     return died[0]
 
 
+def engine_answers(engine_url: str) -> bool:
+    try:
+        client = docker.APIClient(base_url=engine_url, timeout=2)  # asks the engine for its API version
+    except docker.errors.DockerException:
+        return False
+    try:
+        return bool(client.ping())
+    except docker.errors.DockerException:
+        return False
+    finally:
+        client.close()
+
+
 def ledger_of(container) -> list[UsageRecord]:
     return list(UsageRecord.objects.filter(container=container).order_by("started_at"))
 
@@ -65,7 +78,8 @@ def test_stopped_containers_are_billed_from_docker_start_to_docker_stop(app, ten
     containers = live(app)
     started = {c.pk: docker_started_at(c) for c in containers}
     since = datetime.now(tz=UTC) - SECOND
-    time.sleep(1.5)
+    # Each container runs longer than the tolerance below, so a record of no length cannot pass for its run.
+    wait_for(lambda: datetime.now(tz=UTC) - max(started.values()) > 1.5 * SECOND, timeout=5, interval=0.1)
     formation_scale(actor=tenant, app=app, changes={"web": {"quantity": 0}})
     run_deployments(app)
     for container in containers:
@@ -108,7 +122,7 @@ def test_a_lost_hosts_containers_are_billed_to_when_they_were_last_seen(app, fle
     on_doomed = [c for c in live(app) if c.host_id == doomed.pk]
     seen = {c.pk: Container.objects.get(pk=c.pk).last_seen_at for c in on_doomed}
     stop_engine(testbed_hosts[0].index, kill=True)
-    time.sleep(1)
+    wait_for(lambda: not engine_answers(doomed.engine_url), timeout=10)
     DockerHost.objects.filter(pk=doomed.pk).update(last_heartbeat_at=timezone.now() - timedelta(seconds=5))
     tasks.check_hosts()
     for container in on_doomed:

@@ -1,6 +1,5 @@
 """The meter task's pass (usage_sync_all) syncs only the containers whose ledger needs a change."""
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -9,10 +8,7 @@ from berth.billing.metering import containers_to_meter, usage_sync, usage_sync_a
 from berth.billing.models import SizePrice, UsageRecord
 from berth.fleet.models import Container
 from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
-
-
-def at(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+from tests.timing import at
 
 
 @pytest.fixture

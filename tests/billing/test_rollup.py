@@ -18,11 +18,7 @@ from berth.billing.rollup import usage_rollup
 from berth.billing.selectors import usage_for_period
 from berth.fleet.models import Container
 from tests.factories import AppFactory, ContainerFactory, HostFactory, OrganizationFactory, SizeFactory
-
-
-def at(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
+from tests.timing import at
 
 OCTOBER, NOVEMBER = date(2026, 10, 1), date(2026, 11, 1)
 GROUPINGS = [("app", "process_type", "size"), ("app", "process_type", "size", "day"), ("day",), ("size",), ()]

@@ -2,7 +2,6 @@
 
 import csv
 import io
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,10 +13,7 @@ from berth.billing.services import size_price_set
 from berth.core.errors import Invalid
 from berth.fleet.models import Container
 from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
-
-
-def at(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+from tests.timing import at
 
 
 @pytest.fixture

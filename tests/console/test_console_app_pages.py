@@ -9,22 +9,11 @@ from berth.audit.models import AuditEvent
 from berth.deployments.services import config_set, release_create
 from berth.fleet.models import Container
 from tests.console.rows import container_on, html_of
-from tests.factories import AppFactory, HostFactory, SizeFactory, UserFactory
+from tests.factories import AppFactory, HostFactory, SizeFactory
 
 pytestmark = pytest.mark.django_db
 
 SECRETS = {"DATABASE_URL": "postgres://app:hunter2-db-password@db.internal/shop", "STRIPE_KEY": "sk_live_51Hx9secret"}
-
-
-@pytest.fixture
-def operator(db):
-    return UserFactory(is_staff=True, is_superuser=True, email="operator@example.test")
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
-    return client
 
 
 @pytest.fixture

@@ -8,13 +8,7 @@ from django.utils import timezone
 
 from berth.audit.models import AuditEvent
 from berth.billing.models import Invoice, InvoiceLine, SizePrice
-from tests.factories import OrganizationFactory, SizeFactory, UserFactory
-
-
-@pytest.fixture
-def operator_client(client, db):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
+from tests.factories import OrganizationFactory, SizeFactory
 
 
 def price_form(size, effective_from):

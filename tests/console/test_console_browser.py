@@ -16,11 +16,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 LAST_OWNER_ERROR = "An organization must keep at least one owner."
 
 
-@pytest.fixture
-def operator(transactional_db):
-    return User.objects.create_superuser(email="operator@example.test", password=PASSWORD, name="Olga Operator")
-
-
 def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.goto("/console/")
     page.get_by_label("Email").fill(email)

@@ -7,22 +7,11 @@ from django.utils import timezone
 
 from berth.fleet.models import Container
 from tests.console.rows import container_on, html_of, queries_for, release_of
-from tests.factories import AppFactory, HostFactory, UserFactory
+from tests.factories import AppFactory, HostFactory
 
 pytestmark = pytest.mark.django_db
 
 CONTAINERS = "/console/fleet/container/"
-
-
-@pytest.fixture
-def operator(db):
-    return UserFactory(is_staff=True, is_superuser=True, email="operator@example.test")
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
-    return client
 
 
 def add_containers(count: int) -> None:

@@ -15,22 +15,11 @@ from tests.console.rows import (
     queries_for,
     release_of,
 )
-from tests.factories import AppFactory, HostFactory, UserFactory
+from tests.factories import AppFactory, HostFactory
 
 pytestmark = pytest.mark.django_db
 
 DEPLOYMENTS = "/console/deployments/deployment/"
-
-
-@pytest.fixture
-def operator(db):
-    return UserFactory(is_staff=True, is_superuser=True, email="operator@example.test")
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
-    return client
 
 
 def test_failed_and_stale_running_deployments_come_before_newer_ones(operator_client):

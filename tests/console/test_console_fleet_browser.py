@@ -5,16 +5,10 @@ from playwright.sync_api import Page, expect
 
 from berth.audit.models import AuditEvent
 from berth.fleet.models import Container, DockerHost
-from berth.tenancy.models import User
 from tests.console.rows import container_on
 from tests.factories import PASSWORD, HostFactory, SizeFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def operator(transactional_db):
-    return User.objects.create_superuser(email="fleet-operator@example.test", password=PASSWORD, name="Fleet Operator")
 
 
 def test_operator_cordons_a_host_and_sees_its_state_change(page: Page, operator):

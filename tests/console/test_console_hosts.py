@@ -5,7 +5,7 @@ import pytest
 from berth.audit.models import AuditEvent
 from berth.fleet.models import Container, DockerHost, Size
 from tests.console.rows import action, container_on, html_of, messages_of, queries_for
-from tests.factories import HostFactory, SizeFactory, UserFactory
+from tests.factories import HostFactory, SizeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -13,17 +13,6 @@ HOSTS = "/console/fleet/dockerhost/"
 SIZES = "/console/fleet/size/"
 KEY_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7-operator-secret"
 CLIENT_KEY = f"-----BEGIN PRIVATE KEY-----\n{KEY_BODY}\n-----END PRIVATE KEY-----\n"
-
-
-@pytest.fixture
-def operator(db):
-    return UserFactory(is_staff=True, is_superuser=True, email="operator@example.test")
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
-    return client
 
 
 def row_of(html: str, name: str) -> str:

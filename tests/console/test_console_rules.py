@@ -4,14 +4,7 @@ import pytest
 
 from berth.tenancy.models import Membership
 from berth.tenancy.roles import Role
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-
-
-@pytest.fixture
-def operator_client(client, db):
-    operator = UserFactory(is_staff=True, is_superuser=True)
-    client.force_login(operator)
-    return client
+from tests.factories import MembershipFactory, OrganizationFactory
 
 
 @pytest.mark.django_db

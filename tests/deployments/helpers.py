@@ -1,6 +1,5 @@
 """Helpers for deploy tests: drive the worker's code in-process against the real hosts."""
 
-import time
 import urllib.request
 
 from berth.fleet.models import Container
@@ -23,13 +22,3 @@ def fetch(container, path: str = "/", timeout: float = 2.0) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, ""
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not true within {timeout}s: {predicate}")

@@ -16,8 +16,9 @@ from berth.tenancy.roles import Role
 from tests.conftest import token_client
 from tests.factories import AppFactory, MembershipFactory
 from tests.fleet import WEB
+from tests.timing import wait_for
 
-from .helpers import fetch, live, wait_for
+from .helpers import fetch, live
 
 pytestmark = pytest.mark.docker
 

@@ -15,9 +15,10 @@ from berth.deployments.services import config_set, formation_scale, release_crea
 from berth.tenancy.roles import Role
 from tests.conftest import token_client
 from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
+from tests.timing import wait_for
 from worker.engine import parse_docker_time
 
-from .helpers import live, run_deployments, wait_for
+from .helpers import live, run_deployments
 from .test_self_heal import heal
 
 EXITS = "/api/v1/orgs/{org}/apps/{app}/containers/exits/"

@@ -12,9 +12,10 @@ from berth.fleet.models import Container, DockerHost
 from tests.factories import AppFactory
 from tests.fleet import WEB
 from tests.testbed import link_cut, link_up
+from tests.timing import wait_for
 from worker import reconcile, tasks
 
-from .helpers import fetch, live, run_deployments, wait_for
+from .helpers import fetch, live, run_deployments
 
 pytestmark = pytest.mark.docker
 

@@ -13,9 +13,10 @@ from berth.fleet.models import Container, DockerHost
 from tests.conftest import token_client
 from tests.factories import AppFactory
 from tests.fleet import WEB
+from tests.timing import wait_for
 from worker import tasks
 
-from .helpers import fetch, live, run_deployments, wait_for
+from .helpers import fetch, live, run_deployments
 
 pytestmark = pytest.mark.docker
 

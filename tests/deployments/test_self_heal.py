@@ -1,5 +1,6 @@
 """Self-healing on real hosts: killed containers, unhealthy ones, lost hosts, drained hosts, orphans."""
 
+import logging
 import queue
 import threading
 import time
@@ -17,9 +18,10 @@ from berth.fleet.services import host_set_state
 from tests.factories import AppFactory
 from tests.fleet import WEB
 from tests.testbed import start_engine, stop_engine
+from tests.timing import wait_for
 from worker import events, healing, reconcile, tasks
 
-from .helpers import fetch, live, run_deployments, wait_for
+from .helpers import fetch, live, run_deployments
 
 pytestmark = pytest.mark.docker
 
@@ -261,17 +263,20 @@ def test_a_lost_host_is_replaced_elsewhere_and_cleaned_when_it_returns(app, flee
     client.close()
 
 
-def test_the_events_watcher_alone_gets_a_killed_container_replaced(app):
+def test_the_events_watcher_alone_gets_a_killed_container_replaced(app, fleet, caplog):
     """No periodic pass: the passes Docker's events wake see the kill and heal the app. Docker sends
     `die` before its container list says "exited", so a pass that trusted the list would miss it."""
     wakes: queue.Queue[tuple[int, list[str]]] = queue.Queue()
     stop = threading.Event()
+    caplog.set_level(logging.INFO, logger="berth.events")
     watcher = threading.Thread(
         target=events.follow_fleet, args=(stop, lambda host_id, suspects: wakes.put((host_id, suspects))), daemon=True
     )
     watcher.start()
     try:
-        time.sleep(2)  # the followers are streaming
+        # Each host's follower logs this once its engine has answered the events request.
+        streaming = {f"following the events of {host.name}" for host in fleet}
+        wait_for(lambda: streaming <= {record.getMessage() for record in caplog.records}, timeout=10, interval=0.05)
         victim = live(app)[0]
         client = engine_of(victim)
         client.kill(victim.docker_id)

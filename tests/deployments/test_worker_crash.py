@@ -11,9 +11,10 @@ from berth.deployments.services import formation_scale, release_create
 from berth.fleet.models import Container
 from tests.factories import AppFactory
 from tests.fleet import WEB
+from tests.timing import wait_for
 from worker import tasks
 
-from .helpers import fetch, live, wait_for
+from .helpers import fetch, live
 
 pytestmark = pytest.mark.docker
 

@@ -7,10 +7,11 @@ import pytest
 
 from berth.deployments.services import formation_scale, release_create
 from berth.fleet.models import DockerHost
-from tests.deployments.helpers import live, run_deployments, wait_for
+from tests.deployments.helpers import live, run_deployments
 from tests.factories import AppFactory
 from tests.fleet import WEB
 from tests.testbed import link_cut, link_up
+from tests.timing import wait_for
 from worker import datapath, reconcile
 
 pytestmark = pytest.mark.docker

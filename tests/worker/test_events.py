@@ -2,6 +2,7 @@
 
 import time
 
+from tests.timing import wait_for
 from worker.events import Waker
 
 
@@ -31,7 +32,7 @@ def test_events_inside_the_window_are_sent_once_at_its_end():
     waker(1, "c")
     waker(1, "b")
     assert len(sends.times) == 1
-    time.sleep(0.6)
+    wait_for(lambda: len(sends.times) >= 2, timeout=5, interval=0.02)
     assert len(sends.times) == 2, "the later events must cause a pass of their own"
     assert sends.times[1][1] - sends.times[0][1] >= 0.29
     assert sends.suspects == [["a"], ["b", "c"]]

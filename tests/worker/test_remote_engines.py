@@ -1,5 +1,6 @@
-"""Deploying through engines reached over TLS and over ssh (DESIGN §2: a host's engine URL is a unix
-socket, tcp:// with TLS client certificates, or ssh://): the test bed's last host, as the only host."""
+"""Deploying through engines reached over TLS and over ssh (docs/architecture.md#reaching-hosts: a host's
+engine URL is a unix socket, tcp:// with TLS client certificates, or ssh://): the test bed's last host, as the
+only host."""
 
 import json
 

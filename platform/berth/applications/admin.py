@@ -25,7 +25,7 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 class ReleaseInline(ReadOnlyInline):
     model = Release
-    # Never `config`: the snapshot holds the tenant's secret values (DESIGN §4).
+    # Never `config`: the snapshot holds the tenant's secret values (docs/architecture.md#invariants).
     fields = ["version", "image", "image_digest", "description", "author", "created_at"]
     readonly_fields = fields
     show_change_link = True

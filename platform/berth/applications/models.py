@@ -70,7 +70,7 @@ class Release(models.Model):
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="releases")
     version = models.PositiveIntegerField()
     image = models.CharField(max_length=255)
-    # Set when a host first reports the image it ran (DESIGN §2).
+    # Set when a host first reports the image it ran (docs/architecture.md#containers, "Images").
     image_digest = models.CharField(max_length=128, blank=True)
     process_types = models.JSONField()
     config = EncryptedJSONField()

@@ -67,7 +67,7 @@ def registry_credential_set(
         action="registry_credential.create" if created else "registry_credential.replace",
         target=credential,
         organization=organization,
-        # Never the password (DESIGN §4): who, which registry, which username.
+        # Never the password (docs/architecture.md#invariants): who, which registry, which username.
         changes={"registry": registry, "username": username},
     )
     return credential, created

@@ -1,4 +1,4 @@
-"""The usage ledger, derived from what the worker observed of each container (DESIGN §3, "Metering").
+"""The usage ledger, derived from what the worker observed of each container (docs/architecture.md#billing).
 
 A container is billed from the host's StartedAt to its FinishedAt, or to the last time it was seen
 running when its host was lost; requested is not running. `usage_sync` is level-based: it computes

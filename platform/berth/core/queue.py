@@ -1,4 +1,4 @@
-"""Sending work to the worker. The control plane names tasks; it never imports their code (DESIGN §1)."""
+"""Sending work to the worker: the control plane names tasks, never imports them (docs/architecture.md#invariants)."""
 
 from django.db import transaction
 

@@ -217,7 +217,7 @@ def config_set(*, actor: User, app: App, values: dict):
     config = _current_config(app)
     if sum(len(k) + len(v) for k, v in config.items()) > MAX_CONFIG_BYTES:
         raise Invalid(f"Config is limited to {MAX_CONFIG_BYTES} bytes in all.", field="config")
-    # Only names go into the audit log, never values (DESIGN §4).
+    # Only names go into the audit log, never values (docs/architecture.md#invariants).
     audit_record(
         actor=actor,
         action="config.update",

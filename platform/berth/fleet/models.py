@@ -140,7 +140,7 @@ class Container(models.Model):
     image_digest = models.CharField(max_length=128, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     oom_killed = models.BooleanField(default=False)
-    # As the host reports them (DESIGN §3: metering uses the host's clock).
+    # As the host reports them (docs/architecture.md#invariants: metering uses the host's clock).
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)

@@ -1,4 +1,4 @@
-"""Operators' changes to the fleet: hosts and sizes. Only the worker speaks to engines (DESIGN §1)."""
+"""Operators' changes to hosts and sizes; only the worker speaks to engines (docs/architecture.md#invariants)."""
 
 import json
 

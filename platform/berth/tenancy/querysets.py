@@ -1,4 +1,4 @@
-"""The one place that scopes reads of tenant-owned rows by who is asking (STYLE.md, "Tenancy")."""
+"""The one place that scopes reads of tenant-owned rows by who is asking (docs/conventions.md#tenancy)."""
 
 from django.db import models
 
