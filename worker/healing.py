@@ -4,8 +4,9 @@ crash loops (docs/deploys.md).
 - `drifts` says which apps run something other than their release and formation, and how long each
   must wait before a heal deployment, in a few queries however many apps there are.
 - Crash back-off is per slot (process type, index): a slot's first crash is replaced at once, the
-  next ones after 1, 2, 4 … 60 s. It starts again once the slot's container stayed up
-  BERTH_BACKOFF_RESET_SECONDS, and with a new release; one slot's crashes never delay another's.
+  next ones after 1, 2, 4 … 60 s. It starts again once the slot's container stayed healthy
+  BERTH_BACKOFF_RESET_SECONDS (a start that worked), and with a new release; one slot's crashes never
+  delay another's.
 - `heal_app` rolls back a release that crash-loops in its first BERTH_CRASH_LOOP_SECONDS, and
   otherwise starts a heal deployment, which leaves the slots still backing off for a later pass.
 """
@@ -48,23 +49,25 @@ def crash_backoff_s(streak: int) -> float:
 class Crash:
     """A container of a slot that exited on its own."""
 
-    started_at: datetime | None
+    healthy_at: datetime | None
     finished_at: datetime
 
     @property
-    def ran_s(self) -> float:
-        return (self.finished_at - self.started_at).total_seconds() if self.started_at else 0.0
+    def healthy_s(self) -> float:
+        """How long it served before it crashed: 0 if it never became healthy."""
+        return max(0.0, (self.finished_at - self.healthy_at).total_seconds()) if self.healthy_at else 0.0
 
 
 def slot_wait_s(crashes: list[Crash], now: datetime) -> float:
     """Seconds a slot must still wait, from its crashes newest first: the streak counts back from the
-    newest crash until one whose container had stayed up long enough to reset it."""
+    newest crash until one whose container had stayed healthy long enough to reset it. A container that
+    crashes before it ever served, or soon after, is what back-off protects the host from."""
     if not crashes:
         return 0.0
     streak = 0
     for crash in crashes:
         streak += 1
-        if crash.ran_s >= settings.BERTH_BACKOFF_RESET_SECONDS:
+        if crash.healthy_s >= settings.BERTH_BACKOFF_RESET_SECONDS:
             break
     return max(0.0, crash_backoff_s(streak) - (now - crashes[0].finished_at).total_seconds())
 
@@ -80,11 +83,11 @@ def _crashes(releases: dict[int, int], now: datetime) -> dict[int, dict[Slot, li
             finished_at__gte=now - CRASH_WINDOW,
         )
         .order_by("-finished_at")
-        .values_list("app_id", "release_id", "process_type", "index", "started_at", "finished_at")
+        .values_list("app_id", "release_id", "process_type", "index", "healthy_at", "finished_at")
     )
-    for app_id, release_id, process_type, index, started_at, finished_at in rows:
+    for app_id, release_id, process_type, index, healthy_at, finished_at in rows:
         if releases[app_id] == release_id:
-            found[app_id][(process_type, index)].append(Crash(started_at, finished_at))
+            found[app_id][(process_type, index)].append(Crash(healthy_at, finished_at))
     return found
 
 

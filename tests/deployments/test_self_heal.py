@@ -80,6 +80,7 @@ def crashed_before(container, seconds_ago: float, ran_s: float = 1.0):
             "docker_id": f"gone-{time.monotonic_ns()}",
             "state": "exited",
             "started_at": finished - timedelta(seconds=ran_s),
+            "healthy_at": finished - timedelta(seconds=ran_s),
             "finished_at": finished,
         }
     )
@@ -117,10 +118,10 @@ def test_crash_back_off_is_per_slot_and_a_new_release_resets_it(app):
     assert healing.app_drift(app) == 0.0  # no crash of v2 yet
 
 
-def test_a_slot_whose_container_stayed_up_starts_its_back_off_again(app):
+def test_a_slot_whose_container_stayed_healthy_starts_its_back_off_again(app):
     container = live(app)[0]
     Container.objects.filter(pk=container.pk).update(
-        state=Container.State.EXITED, finished_at=timezone.now(), started_at=timezone.now() - timedelta(seconds=60)
+        state=Container.State.EXITED, finished_at=timezone.now(), healthy_at=timezone.now() - timedelta(seconds=60)
     )
     crashed_before(container, seconds_ago=61)  # quick crashes before the one that ran a minute
     crashed_before(container, seconds_ago=62)

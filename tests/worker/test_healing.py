@@ -21,14 +21,14 @@ def test_a_slot_backs_off_by_its_own_streak():
     now = timezone.now()
 
     def crash(ago, ran):
-        return Crash(started_at=now - timedelta(seconds=ago + ran), finished_at=now - timedelta(seconds=ago))
+        return Crash(healthy_at=now - timedelta(seconds=ago + ran), finished_at=now - timedelta(seconds=ago))
 
     assert slot_wait_s([], now) == 0
     assert slot_wait_s([crash(0, 2)], now) == 0  # a first crash: at once
     assert slot_wait_s([crash(0, 2), crash(5, 2)], now) == 1  # twice in a row: 1 s
     assert slot_wait_s([crash(0, 2), crash(5, 2), crash(9, 2)], now) == 2
     assert slot_wait_s([crash(0.5, 2), crash(5, 2), crash(9, 2)], now) == 1.5  # part of it already waited
-    assert slot_wait_s([crash(0, 2), crash(5, 60), crash(70, 1)], now) == 1  # the one that ran 60 s resets it
+    assert slot_wait_s([crash(0, 2), crash(5, 60), crash(70, 1)], now) == 1  # the one healthy for 60 s resets it
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def crash(app, index: int, ago: float = 0.0, ran: float = 2.0) -> None:
     finished = timezone.now() - timedelta(seconds=ago)
     live = Container.objects.get(app=app, index=index, state="running")
     Container.objects.filter(pk=live.pk).update(
-        state="exited", exit_code=1, started_at=finished - timedelta(seconds=ran), finished_at=finished
+        state="exited", exit_code=1, healthy_at=finished - timedelta(seconds=ran), finished_at=finished
     )
 
 

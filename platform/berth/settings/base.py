@@ -203,8 +203,9 @@ BERTH_MIN_READY_SECONDS = env_int("BERTH_MIN_READY_SECONDS", 5)
 # rolled back to the last release that ran stably.
 BERTH_CRASH_LOOP_CRASHES = env_int("BERTH_CRASH_LOOP_CRASHES", 3)
 BERTH_CRASH_LOOP_SECONDS = env_int("BERTH_CRASH_LOOP_SECONDS", 300)
-# A replica slot's crash back-off starts again once its container stayed up this long.
-BERTH_BACKOFF_RESET_SECONDS = env_int("BERTH_BACKOFF_RESET_SECONDS", 10)
+# A replica slot's crash back-off starts again once its container stayed healthy this long: a start
+# that worked (the default is the default minimum ready time).
+BERTH_BACKOFF_RESET_SECONDS = env_int("BERTH_BACKOFF_RESET_SECONDS", 5)
 # How many new replicas one deployment starts at once (replacing old ones stays one at a time).
 BERTH_PARALLEL_STARTS = env_int("BERTH_PARALLEL_STARTS", 8)
 # An organization's containers on one host share one bridge network; a /24 from the engine's
