@@ -139,3 +139,25 @@ def size_create(*, actor, name: str, memory_mb: int, cpu_millis: int, is_default
         actor=actor, action="size.create", target=size, changes={"memory_mb": memory_mb, "cpu_millis": cpu_millis}
     )
     return size
+
+
+@transaction.atomic
+def size_update(*, actor, size: Size, name: str, memory_mb: int, cpu_millis: int, is_default: bool) -> Size:
+    """Rename a size or change its limits, and make it the default or not. Making it the default takes
+    the flag from the old default under the lock size_create takes."""
+    if is_default:
+        Size.objects.select_for_update().filter(is_default=True).exclude(pk=size.pk).update(is_default=False)
+    current = Size.objects.select_for_update().get(pk=size.pk)
+    wanted = {"name": name, "memory_mb": memory_mb, "cpu_millis": cpu_millis, "is_default": is_default}
+    changes = {
+        field: [getattr(current, field), value] for field, value in wanted.items() if getattr(current, field) != value
+    }
+    for field, value in wanted.items():
+        setattr(size, field, value)
+    try:
+        with transaction.atomic():
+            size.save(update_fields=list(wanted))
+    except IntegrityError:
+        raise Conflict("A size with this name already exists.", field="name", code="name_taken") from None
+    audit_record(actor=actor, action="size.update", target=size, changes=changes)
+    return size
