@@ -88,3 +88,19 @@ def test_the_scan_reads_names_and_reports_the_rest(tmp_path, source, expected):
     path = tmp_path / "sender.py"
     path.write_text(source + "\n")
     assert sent_names(path) == [(1, expected)]
+
+
+def test_the_control_plane_imports_no_worker_code():
+    found = []
+    for path in sorted((REPO_ROOT / "platform" / "berth").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            else:
+                continue
+            found += [
+                f"{path.relative_to(REPO_ROOT)}:{node.lineno}" for name in modules if name.split(".")[0] == "worker"
+            ]
+    assert not found

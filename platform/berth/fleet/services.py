@@ -1,4 +1,4 @@
-"""Operators' changes to the fleet: hosts and sizes. Only the worker speaks to engines, reached by task name."""
+"""Operators' changes to the fleet: hosts and sizes. Only the worker speaks to engines (DESIGN §1)."""
 
 import json
 
