@@ -7,17 +7,15 @@ from celery import shared_task
 from django.db import connection
 from django.utils import timezone
 
-from berth.applications.models import App
 from berth.billing.invoicing import invoices_run
 from berth.billing.metering import usage_meter
 from berth.core import task_names
 from berth.core.crypto import decrypt
-from berth.core.queue import enqueue
 from berth.deployments.models import Deployment
 from berth.fleet.models import DockerHost
 from berth.tenancy.services import invitations_purge_expired
 
-from . import deploy, fleet_health, healing, locks, reconcile
+from . import deploy, fleet_health, healing, locks
 from .engine import Engine, EngineError
 
 logger = logging.getLogger(__name__)
@@ -79,39 +77,18 @@ def check_engine(sealed: str) -> dict:
 @shared_task(name=task_names.RECONCILE_HOST)
 def reconcile_host(host_id: int, suspects: list[str] | None = None) -> None:
     """A pass over one host, woken by its Docker events about the containers `suspects`."""
-    host = DockerHost.objects.filter(pk=host_id, status__in=DockerHost.ANSWERING).first()
-    if host is None:
-        return
-    try:
-        changed = reconcile.observe_host(host, suspects=suspects or ())
-    except EngineError as error:
-        logger.warning("reconcile of %s failed: %s", host.name, error)
-        return
-    healing.heal_apps(sorted(changed))
+    fleet_health.observe_host(host_id, suspects=suspects or ())
 
 
 @shared_task(name=task_names.RECONCILE)
 def reconcile_fleet() -> None:
     """The periodic pass: observe every host, heal every app, and re-send deployments nobody runs."""
-    for host in DockerHost.objects.filter(status__in=DockerHost.ANSWERING):
-        try:
-            reconcile.observe_host(host)
-        except EngineError as error:
-            logger.warning("reconcile of %s failed: %s", host.name, error)
-    healing.heal_apps(list(App.objects.filter(current_release__isnull=False).values_list("pk", flat=True)))
-    for deployment_id in deploy.stale_deployments().values_list("pk", flat=True):
-        enqueue(task_names.DEPLOY, deployment_id)
+    fleet_health.observe_fleet()
 
 
 @shared_task(name=task_names.PROBE)
 def probe_fleet() -> None:
-    changed = set()
-    for host in DockerHost.objects.filter(status__in=DockerHost.ANSWERING):
-        try:
-            changed |= reconcile.probe_host(host)
-        except EngineError as error:
-            logger.warning("probing %s failed: %s", host.name, error)
-    healing.heal_apps(sorted(changed))
+    fleet_health.probe_fleet()
 
 
 @shared_task(name=task_names.RECONCILE_APP)
