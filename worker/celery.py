@@ -1,11 +1,10 @@
-"""The Celery app, configured from Django settings (CELERY_* names)."""
+"""The worker's side of Berth's one Celery app (berth.celery): its tasks, consumer options and beat schedule."""
 
 import os
 import sys
 from datetime import timedelta
 from pathlib import Path
 
-from celery import Celery
 from celery.signals import task_postrun, task_prerun
 
 # The control plane's source root, as manage.py sets it (docs/conventions.md#layout).
@@ -14,36 +13,31 @@ if _PLATFORM not in sys.path:
     sys.path.insert(0, _PLATFORM)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "berth.settings.dev")
 
-app = Celery("berth")
-app.config_from_object("django.conf:settings", namespace="CELERY")
+from berth.celery import app  # noqa: E402
+from berth.core import task_names  # noqa: E402
+
 app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
     # A task is acknowledged only once it finished: a worker killed mid-task leaves it queued again.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_soft_time_limit=300,
     task_time_limit=360,
-    task_ignore_result=True,
-    result_expires=3600,
     imports=["worker.tasks"],
     broker_connection_retry_on_startup=True,
     # No ETA or countdown may exceed this (docs/architecture.md#invariants): Redis would hand the task out twice.
     broker_transport_options={"visibility_timeout": 3600},
-    timezone="UTC",
     beat_schedule={
         "purge-expired-invitations": {
-            "task": "berth.tenancy.purge_expired_invitations",
+            "task": task_names.PURGE_EXPIRED_INVITATIONS,
             "schedule": timedelta(hours=1),
         },
-        "heartbeat": {"task": "berth.health", "schedule": timedelta(minutes=1)},
-        "check-hosts": {"task": "berth.fleet.check_hosts", "schedule": timedelta(seconds=5)},
-        "probe-containers": {"task": "berth.fleet.probe", "schedule": timedelta(seconds=5)},
-        "reconcile": {"task": "berth.fleet.reconcile", "schedule": timedelta(seconds=10)},
-        "meter-usage": {"task": "berth.billing.meter", "schedule": timedelta(seconds=30)},
-        "invoices": {"task": "berth.billing.invoices", "schedule": timedelta(minutes=10)},
+        "heartbeat": {"task": task_names.HEALTH, "schedule": timedelta(minutes=1)},
+        "check-hosts": {"task": task_names.CHECK_HOSTS, "schedule": timedelta(seconds=5)},
+        "probe-containers": {"task": task_names.PROBE, "schedule": timedelta(seconds=5)},
+        "reconcile": {"task": task_names.RECONCILE, "schedule": timedelta(seconds=10)},
+        "meter-usage": {"task": task_names.METER, "schedule": timedelta(seconds=30)},
+        "invoices": {"task": task_names.INVOICES, "schedule": timedelta(minutes=10)},
     },
 )
 

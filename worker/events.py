@@ -124,13 +124,16 @@ def follow_fleet(stop: threading.Event, send) -> None:
 def main() -> None:
     import django
 
-    from .celery import app  # sets up the path and settings
+    from . import celery  # noqa: F401 - sets up the path and settings
 
     django.setup()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
+    from berth.core import task_names
+    from berth.core.queue import enqueue
+
     def send(host_id: int, suspects: list[str]) -> None:
-        app.send_task("berth.fleet.reconcile_host", args=[host_id], kwargs={"suspects": suspects})
+        enqueue(task_names.RECONCILE_HOST, host_id, suspects=suspects)
 
     logger.info("following Docker events of every host")
     follow_fleet(threading.Event(), send)

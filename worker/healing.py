@@ -16,12 +16,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from berth.applications.models import App, Formation, Release
+from berth.core import task_names
+from berth.core.queue import enqueue
 from berth.deployments.models import Deployment
 from berth.deployments.selectors import live_since, stable_release
 from berth.deployments.services import deployment_create, release_rollback_crash_loop
@@ -34,7 +35,6 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
 # Crashes older than this never count, whatever the slot did since.
 CRASH_WINDOW = timedelta(minutes=10)
-RECONCILE_APP_TASK = "berth.fleet.reconcile_app"
 
 Slot = tuple[str, int]  # (process type, index)
 
@@ -221,7 +221,7 @@ def _kept_empty(app: App, release: Release) -> str | None:
 
 def heal_later(app_id: int, wait_s: float) -> None:
     """Look at the app again once a slot's back-off is over."""
-    current_app.send_task(RECONCILE_APP_TASK, args=[app_id], countdown=wait_s)
+    enqueue(task_names.RECONCILE_APP, app_id, countdown=wait_s)
 
 
 def heal_apps(app_ids) -> None:

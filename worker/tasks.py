@@ -7,28 +7,28 @@ from celery import shared_task
 from django.db import connection
 from django.utils import timezone
 
-from berth.applications.models import App
 from berth.billing.invoicing import invoices_run
 from berth.billing.metering import usage_meter
+from berth.core import task_names
 from berth.core.crypto import decrypt
 from berth.deployments.models import Deployment
 from berth.fleet.models import DockerHost
 from berth.tenancy.services import invitations_purge_expired
 
-from . import deploy, healing, locks, reconcile
+from . import deploy, fleet_health, healing, locks
 from .engine import Engine, EngineError
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="berth.tenancy.purge_expired_invitations")
+@shared_task(name=task_names.PURGE_EXPIRED_INVITATIONS)
 def purge_expired_invitations() -> int:
     purged = invitations_purge_expired()
     logger.info("purged %d expired invitations", purged)
     return purged
 
 
-@shared_task(name="berth.health", ignore_result=False)
+@shared_task(name=task_names.HEALTH, ignore_result=False)
 def health() -> dict:
     """Proves a worker is consuming and can reach the database; `make run` and tests call it."""
     with connection.cursor() as cursor:
@@ -41,7 +41,7 @@ def health() -> dict:
     }
 
 
-@shared_task(name="berth.deployments.run", bind=True, max_retries=None)
+@shared_task(name=task_names.DEPLOY, bind=True, max_retries=None)
 def run_deployment(self, deployment_id: int, app_id: int | None = None) -> None:
     """Run the app's unfinished deployments, this one among them. Senders that know the app say so,
     which saves a query on every deploy's way to its first container."""
@@ -56,21 +56,12 @@ def run_deployment(self, deployment_id: int, app_id: int | None = None) -> None:
         raise self.retry(countdown=2) from None
 
 
-@shared_task(name="berth.fleet.check_hosts")
+@shared_task(name=task_names.CHECK_HOSTS)
 def check_hosts() -> None:
-    for host in DockerHost.objects.exclude(state=DockerHost.State.RETIRED):
-        was_down = host.status not in DockerHost.ANSWERING
-        if reconcile.check_host(host) and was_down:
-            reconcile_host.delay(host.pk)
-        elif host.status in DockerHost.ANSWERING:
-            host.refresh_from_db()
-            if host.status == DockerHost.Status.DOWN:
-                healing.heal_apps(
-                    list(App.objects.filter(containers__host=host).values_list("pk", flat=True).distinct())
-                )
+    fleet_health.check_hosts()
 
 
-@shared_task(name="berth.fleet.check_engine", ignore_result=False)
+@shared_task(name=task_names.CHECK_ENGINE, ignore_result=False)
 def check_engine(sealed: str) -> dict:
     """Connect to an engine a host is about to be registered with (fleet.services.host_connection_test).
     `sealed` is its URL and credentials, encrypted; the answer holds no secret."""
@@ -83,57 +74,36 @@ def check_engine(sealed: str) -> dict:
     return {"version": info["version"], "engine_id": info["engine_id"], "userns_remap": info["userns_remap"]}
 
 
-@shared_task(name="berth.fleet.reconcile_host")
+@shared_task(name=task_names.RECONCILE_HOST)
 def reconcile_host(host_id: int, suspects: list[str] | None = None) -> None:
     """A pass over one host, woken by its Docker events about the containers `suspects`."""
-    host = DockerHost.objects.filter(pk=host_id, status__in=DockerHost.ANSWERING).first()
-    if host is None:
-        return
-    try:
-        changed = reconcile.observe_host(host, suspects=suspects or ())
-    except EngineError as error:
-        logger.warning("reconcile of %s failed: %s", host.name, error)
-        return
-    healing.heal_apps(sorted(changed))
+    fleet_health.observe_host(host_id, suspects=suspects or ())
 
 
-@shared_task(name="berth.fleet.reconcile")
+@shared_task(name=task_names.RECONCILE)
 def reconcile_fleet() -> None:
     """The periodic pass: observe every host, heal every app, and re-send deployments nobody runs."""
-    for host in DockerHost.objects.filter(status__in=DockerHost.ANSWERING):
-        try:
-            reconcile.observe_host(host)
-        except EngineError as error:
-            logger.warning("reconcile of %s failed: %s", host.name, error)
-    healing.heal_apps(list(App.objects.filter(current_release__isnull=False).values_list("pk", flat=True)))
-    for deployment_id in deploy.stale_deployments().values_list("pk", flat=True):
-        run_deployment.delay(deployment_id)
+    fleet_health.observe_fleet()
 
 
-@shared_task(name="berth.fleet.probe")
+@shared_task(name=task_names.PROBE)
 def probe_fleet() -> None:
-    changed = set()
-    for host in DockerHost.objects.filter(status__in=DockerHost.ANSWERING):
-        try:
-            changed |= reconcile.probe_host(host)
-        except EngineError as error:
-            logger.warning("probing %s failed: %s", host.name, error)
-    healing.heal_apps(sorted(changed))
+    fleet_health.probe_fleet()
 
 
-@shared_task(name="berth.fleet.reconcile_app")
+@shared_task(name=task_names.RECONCILE_APP)
 def reconcile_app(app_id: int) -> None:
     """One app again, once a slot's crash back-off is over (or later still, if it is not yet)."""
     healing.heal_apps([app_id])
 
 
-@shared_task(name="berth.billing.meter")
+@shared_task(name=task_names.METER)
 def meter_usage() -> dict:
     """Close and open ledger intervals at period boundaries and price changes of running containers, and
     bring the daily usage roll-up up to date."""
     return usage_meter(now=timezone.now())
 
 
-@shared_task(name="berth.billing.invoices")
+@shared_task(name=task_names.INVOICES)
 def generate_invoices() -> dict:
     return invoices_run(now=timezone.now())

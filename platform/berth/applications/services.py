@@ -6,6 +6,7 @@ from django.utils import timezone
 from berth.audit.services import audit_record
 from berth.billing.metering import usage_close_for_app
 from berth.billing.quotas import quota_check_new_app
+from berth.core import task_names
 from berth.core.errors import Conflict
 from berth.core.queue import enqueue_on_commit
 from berth.tenancy.models import Organization, User
@@ -54,7 +55,7 @@ def app_delete(*, actor: User, app: App) -> None:
     """Delete an app. Its usage stops being billed now; the worker removes its containers from the hosts
     (they are orphans once the app is gone) and the ledger keeps what they ran."""
     usage_close_for_app(app=app, at=timezone.now())
-    enqueue_on_commit("berth.fleet.reconcile")
+    enqueue_on_commit(task_names.RECONCILE)
     audit_record(
         actor=actor, action="app.delete", target=app, organization=app.organization, changes={"name": app.name}
     )

@@ -15,6 +15,7 @@ from berth.applications.models import CONFIG_KEY, App, ConfigVar, Formation, Rel
 from berth.applications.specs import parse_process_types
 from berth.audit.services import audit_record
 from berth.billing.quotas import quota_check_formation
+from berth.core import task_names
 from berth.core.errors import Conflict, Invalid, NotFound
 from berth.core.queue import enqueue_on_commit
 from berth.fleet.models import Container, DockerHost, Size
@@ -23,7 +24,6 @@ from berth.tenancy.models import User
 from .models import Deployment
 from .selectors import target_release
 
-DEPLOY_TASK = "berth.deployments.run"
 RESERVED_CONFIG_PREFIX = "BERTH_"
 MAX_CONFIG_BYTES = 64 * 1024
 
@@ -83,7 +83,7 @@ def deployment_create(
         **restart,
     )
     deployment.steps.create(message=f"Queued: {deployment.get_kind_display().lower()} to v{release.version}.")
-    enqueue_on_commit(DEPLOY_TASK, deployment.pk, app.pk)
+    enqueue_on_commit(task_names.DEPLOY, deployment.pk, app.pk)
     return deployment
 
 

@@ -270,19 +270,20 @@ class SizeAdmin(AuditedModelAdmin):
         return []
 
     def save_model(self, request, obj, form, change):
+        fields = {"name": obj.name, "memory_mb": obj.memory_mb, "cpu_millis": obj.cpu_millis}
         is_default = form.cleaned_data["make_default"]
-        if not change:
-            fields = {"name": obj.name, "memory_mb": obj.memory_mb, "cpu_millis": obj.cpu_millis}
+        if change:
+            services.size_update(actor=request.user, size=obj, is_default=is_default, **fields)
+        else:
             obj.pk = services.size_create(actor=request.user, is_default=is_default, **fields).pk
-            return
-        if is_default and not obj.is_default:
-            Size.objects.filter(is_default=True).update(is_default=False)  # as size_create does
-        obj.is_default = is_default
-        super().save_model(request, obj, form, change)
 
     def log_addition(self, request, obj, message):
         # size_create has audited it.
         return admin.ModelAdmin.log_addition(self, request, obj, message)
+
+    def log_change(self, request, obj, message):
+        # size_update has audited it.
+        return admin.ModelAdmin.log_change(self, request, obj, message)
 
 
 @admin.register(Container)

@@ -2,23 +2,19 @@
 
 import json
 
-from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from berth.audit.services import audit_record
+from berth.core import task_names
 from berth.core.crypto import encrypt
 from berth.core.errors import Conflict, Invalid, Unavailable
-from berth.core.queue import enqueue_on_commit
+from berth.core.queue import NoAnswer, ask, enqueue_on_commit
 
 from .credentials import CONNECTION_FIELDS, credential_problems, normalize_host_key
 from .models import DockerHost, Size
 from .selectors import live_containers
-
-CHECK_HOST_TASK = "berth.fleet.check_hosts"
-CHECK_ENGINE_TASK = "berth.fleet.check_engine"
-RECONCILE_TASK = "berth.fleet.reconcile"
 
 
 def host_connection_test(**connection) -> dict:
@@ -30,19 +26,14 @@ def host_connection_test(**connection) -> dict:
     if problems:
         field, reasons = next(iter(problems.items()))
         raise Invalid(reasons[0], field=field)
-    from worker.celery import app  # the Celery app's configuration only, not the tasks
-
     sealed = encrypt(json.dumps({name: connection.get(name) or "" for name in CONNECTION_FIELDS}))
-    result = app.send_task(CHECK_ENGINE_TASK, args=[sealed])
     try:
-        answer = result.get(timeout=settings.BERTH_ENGINE_CHECK_TIMEOUT_SECONDS)
-    except CeleryTimeout:
+        answer = ask(task_names.CHECK_ENGINE, sealed, timeout=settings.BERTH_ENGINE_CHECK_TIMEOUT_SECONDS)
+    except NoAnswer:
         raise Unavailable(
             "No worker answered to check the engine; is the worker running? Nothing was registered.",
             code="worker_unavailable",
         ) from None
-    finally:
-        result.forget()
     if "error" in answer:
         raise Invalid(answer["error"], field=answer["field"], code="engine_refused")
     return answer
@@ -89,7 +80,7 @@ def _host_create(*, actor, engine: dict | None, fields: dict) -> DockerHost:
             "userns_remap": host.userns_remap,
         },
     )
-    enqueue_on_commit(CHECK_HOST_TASK)
+    enqueue_on_commit(task_names.CHECK_HOSTS)
     return host
 
 
@@ -111,7 +102,7 @@ def host_set_state(*, actor, host: DockerHost, state: str) -> DockerHost:
     host.save(update_fields=["state"])
     audit_record(actor=actor, action=f"host.{state}", target=host, changes={"state": [old, state]})
     if state == DockerHost.State.DRAINING:
-        enqueue_on_commit(RECONCILE_TASK)
+        enqueue_on_commit(task_names.RECONCILE)
     return host
 
 
@@ -147,4 +138,26 @@ def size_create(*, actor, name: str, memory_mb: int, cpu_millis: int, is_default
     audit_record(
         actor=actor, action="size.create", target=size, changes={"memory_mb": memory_mb, "cpu_millis": cpu_millis}
     )
+    return size
+
+
+@transaction.atomic
+def size_update(*, actor, size: Size, name: str, memory_mb: int, cpu_millis: int, is_default: bool) -> Size:
+    """Rename a size or change its limits, and make it the default or not. Making it the default takes
+    the flag from the old default under the lock size_create takes."""
+    if is_default:
+        Size.objects.select_for_update().filter(is_default=True).exclude(pk=size.pk).update(is_default=False)
+    current = Size.objects.select_for_update().get(pk=size.pk)
+    wanted = {"name": name, "memory_mb": memory_mb, "cpu_millis": cpu_millis, "is_default": is_default}
+    changes = {
+        field: [getattr(current, field), value] for field, value in wanted.items() if getattr(current, field) != value
+    }
+    for field, value in wanted.items():
+        setattr(size, field, value)
+    try:
+        with transaction.atomic():
+            size.save(update_fields=list(wanted))
+    except IntegrityError:
+        raise Conflict("A size with this name already exists.", field="name", code="name_taken") from None
+    audit_record(actor=actor, action="size.update", target=size, changes=changes)
     return size

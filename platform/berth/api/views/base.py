@@ -9,6 +9,7 @@ from rest_framework.exceptions import NotFound
 from berth.core.validators import SLUG_PATTERN
 from berth.tenancy.models import Membership
 from berth.tenancy.roles import Action
+from berth.tenancy.selectors import membership_in
 
 from ..permissions import HasOrganizationAction
 
@@ -31,13 +32,7 @@ class OrganizationScopedViewSet(viewsets.GenericViewSet):
     def membership(self) -> Membership:
         """The actor's membership in the URL's organization; a foreign or unknown slug is the same 404."""
         slug = self.kwargs["org_slug"]
-        membership = (
-            Membership.objects.select_related("organization")
-            .filter(user=self.request.user, organization__slug=slug)
-            .first()
-            if is_slug(slug)
-            else None
-        )
+        membership = membership_in(self.request.user, slug) if is_slug(slug) else None
         if membership is None:
             raise NotFound("Not found.")
         return membership

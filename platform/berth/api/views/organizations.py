@@ -1,28 +1,27 @@
 """Organizations, their members and invitations."""
 
-from django.db.models import OuterRef, Subquery
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, permissions, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from berth.tenancy import services
+from berth.tenancy import selectors, services
 from berth.tenancy.models import Invitation, Membership, Organization
-from berth.tenancy.roles import Action
+from berth.tenancy.roles import Action, role_allows
 
 from .. import serializers
-from .base import OrganizationScopedViewSet, is_slug
+from .base import OrganizationScopedViewSet
 
 
-class OrganizationViewSet(viewsets.GenericViewSet):
+class OrganizationViewSet(OrganizationScopedViewSet):
     """Organizations the user belongs to, with the user's role in each."""
 
     queryset = Organization.objects.none()  # for the schema; get_queryset scopes real requests
     serializer_class = serializers.OrganizationSerializer
+    # Listing and creating name no organization; the others check the role in get_object.
     permission_classes = [permissions.IsAuthenticated]
     lookup_field = "slug"
     lookup_url_kwarg = "org_slug"
-    lookup_value_regex = r"[^/]+"
     required_actions = {
         "list": Action.ORG_VIEW,
         "retrieve": Action.ORG_VIEW,
@@ -31,19 +30,17 @@ class OrganizationViewSet(viewsets.GenericViewSet):
     }
 
     def get_queryset(self):
-        user = self.request.user
-        my_role = Membership.objects.filter(organization=OuterRef("pk"), user=user).values("role")[:1]
-        return Organization.objects.for_actor(user, Action.ORG_VIEW).annotate(role=Subquery(my_role))
+        return selectors.organizations_of(self.request.user)
 
     def get_object(self):
         # Same 404 for a slug that does not exist and one the user is not a member of.
-        slug = self.kwargs["org_slug"]
-        organization = self.get_queryset().filter(slug=slug).first() if is_slug(slug) else None
-        if organization is None:
+        membership = self.membership
+        if not role_allows(membership.role, Action.ORG_VIEW):
             raise NotFound("Not found.")
-        required = self.required_actions[self.action]
-        if not Organization.objects.for_actor(self.request.user, required).filter(pk=organization.pk).exists():
+        if not role_allows(membership.role, self.required_actions[self.action]):
             self.permission_denied(self.request, message="Your role in this organization does not allow this.")
+        organization = membership.organization
+        organization.role = membership.role
         return organization
 
     def list(self, request):
@@ -60,7 +57,7 @@ class OrganizationViewSet(viewsets.GenericViewSet):
         data = serializers.OrganizationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         organization = services.organization_create(actor=request.user, **data.validated_data)
-        organization.role = Membership.objects.get(organization=organization, user=request.user).role
+        organization.role = selectors.role_of(request.user, organization)
         return Response(self.get_serializer(organization).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=serializers.OrganizationUpdateSerializer)
