@@ -12,8 +12,8 @@ from django.utils import timezone
 from berth.applications.models import Release
 from berth.applications.registries import PullPolicy, pull_policy
 from berth.applications.specs import ProcessType
-from berth.billing.metering import usage_sync
 from berth.deployments.models import Deployment, DeploymentStep
+from berth.fleet import transitions
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
 
@@ -149,7 +149,6 @@ def start_container(
     here. The organization's network is not looked up first: Engine.run makes it when it is missing.
     """
     host = chosen.host
-    app = release.app
     policy = None if image else pull_policy(release)
     # A host that does not remap user namespaces runs a root image as another user, so there the
     # image's user must be known before the create (containers.container_user).
@@ -191,30 +190,20 @@ def start_container(
                 healthy, seen = _probe(process, host, observed.published_port, engine, docker_id)
     except EngineError as error:
         raise DeployFailed(str(error)) from None
-    now = timezone.now()
-    container = Container.objects.create(
+    container = transitions.container_started(
         host=host,
         docker_id=docker_id,
         name=spec["name"],
-        organization_id=app.organization_id,
-        app=app,
         release=release,
         deployment=deployment,
-        process_type=process.name,
+        process=process,
         index=index,
         size=size,
-        state=Container.State.RUNNING if running else Container.State.CREATED,
-        health=Container.Health.HEALTHY if healthy else Container.Health.STARTING,
-        # A first probe that failed counts against the retries only when the check grants no start grace.
-        health_failures=1 if running and not healthy and not process.health.start_period_s else 0,
-        published_port=observed.published_port if observed else None,
         image_digest=image.digest,
-        started_at=observed.started_at if observed else None,
-        healthy_at=now if healthy else None,
-        last_seen_at=now,
+        observed=observed,
+        running=running,
+        healthy=healthy,
     )
-    # Its usage record is written once it is healthy (wait_healthy) or has stopped: the ledger takes
-    # the host's StartedAt whenever it is written, so the deploy need not wait for it here.
     messages = [f"Started {container.name} (port {container.published_port})."]
     if healthy:
         messages.append(f"{container.name} is healthy ({seen}).")
@@ -257,11 +246,6 @@ def _probe(process: ProcessType, host: DockerHost, port: int | None, engine: Eng
     return probe(process.health, address=host.address, port=port, engine=engine, docker_id=docker_id)
 
 
-def meter(*container_ids: int) -> None:
-    """Bring the usage ledger up to what was just observed of these containers."""
-    usage_sync(container_ids, now=timezone.now())
-
-
 @dataclass
 class HealthResult:
     healthy: bool
@@ -272,7 +256,7 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
     """Probe until healthy, or until the check's retries fail after its start grace, or the container
     exits. start_container probed once already: a container that answered then is done."""
     if container.health == Container.Health.HEALTHY:
-        meter(container.pk)
+        transitions.container_healthy(container)
         return HealthResult(True, "answered when started")
     check = process.health
     began = time.monotonic()
@@ -294,25 +278,13 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
                 return HealthResult(False, _exit_reason(engine, container, observed))
             healthy, seen = _probe(process, container.host, container.published_port, engine, container.docker_id)
             if healthy:
-                now = timezone.now()
-                changes = {
-                    "health": Container.Health.HEALTHY,
-                    "health_failures": 0,
-                    "state": Container.State.RUNNING,
-                    "started_at": observed.started_at,
-                    "healthy_at": now,
-                    "last_seen_at": now,
-                }
-                Container.objects.filter(pk=container.pk).update(**changes)
-                for name, value in changes.items():
-                    setattr(container, name, value)
                 step(deployment, f"{container.name} is healthy ({seen}).", container=container)
-                meter(container.pk)
+                transitions.container_healthy(container, observed)
                 return HealthResult(True, seen)
             if time.monotonic() - began >= check.start_period_s:
                 failures += 1
             if failures >= check.retries:
-                Container.objects.filter(pk=container.pk).update(health=Container.Health.UNHEALTHY)
+                transitions.container_unhealthy(container)
                 return HealthResult(False, f"{container.name} failed its health check {failures} times: {seen}")
 
 
@@ -323,7 +295,7 @@ def _gone(observed) -> bool:
 def _exit_reason(engine: Engine, container: Container, observed) -> str:
     """Record a container's exit and say why it ended, with the last of what it printed."""
     logs = engine.logs_tail(container.docker_id) if observed else ""
-    record_exit(container, observed)
+    transitions.container_exited(container, observed)
     code = observed.exit_code if observed else "?"
     oom = " (killed for running out of memory)" if observed and observed.oom_killed else ""
     return f"{container.name} exited with code {code}{oom}" + (f"; last log: {logs[-300:]}" if logs else "")
@@ -375,25 +347,13 @@ def _look_while_ready(
     failures[container.pk] = 0 if healthy else failures[container.pk] + 1
     if failures[container.pk] < process.health.retries:
         return None
-    Container.objects.filter(pk=container.pk).update(health=Container.Health.UNHEALTHY)
+    transitions.container_unhealthy(container)
     return HealthResult(False, f"{container.name} failed its health check {failures[container.pk]} times: {seen}")
-
-
-def record_exit(container: Container, observed) -> None:
-    """The container stopped without Berth asking: a crash or a normal exit, as the host reports it."""
-    Container.objects.filter(pk=container.pk, state__in=Container.LIVE).update(
-        state=Container.State.EXITED,
-        exit_code=observed.exit_code if observed else None,
-        oom_killed=bool(observed and observed.oom_killed),
-        finished_at=(observed.finished_at if observed else None) or container.last_seen_at or timezone.now(),
-        health=Container.Health.UNKNOWN,
-    )
-    meter(container.pk)
 
 
 def stop_container(container: Container, deployment: Deployment | None, why: str) -> None:
     """Stop gracefully (SIGTERM, then SIGKILL after the timeout) and remove; the row keeps the host's times."""
-    Container.objects.filter(pk=container.pk).update(state=Container.State.STOPPING)
+    transitions.container_stopping(container)
     step(deployment, f"Stopping {container.name}: {why}.", host=container.host, container=container)
     try:
         with Engine(container.host) as engine:
@@ -404,15 +364,6 @@ def stop_container(container: Container, deployment: Deployment | None, why: str
         if not error.transient:
             raise
         # The host is unreachable: the reconciler removes the container when the host answers again.
-        Container.objects.filter(pk=container.pk).update(state=Container.State.LOST, finished_at=container.last_seen_at)
-        meter(container.pk)
+        transitions.containers_lost([container])
         return
-    Container.objects.filter(pk=container.pk).update(
-        state=Container.State.REMOVED,
-        removed_at=timezone.now(),
-        # A container already gone (removed by hand, or by a worker that died before saying so)
-        # was last known to run when last seen.
-        finished_at=(observed.finished_at if observed else None) or container.last_seen_at or timezone.now(),
-        exit_code=observed.exit_code if observed else None,
-    )
-    meter(container.pk)
+    transitions.container_removed(container, observed)
