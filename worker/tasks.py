@@ -8,8 +8,8 @@ from django.db import connection
 from django.utils import timezone
 
 from berth.applications.models import App
+from berth.billing import metering
 from berth.billing.invoicing import invoices_run
-from berth.billing.metering import usage_meter
 from berth.core.crypto import decrypt
 from berth.deployments.models import Deployment
 from berth.fleet.models import DockerHost
@@ -128,10 +128,10 @@ def reconcile_app(app_id: int) -> None:
 
 
 @shared_task(name="berth.billing.meter")
-def meter_usage() -> dict:
+def usage_sync_pass() -> dict:
     """Close and open ledger intervals at period boundaries and price changes of running containers, and
     bring the daily usage roll-up up to date."""
-    return usage_meter(now=timezone.now())
+    return metering.usage_sync_pass(now=timezone.now())
 
 
 @shared_task(name="berth.billing.invoices")
