@@ -323,6 +323,6 @@ def stale_deployments():
     """Deployments whose worker stopped proving it is alive, or that were never picked up."""
     now = timezone.now()
     stale = timedelta(seconds=settings.BERTH_DEPLOYMENT_STALE_SECONDS)
-    return Deployment.objects.filter(state="running", heartbeat_at__lt=now - stale) | Deployment.objects.filter(
-        state="queued", created_at__lt=now - stale
-    )
+    return Deployment.objects.filter(
+        state=Deployment.State.RUNNING, heartbeat_at__lt=now - stale
+    ) | Deployment.objects.filter(state=Deployment.State.QUEUED, created_at__lt=now - stale)
