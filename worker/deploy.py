@@ -30,6 +30,7 @@ from .reconcile import check_host
 from .runtime import (
     Chosen,
     DeployFailed,
+    Replica,
     choose_hosts,
     heartbeat_written,
     prepare_host,
@@ -100,6 +101,10 @@ class Rollout:
     wait_ready: bool = True
     # Slots (process type, index) in crash back-off, which this converge leaves empty.
     deferred: frozenset[tuple[str, int]] = frozenset()
+
+    def replica(self, process: ProcessType, index: int, size: Size) -> Replica:
+        """A slot of this rollout's release to start a container in."""
+        return Replica(deployment=self.deployment, release=self.release, process=process, index=index, size=size)
 
 
 def execute(deployment: Deployment) -> bool:
@@ -249,15 +254,7 @@ def _start_missing(rollout: Rollout, process: ProcessType, quantity: int, size: 
     def start(index: int, where) -> Container | str:
         """Start one replica and see it healthy: the container, or the reason it failed."""
         try:
-            new = start_container(
-                deployment=rollout.deployment,
-                release=release,
-                process=process,
-                index=index,
-                size=size,
-                chosen=where,
-                image=images[where.host.pk],
-            )
+            new = start_container(rollout.replica(process, index, size), where, image=images[where.host.pk])
             return _prove(new, process, replace(rollout, wait_ready=False)) or new
         except DeployFailed as failure:
             return str(failure)
@@ -311,7 +308,7 @@ def _converge_slot(rollout: Rollout, process: ProcessType, index: int, size: Siz
         stop_container(unproven, deployment, "it never became healthy")
         live.remove(unproven)
     [where] = _choose(release, process, size, [index])
-    new = start_container(deployment=deployment, release=release, process=process, index=index, size=size, chosen=where)
+    new = start_container(rollout.replica(process, index, size), where)
     failure = _prove(new, process, rollout)
     if failure is not None:
         raise DeployFailed(failure)

@@ -132,22 +132,30 @@ def _image(engine: Engine, release: Release, policy: PullPolicy | None = None) -
     return engine.ensure_image(release.image, auth=policy.login, always_pull=policy.always_pull)
 
 
-def start_container(
-    *,
-    deployment: Deployment | None,
-    release: Release,
-    process: ProcessType,
-    index: int,
-    size: Size,
-    chosen: Chosen,
-    image: LocalImage | None = None,
-) -> Container:
-    """Start one container on the chosen host, probe it once and record it: healthy if it answered
-    at once (wait_healthy then has nothing to wait for), starting otherwise.
+@dataclass(frozen=True)
+class Replica:
+    """One replica slot to fill: an index of a release's process type, at a size, for a deployment
+    (None for none)."""
+
+    deployment: Deployment | None
+    release: Release
+    process: ProcessType
+    index: int
+    size: Size
+
+    @property
+    def slot(self) -> str:
+        return f"{self.process.name}.{self.index}"
+
+
+def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None = None) -> Container:
+    """Start one container of the replica on the chosen host, probe it once and record it: healthy if
+    it answered at once (wait_healthy then has nothing to wait for), starting otherwise.
 
     `image` is what prepare_host found on the host; without it the image is looked up (or pulled)
     here. The organization's network is not looked up first: Engine.run makes it when it is missing.
     """
+    deployment, release, process, index = replica.deployment, replica.release, replica.process, replica.index
     host = chosen.host
     policy = None if image else pull_policy(release)
     # A host that does not remap user namespaces runs a root image as another user, so there the
@@ -160,14 +168,14 @@ def start_container(
             release=release,
             process=process,
             index=index,
-            size=size,
+            size=replica.size,
             host=host,
             deployment_id=deployment.pk if deployment else None,
             image_user=found.user if found else "",
         )
 
     def announce_and_find_image() -> LocalImage:
-        step(deployment, f"Starting {process.name}.{index} of v{release.version} on {chosen.reason}.", host=host)
+        step(deployment, f"Starting {replica.slot} of v{release.version} on {chosen.reason}.", host=host)
         found = image or _image_alongside(host, release, policy)
         if not release.image_digest:  # a release records the digest its first container ran
             Release.objects.filter(pk=release.pk, image_digest="").update(image_digest=found.digest)
@@ -198,7 +206,7 @@ def start_container(
         deployment=deployment,
         process=process,
         index=index,
-        size=size,
+        size=replica.size,
         image_digest=image.digest,
         observed=observed,
         running=running,
