@@ -25,7 +25,7 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
 from . import datapath, locks
-from .engine import Engine, EngineError
+from .engine import DOCKER_DEAD, DOCKER_ENDED, DOCKER_RUNNING, Engine, EngineError
 from .runtime import stop_container
 
 logger = logging.getLogger(__name__)
@@ -95,9 +95,9 @@ def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
         }
         summaries = {s["docker_id"]: s for s in engine.list_managed()}
         for docker_id in set(suspects) & summaries.keys():
-            if summaries[docker_id]["state"] == "running":
+            if summaries[docker_id]["state"] == DOCKER_RUNNING:
                 observed = engine.inspect(docker_id)
-                summaries[docker_id]["state"] = observed.state if observed else "dead"
+                summaries[docker_id]["state"] = observed.state if observed else DOCKER_DEAD
         deploying = _deploying()
         for row in rows.values():  # the container may be gone already; stop_container records what it can
             if row.state == Container.State.STOPPING and row.app_id not in deploying.app_ids:
@@ -115,12 +115,12 @@ def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
             elif row.state in (Container.State.LOST, Container.State.EXITED):
                 engine.remove(docker_id)  # stale: Berth already replaced it
                 transitions.container_deleted(row, at=now)
-            elif summary["state"] in ("exited", "dead") and row.is_live:
+            elif summary["state"] in DOCKER_ENDED and row.is_live:
                 transitions.container_exited(row, engine.inspect(docker_id))
                 engine.remove(docker_id)
                 transitions.container_deleted(row, at=timezone.now())
                 changed.add(row.app_id)
-            elif summary["state"] == "running":
+            elif summary["state"] == DOCKER_RUNNING:
                 seen_running.append(row.pk)
         transitions.containers_seen_running(seen_running, at=now)
         engine.prune_networks()
@@ -153,7 +153,7 @@ def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int
     )
     size = Size.objects.filter(name=labels.get("berth.size")).first()
     observed = engine.inspect(summary["docker_id"])
-    if release is None or size is None or observed is None or observed.state != "running":
+    if release is None or size is None or observed is None or observed.state != DOCKER_RUNNING:
         engine.remove(summary["docker_id"])
         return set()
     deployment_id = _int(labels.get("berth.deployment"))

@@ -18,7 +18,7 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
 
 from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name, runs_as_root
-from .engine import Engine, EngineError, ImageNotFound, LocalImage
+from .engine import DOCKER_ENDED, DOCKER_RUNNING, Engine, EngineError, ImageNotFound, LocalImage
 from .placement import HostLoad, place_many
 from .probes import probe
 
@@ -192,7 +192,7 @@ def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None =
                 spec = spec_for(image)
                 docker_id, image = _create_and_start(engine, spec, announce_and_find_image)
             observed = engine.inspect(docker_id)
-            running = observed is not None and observed.state == "running"
+            running = observed is not None and observed.state == DOCKER_RUNNING
             healthy, seen = False, ""
             if running:
                 healthy, seen = _probe(process, host, observed.published_port, engine, docker_id)
@@ -297,7 +297,7 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
 
 
 def _gone(observed) -> bool:
-    return observed is None or observed.state in {"exited", "dead"}
+    return observed is None or observed.state in DOCKER_ENDED
 
 
 def _exit_reason(engine: Engine, container: Container, observed) -> str:
