@@ -30,10 +30,6 @@ from .runtime import stop_container
 
 logger = logging.getLogger(__name__)
 
-BACKOFF_BASE_S = 1.0
-BACKOFF_CAP_S = 60.0
-CRASH_WINDOW = timedelta(minutes=10)
-
 
 def check_host(host: DockerHost) -> bool:
     """Heartbeat one host; returns whether it answered."""
