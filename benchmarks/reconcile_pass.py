@@ -222,15 +222,16 @@ class Measure:
 
         from worker import tasks
 
-        meter_usage = getattr(tasks, "meter_usage", None)
-        if meter_usage is None:
+        # Named meter_usage before the metering functions shared the usage_sync names.
+        usage_sync_pass = getattr(tasks, "usage_sync_pass", None) or getattr(tasks, "meter_usage", None)
+        if usage_sync_pass is None:
             return []
         passes = []
         for _ in range(count):
             counter = QueryCounter()
             with connection.execute_wrapper(counter):
                 began = time.perf_counter()
-                meter_usage()
+                usage_sync_pass()
                 passes.append({"s": round(time.perf_counter() - began, 3), "queries": counter.count})
         return passes
 

@@ -30,6 +30,7 @@ from .reconcile import check_host
 from .runtime import (
     Chosen,
     DeployFailed,
+    Replica,
     choose_hosts,
     heartbeat_written,
     prepare_host,
@@ -100,6 +101,10 @@ class Rollout:
     wait_ready: bool = True
     # Slots (process type, index) in crash back-off, which this converge leaves empty.
     deferred: frozenset[tuple[str, int]] = frozenset()
+
+    def replica(self, process: ProcessType, index: int, size: Size) -> Replica:
+        """A slot of this rollout's release to start a container in."""
+        return Replica(deployment=self.deployment, release=self.release, process=process, index=index, size=size)
 
 
 def execute(deployment: Deployment) -> bool:
@@ -249,15 +254,7 @@ def _start_missing(rollout: Rollout, process: ProcessType, quantity: int, size: 
     def start(index: int, where) -> Container | str:
         """Start one replica and see it healthy: the container, or the reason it failed."""
         try:
-            new = start_container(
-                deployment=rollout.deployment,
-                release=release,
-                process=process,
-                index=index,
-                size=size,
-                chosen=where,
-                image=images[where.host.pk],
-            )
+            new = start_container(rollout.replica(process, index, size), where, image=images[where.host.pk])
             return _prove(new, process, replace(rollout, wait_ready=False)) or new
         except DeployFailed as failure:
             return str(failure)
@@ -311,7 +308,7 @@ def _converge_slot(rollout: Rollout, process: ProcessType, index: int, size: Siz
         stop_container(unproven, deployment, "it never became healthy")
         live.remove(unproven)
     [where] = _choose(release, process, size, [index])
-    new = start_container(deployment=deployment, release=release, process=process, index=index, size=size, chosen=where)
+    new = start_container(rollout.replica(process, index, size), where)
     failure = _prove(new, process, rollout)
     if failure is not None:
         raise DeployFailed(failure)
@@ -323,6 +320,6 @@ def stale_deployments():
     """Deployments whose worker stopped proving it is alive, or that were never picked up."""
     now = timezone.now()
     stale = timedelta(seconds=settings.BERTH_DEPLOYMENT_STALE_SECONDS)
-    return Deployment.objects.filter(state="running", heartbeat_at__lt=now - stale) | Deployment.objects.filter(
-        state="queued", created_at__lt=now - stale
-    )
+    return Deployment.objects.filter(
+        state=Deployment.State.RUNNING, heartbeat_at__lt=now - stale
+    ) | Deployment.objects.filter(state=Deployment.State.QUEUED, created_at__lt=now - stale)

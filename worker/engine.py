@@ -100,6 +100,12 @@ def parse_docker_time(value: str | None) -> datetime | None:
     return parsed.replace(microsecond=int((fraction + "000000")[:6])) if fraction else parsed
 
 
+# Docker's own container states (an ObservedContainer's and list_managed's "state"), not Container.State.
+DOCKER_RUNNING = "running"
+DOCKER_DEAD = "dead"
+DOCKER_ENDED = ("exited", DOCKER_DEAD)
+
+
 @dataclass(frozen=True)
 class ObservedContainer:
     """What one engine says about one of Berth's containers."""

@@ -16,24 +16,19 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from berth.applications.models import Release
 from berth.deployments.models import Deployment
+from berth.fleet import transitions
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
 from . import datapath, locks
-from .engine import Engine, EngineError
-from .runtime import meter, stop_container
+from .engine import DOCKER_DEAD, DOCKER_ENDED, DOCKER_RUNNING, Engine, EngineError
+from .runtime import stop_container
 
 logger = logging.getLogger(__name__)
-
-BACKOFF_BASE_S = 1.0
-BACKOFF_CAP_S = 60.0
-CRASH_WINDOW = timedelta(minutes=10)
 
 
 def check_host(host: DockerHost) -> bool:
@@ -64,15 +59,9 @@ def check_host(host: DockerHost) -> bool:
 def mark_host_down(host: DockerHost) -> list[int]:
     """The host is gone: its containers are lost as of the last time they were seen running."""
     DockerHost.objects.filter(pk=host.pk).update(status=DockerHost.Status.DOWN)
-    lost = live_containers(host=host).select_for_update()
+    lost = list(live_containers(host=host).select_for_update())
     app_ids = sorted({c.app_id for c in lost})
-    for container in lost:
-        Container.objects.filter(pk=container.pk).update(
-            state=Container.State.LOST,
-            finished_at=container.last_seen_at or container.started_at,
-            health=Container.Health.UNKNOWN,
-        )
-    meter(*(c.pk for c in lost))
+    transitions.containers_lost(lost)
     logger.warning("host %s is down; %d containers lost", host.name, len(lost))
     return app_ids
 
@@ -102,9 +91,9 @@ def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
         }
         summaries = {s["docker_id"]: s for s in engine.list_managed()}
         for docker_id in set(suspects) & summaries.keys():
-            if summaries[docker_id]["state"] == "running":
+            if summaries[docker_id]["state"] == DOCKER_RUNNING:
                 observed = engine.inspect(docker_id)
-                summaries[docker_id]["state"] = observed.state if observed else "dead"
+                summaries[docker_id]["state"] = observed.state if observed else DOCKER_DEAD
         deploying = _deploying()
         for row in rows.values():  # the container may be gone already; stop_container records what it can
             if row.state == Container.State.STOPPING and row.app_id not in deploying.app_ids:
@@ -121,24 +110,19 @@ def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
                 continue  # its deployment is stopping it, or the loop above just did
             elif row.state in (Container.State.LOST, Container.State.EXITED):
                 engine.remove(docker_id)  # stale: Berth already replaced it
-                Container.objects.filter(pk=row.pk).update(removed_at=now)
-            elif summary["state"] in ("exited", "dead") and row.is_live:
-                observed = engine.inspect(docker_id)
-                _record_crash(row, observed)
-                meter(row.pk)
+                transitions.container_deleted(row, at=now)
+            elif summary["state"] in DOCKER_ENDED and row.is_live:
+                transitions.container_exited(row, engine.inspect(docker_id))
                 engine.remove(docker_id)
-                Container.objects.filter(pk=row.pk).update(removed_at=timezone.now())
+                transitions.container_deleted(row, at=timezone.now())
                 changed.add(row.app_id)
-            elif summary["state"] == "running":
+            elif summary["state"] == DOCKER_RUNNING:
                 seen_running.append(row.pk)
-        Container.objects.filter(pk__in=seen_running).update(last_seen_at=now)
+        transitions.containers_seen_running(seen_running, at=now)
         engine.prune_networks()
         vanished = [row for docker_id, row in rows.items() if docker_id not in summaries and row.is_live]
         for row in vanished:  # removed behind Berth's back
-            Container.objects.filter(pk=row.pk).update(
-                state=Container.State.LOST, finished_at=row.last_seen_at or row.started_at, removed_at=now
-            )
-            meter(row.pk)
+            transitions.containers_lost([row], removed_at=now)
             changed.add(row.app_id)
     return changed
 
@@ -155,16 +139,6 @@ def _deploying() -> Deploying:
     return Deploying(frozenset(pk for pk, _ in pairs), frozenset(app_id for _, app_id in pairs))
 
 
-def _record_crash(row: Container, observed) -> None:
-    Container.objects.filter(pk=row.pk, state__in=Container.LIVE).update(
-        state=Container.State.EXITED,
-        exit_code=observed.exit_code if observed else None,
-        oom_killed=bool(observed and observed.oom_killed),
-        finished_at=(observed.finished_at if observed else None) or row.last_seen_at,
-        health=Container.Health.UNKNOWN,
-    )
-
-
 def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int]:
     """A labelled container with no row: rebuild the row from its labels, or remove an orphan."""
     labels = summary["labels"]
@@ -175,30 +149,19 @@ def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int
     )
     size = Size.objects.filter(name=labels.get("berth.size")).first()
     observed = engine.inspect(summary["docker_id"])
-    if release is None or size is None or observed is None or observed.state != "running":
+    if release is None or size is None or observed is None or observed.state != DOCKER_RUNNING:
         engine.remove(summary["docker_id"])
         return set()
     deployment_id = _int(labels.get("berth.deployment"))
-    adopted, _ = Container.objects.get_or_create(
+    transitions.container_adopted(
         host=host,
-        docker_id=observed.docker_id,
-        defaults={
-            "name": observed.name,
-            "organization_id": release.app.organization_id,
-            "app": release.app,
-            "release": release,
-            "process_type": labels.get("berth.process_type", ""),
-            "index": _int(labels.get("berth.index")) or 0,
-            "size": size,
-            "state": Container.State.RUNNING,
-            "health": Container.Health.UNKNOWN,
-            "published_port": observed.published_port,
-            "started_at": observed.started_at,
-            "last_seen_at": timezone.now(),
-            "deployment": Deployment.objects.filter(pk=deployment_id).first() if deployment_id else None,
-        },
+        observed=observed,
+        release=release,
+        process_type=labels.get("berth.process_type", ""),
+        index=_int(labels.get("berth.index")) or 0,
+        size=size,
+        deployment=Deployment.objects.filter(pk=deployment_id).first() if deployment_id else None,
     )
-    meter(adopted.pk)
     return {release.app_id}
 
 
@@ -229,19 +192,6 @@ def probe_host(host: DockerHost) -> set[int]:
                 engine=engine,
                 docker_id=container.docker_id,
             )
-            if healthy:
-                if container.health != Container.Health.HEALTHY or container.health_failures:
-                    Container.objects.filter(pk=container.pk).update(
-                        health=Container.Health.HEALTHY,
-                        health_failures=0,
-                        healthy_at=Coalesce("healthy_at", Value(timezone.now())),
-                    )
-                continue
-            failures = container.health_failures + 1
-            unhealthy = failures >= process.health.retries
-            Container.objects.filter(pk=container.pk).update(
-                health_failures=failures, health=Container.Health.UNHEALTHY if unhealthy else container.health
-            )
-            if unhealthy:
+            if transitions.container_probed(container, healthy=healthy, retries=process.health.retries):
                 changed.add(container.app_id)
     return changed

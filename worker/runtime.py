@@ -12,13 +12,13 @@ from django.utils import timezone
 from berth.applications.models import Release
 from berth.applications.registries import PullPolicy, pull_policy
 from berth.applications.specs import ProcessType
-from berth.billing.metering import usage_sync
 from berth.deployments.models import Deployment, DeploymentStep
+from berth.fleet import transitions
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
 
 from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name, runs_as_root
-from .engine import Engine, EngineError, ImageNotFound, LocalImage
+from .engine import DOCKER_ENDED, DOCKER_RUNNING, Engine, EngineError, ImageNotFound, LocalImage
 from .placement import HostLoad, place_many
 from .probes import probe
 
@@ -132,24 +132,31 @@ def _image(engine: Engine, release: Release, policy: PullPolicy | None = None) -
     return engine.ensure_image(release.image, auth=policy.login, always_pull=policy.always_pull)
 
 
-def start_container(
-    *,
-    deployment: Deployment | None,
-    release: Release,
-    process: ProcessType,
-    index: int,
-    size: Size,
-    chosen: Chosen,
-    image: LocalImage | None = None,
-) -> Container:
-    """Start one container on the chosen host, probe it once and record it: healthy if it answered
-    at once (wait_healthy then has nothing to wait for), starting otherwise.
+@dataclass(frozen=True)
+class Replica:
+    """One replica slot to fill: an index of a release's process type, at a size, for a deployment
+    (None for none)."""
+
+    deployment: Deployment | None
+    release: Release
+    process: ProcessType
+    index: int
+    size: Size
+
+    @property
+    def slot(self) -> str:
+        return f"{self.process.name}.{self.index}"
+
+
+def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None = None) -> Container:
+    """Start one container of the replica on the chosen host, probe it once and record it: healthy if
+    it answered at once (wait_healthy then has nothing to wait for), starting otherwise.
 
     `image` is what prepare_host found on the host; without it the image is looked up (or pulled)
     here. The organization's network is not looked up first: Engine.run makes it when it is missing.
     """
+    deployment, release, process, index = replica.deployment, replica.release, replica.process, replica.index
     host = chosen.host
-    app = release.app
     policy = None if image else pull_policy(release)
     # A host that does not remap user namespaces runs a root image as another user, so there the
     # image's user must be known before the create (containers.container_user).
@@ -161,14 +168,14 @@ def start_container(
             release=release,
             process=process,
             index=index,
-            size=size,
+            size=replica.size,
             host=host,
             deployment_id=deployment.pk if deployment else None,
             image_user=found.user if found else "",
         )
 
     def announce_and_find_image() -> LocalImage:
-        step(deployment, f"Starting {process.name}.{index} of v{release.version} on {chosen.reason}.", host=host)
+        step(deployment, f"Starting {replica.slot} of v{release.version} on {chosen.reason}.", host=host)
         found = image or _image_alongside(host, release, policy)
         if not release.image_digest:  # a release records the digest its first container ran
             Release.objects.filter(pk=release.pk, image_digest="").update(image_digest=found.digest)
@@ -185,36 +192,26 @@ def start_container(
                 spec = spec_for(image)
                 docker_id, image = _create_and_start(engine, spec, announce_and_find_image)
             observed = engine.inspect(docker_id)
-            running = observed is not None and observed.state == "running"
+            running = observed is not None and observed.state == DOCKER_RUNNING
             healthy, seen = False, ""
             if running:
                 healthy, seen = _probe(process, host, observed.published_port, engine, docker_id)
     except EngineError as error:
         raise DeployFailed(str(error)) from None
-    now = timezone.now()
-    container = Container.objects.create(
+    container = transitions.container_started(
         host=host,
         docker_id=docker_id,
         name=spec["name"],
-        organization_id=app.organization_id,
-        app=app,
         release=release,
         deployment=deployment,
-        process_type=process.name,
+        process=process,
         index=index,
-        size=size,
-        state=Container.State.RUNNING if running else Container.State.CREATED,
-        health=Container.Health.HEALTHY if healthy else Container.Health.STARTING,
-        # A first probe that failed counts against the retries only when the check grants no start grace.
-        health_failures=1 if running and not healthy and not process.health.start_period_s else 0,
-        published_port=observed.published_port if observed else None,
+        size=replica.size,
         image_digest=image.digest,
-        started_at=observed.started_at if observed else None,
-        healthy_at=now if healthy else None,
-        last_seen_at=now,
+        observed=observed,
+        running=running,
+        healthy=healthy,
     )
-    # Its usage record is written once it is healthy (wait_healthy) or has stopped: the ledger takes
-    # the host's StartedAt whenever it is written, so the deploy need not wait for it here.
     messages = [f"Started {container.name} (port {container.published_port})."]
     if healthy:
         messages.append(f"{container.name} is healthy ({seen}).")
@@ -257,11 +254,6 @@ def _probe(process: ProcessType, host: DockerHost, port: int | None, engine: Eng
     return probe(process.health, address=host.address, port=port, engine=engine, docker_id=docker_id)
 
 
-def meter(*container_ids: int) -> None:
-    """Bring the usage ledger up to what was just observed of these containers."""
-    usage_sync(container_ids, now=timezone.now())
-
-
 @dataclass
 class HealthResult:
     healthy: bool
@@ -272,7 +264,7 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
     """Probe until healthy, or until the check's retries fail after its start grace, or the container
     exits. start_container probed once already: a container that answered then is done."""
     if container.health == Container.Health.HEALTHY:
-        meter(container.pk)
+        transitions.container_healthy(container)
         return HealthResult(True, "answered when started")
     check = process.health
     began = time.monotonic()
@@ -294,36 +286,24 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
                 return HealthResult(False, _exit_reason(engine, container, observed))
             healthy, seen = _probe(process, container.host, container.published_port, engine, container.docker_id)
             if healthy:
-                now = timezone.now()
-                changes = {
-                    "health": Container.Health.HEALTHY,
-                    "health_failures": 0,
-                    "state": Container.State.RUNNING,
-                    "started_at": observed.started_at,
-                    "healthy_at": now,
-                    "last_seen_at": now,
-                }
-                Container.objects.filter(pk=container.pk).update(**changes)
-                for name, value in changes.items():
-                    setattr(container, name, value)
                 step(deployment, f"{container.name} is healthy ({seen}).", container=container)
-                meter(container.pk)
+                transitions.container_healthy(container, observed)
                 return HealthResult(True, seen)
             if time.monotonic() - began >= check.start_period_s:
                 failures += 1
             if failures >= check.retries:
-                Container.objects.filter(pk=container.pk).update(health=Container.Health.UNHEALTHY)
+                transitions.container_unhealthy(container)
                 return HealthResult(False, f"{container.name} failed its health check {failures} times: {seen}")
 
 
 def _gone(observed) -> bool:
-    return observed is None or observed.state in {"exited", "dead"}
+    return observed is None or observed.state in DOCKER_ENDED
 
 
 def _exit_reason(engine: Engine, container: Container, observed) -> str:
     """Record a container's exit and say why it ended, with the last of what it printed."""
     logs = engine.logs_tail(container.docker_id) if observed else ""
-    record_exit(container, observed)
+    transitions.container_exited(container, observed)
     code = observed.exit_code if observed else "?"
     oom = " (killed for running out of memory)" if observed and observed.oom_killed else ""
     return f"{container.name} exited with code {code}{oom}" + (f"; last log: {logs[-300:]}" if logs else "")
@@ -375,25 +355,13 @@ def _look_while_ready(
     failures[container.pk] = 0 if healthy else failures[container.pk] + 1
     if failures[container.pk] < process.health.retries:
         return None
-    Container.objects.filter(pk=container.pk).update(health=Container.Health.UNHEALTHY)
+    transitions.container_unhealthy(container)
     return HealthResult(False, f"{container.name} failed its health check {failures[container.pk]} times: {seen}")
-
-
-def record_exit(container: Container, observed) -> None:
-    """The container stopped without Berth asking: a crash or a normal exit, as the host reports it."""
-    Container.objects.filter(pk=container.pk, state__in=Container.LIVE).update(
-        state=Container.State.EXITED,
-        exit_code=observed.exit_code if observed else None,
-        oom_killed=bool(observed and observed.oom_killed),
-        finished_at=(observed.finished_at if observed else None) or container.last_seen_at or timezone.now(),
-        health=Container.Health.UNKNOWN,
-    )
-    meter(container.pk)
 
 
 def stop_container(container: Container, deployment: Deployment | None, why: str) -> None:
     """Stop gracefully (SIGTERM, then SIGKILL after the timeout) and remove; the row keeps the host's times."""
-    Container.objects.filter(pk=container.pk).update(state=Container.State.STOPPING)
+    transitions.container_stopping(container)
     step(deployment, f"Stopping {container.name}: {why}.", host=container.host, container=container)
     try:
         with Engine(container.host) as engine:
@@ -404,15 +372,6 @@ def stop_container(container: Container, deployment: Deployment | None, why: str
         if not error.transient:
             raise
         # The host is unreachable: the reconciler removes the container when the host answers again.
-        Container.objects.filter(pk=container.pk).update(state=Container.State.LOST, finished_at=container.last_seen_at)
-        meter(container.pk)
+        transitions.containers_lost([container])
         return
-    Container.objects.filter(pk=container.pk).update(
-        state=Container.State.REMOVED,
-        removed_at=timezone.now(),
-        # A container already gone (removed by hand, or by a worker that died before saying so)
-        # was last known to run when last seen.
-        finished_at=(observed.finished_at if observed else None) or container.last_seen_at or timezone.now(),
-        exit_code=observed.exit_code if observed else None,
-    )
-    meter(container.pk)
+    transitions.container_removed(container, observed)

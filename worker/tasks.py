@@ -7,8 +7,8 @@ from celery import shared_task
 from django.db import connection
 from django.utils import timezone
 
+from berth.billing import metering
 from berth.billing.invoicing import invoices_run
-from berth.billing.metering import usage_meter
 from berth.core import task_names
 from berth.core.crypto import decrypt
 from berth.deployments.models import Deployment
@@ -98,10 +98,10 @@ def reconcile_app(app_id: int) -> None:
 
 
 @shared_task(name=task_names.METER)
-def meter_usage() -> dict:
+def usage_sync_pass() -> dict:
     """Close and open ledger intervals at period boundaries and price changes of running containers, and
     bring the daily usage roll-up up to date."""
-    return usage_meter(now=timezone.now())
+    return metering.usage_sync_pass(now=timezone.now())
 
 
 @shared_task(name=task_names.INVOICES)

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from berth.billing.metering import containers_to_meter, usage_sync, usage_sync_all
+from berth.billing.metering import containers_to_sync, usage_sync, usage_sync_all
 from berth.billing.models import SizePrice, UsageRecord
 from berth.fleet.models import Container
 from tests.factories import AppFactory, ContainerFactory, HostFactory, SizeFactory
@@ -66,6 +66,6 @@ def test_the_pass_picks_exactly_the_containers_whose_ledger_lags(make):
     ]
     Container.objects.filter(pk=ended_open.pk).update(state=ended, finished_at=at(2026, 11, 22))
     assert len(in_step) == 4
-    assert set(containers_to_meter(now=now)) == {c.pk for c in lagging}
+    assert set(containers_to_sync(now=now)) == {c.pk for c in lagging}
     assert usage_sync_all(now=now) > 0
-    assert list(containers_to_meter(now=now)) == []
+    assert list(containers_to_sync(now=now)) == []

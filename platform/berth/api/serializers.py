@@ -395,7 +395,7 @@ class ContainerExitSerializer(serializers.Serializer):
     process_type = serializers.CharField()
     index = serializers.IntegerField()
     state = serializers.ChoiceField(
-        choices=[("exited", "Exited on its own"), ("lost", "Lost with its host")],
+        choices=[(state.value, state.label) for state in (Container.State.EXITED, Container.State.LOST)],
         help_text="exited: the process ended (a crash, an OOM kill, or a normal exit); lost: its host was lost",
     )
     host = serializers.CharField()
@@ -515,7 +515,11 @@ class DockerHostCreateSerializer(StrictSerializer):
 
 
 class DockerHostUpdateSerializer(StrictSerializer):
-    state = serializers.ChoiceField(choices=["active", "cordoned", "draining"])
+    state = serializers.ChoiceField(
+        choices=[
+            state.value for state in (DockerHost.State.ACTIVE, DockerHost.State.CORDONED, DockerHost.State.DRAINING)
+        ]
+    )
 
 
 # --- billing ------------------------------------------------------------------------------------

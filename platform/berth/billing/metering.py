@@ -4,7 +4,8 @@ A container is billed from the host's StartedAt to its FinishedAt, or to the las
 running when its host was lost; requested is not running. `usage_sync` is level-based: it computes
 the intervals a container's observed life should have and writes what is missing, so running it
 twice, or from two workers at once, changes nothing (the container's row is locked, and PostgreSQL
-constraints forbid a duplicate or an overlap).
+constraints forbid a duplicate or an overlap). It runs at every change of a container's state that the
+ledger reads (`fleet.transitions`), and in the periodic pass (`usage_sync_pass`) for what those missed.
 """
 
 import logging
@@ -127,8 +128,9 @@ def _sync_one(container_id: int, now: datetime) -> int:
     return changed
 
 
-def usage_meter(*, now: datetime) -> dict:
-    """The periodic metering pass: bring the ledger up to what was observed, then roll up what changed."""
+def usage_sync_pass(*, now: datetime) -> dict:
+    """The periodic pass (the meter task): bring the ledger up to what was observed, then roll up what
+    changed."""
     synced = usage_sync_all(now=now)
     return {"ledger_rows_written": synced, "rollup_rows_written": usage_rollup()}
 
@@ -136,10 +138,10 @@ def usage_meter(*, now: datetime) -> dict:
 def usage_sync_all(*, now: datetime) -> int:
     """Sync the containers whose ledger needs a change, found with one query: most running containers
     have an open record with nothing to split, and a pass over them writes nothing."""
-    return usage_sync(list(containers_to_meter(now=now)), now=now)
+    return usage_sync(list(containers_to_sync(now=now)), now=now)
 
 
-def containers_to_meter(*, now: datetime):
+def containers_to_sync(*, now: datetime):
     """Ids of containers whose ledger lags what was observed: live ones without an open record; open
     records that a price change of their size or a period boundary must split; ended containers with an
     open record, or with no record at all."""
@@ -168,7 +170,7 @@ def containers_to_meter(*, now: datetime):
 def usage_close_for_app(*, app, at: datetime) -> int:
     """End the open intervals of an app that is being deleted, at the moment of deletion. They are
     first split up to that moment, so none closes across a period boundary or a price change the
-    periodic meter pass has not reached yet."""
+    periodic pass (usage_sync_pass) has not reached yet."""
     usage_sync(app.containers.filter(state__in=Container.LIVE).values_list("pk", flat=True), now=at)
     return UsageRecord.objects.filter(app=app, ended_at__isnull=True, started_at__lte=at).update(
         ended_at=at, revision=NextRevision()

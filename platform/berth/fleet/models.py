@@ -83,7 +83,7 @@ class DockerHost(models.Model):
 
     # Statuses in which the engine answers: the host is observed and its containers probed, though
     # only an `up` one takes new containers (a degraded one's containers fail their checks and move).
-    ANSWERING = ("up", "degraded")
+    ANSWERING = (Status.UP, Status.DEGRADED)
 
 
 class Size(models.Model):
@@ -169,7 +169,7 @@ class Container(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    LIVE = ("created", "running")
+    LIVE = (State.CREATED, State.RUNNING)
 
     @property
     def is_live(self) -> bool:
