@@ -391,11 +391,18 @@ class Measure:
                 "heal_attempts": heal.attempts if heal else None,
             }
         )
-        # Beyond its back-off, how long the slot stayed empty; past 2 s, the heal deployments' steps as evidence.
+        # Deployments of the app that began between the kill and the one that replaced the slot: a kill can come
+        # just before a heal of another slot starts, which then runs while the victim's exit is recorded.
+        if heal is not None:
+            others = app.deployments.filter(created_at__gte=at_kill, created_at__lt=heal.created_at).exclude(pk=heal.pk)
+            row["deployments_begun_before_its_heal"] = [f"{d.kind}#{d.pk}" for d in others.order_by("id")]
+        # Beyond its back-off, how long the slot stayed empty; when the heal came late (noticed more than 0.6 s
+        # after the back-off, or the slot empty more than 1 s beyond it), the app's deployment steps as evidence.
         row["beyond_backoff_s"] = row["total"] - (row["backoff_s"] or 0.0)
-        if row["beyond_backoff_s"] > 2.0:
+        late = row["noticed"] is not None and row["noticed"] - (row["backoff_s"] or 0.0) > 0.6
+        if late or row["beyond_backoff_s"] > 1.0:
             heals = app.deployments.filter(
-                created_at__gte=at_kill - timedelta(seconds=30), created_at__lte=replacement.created_at
+                created_at__gte=at_kill - timedelta(seconds=10), created_at__lte=replacement.created_at
             ).order_by("id")
             row["evidence"] = [
                 f"{step.at.timestamp() - began:+.3f} {d.kind}#{d.pk}: {step.message}"
@@ -501,6 +508,9 @@ class Measure:
             f"{name}_beyond_backoff_s": bench.summary([r["beyond_backoff_s"] for r in done]),
             f"{name}_beyond_backoff_over_2s": sum(1 for r in done if r["beyond_backoff_s"] > 2.0),
             f"{name}_kills_during_a_deployment": sum(1 for r in rows if r["deployments_under_way_at_kill"]),
+            f"{name}_kills_with_another_deployment_begun_before_its_heal": sum(
+                1 for r in rows if r.get("deployments_begun_before_its_heal")
+            ),
             f"{name}_heals_replacing_several_slots": sum(1 for r in done if (r["heal_slots_replaced"] or 0) > 1),
             f"{name}_not_healthy_by_its_step": sum(1 for r in done if not r["healthy_from_step"]),
             f"{name}_crash_loop": {
