@@ -76,8 +76,24 @@ def summary(values: list[float], digits: int = 3) -> dict:
 # --- the parent: test bed, database, broker, child, cleanup ------------------------------------
 
 
+def _ready(host: BenchHost) -> bool:
+    """The host's engine answers and has the benchmarks' image."""
+    try:
+        client = _client(host, timeout=10)
+        try:
+            return any("berth-test/web:v1" in (row.get("RepoTags") or []) for row in client.images())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
 def testbed_up(hosts: list[BenchHost]) -> None:
-    """`testbed/hosts.sh up N`: idempotent, ~0.5 s when the hosts are up already."""
+    """`testbed/hosts.sh up N`, unless every benchmark host already answers with the image loaded: `up N`
+    brings up hosts 1..N, and would restart an engine of a lower host that another engineer's test has
+    stopped on purpose (`stop-engine`)."""
+    if all(_ready(host) for host in hosts):
+        return
     highest = max(int(h.name[1:]) for h in hosts)
     done = subprocess.run(
         [str(HOSTS_SCRIPT), "up", str(highest)], capture_output=True, text=True, timeout=600, check=False

@@ -21,6 +21,10 @@ repetitions of each series:
   and an outside poller, started from the host's Docker `start` event of the app's container, says when
   the container first answered.
 
+Every Berth series also records the time to the deployment's "Done" step (`to_done`, `<series>_done` in the
+figures), which since the minimum ready time (worker.runtime.wait_ready, 5 s by default) comes that long after
+"is healthy": the cost of that safety, beside the figure the issue names, which it does not change.
+
 Where Berth's time goes comes from the deployment's timestamped steps and, in-process, from timing
 each Engine call and health probe, plus an outside poller (every 10 ms) that tells when the
 container really answered, so the health-probe cadence shows up as its own line.
@@ -175,6 +179,8 @@ def _steps(deployment) -> dict[str, float]:
             if message.startswith("Started ")
             else "healthy"
             if " is healthy (" in message
+            else "ready"
+            if " is ready: " in message
             else "done"
             if message.startswith("Done")
             else None
@@ -289,10 +295,14 @@ class Measure:
         claimed = deployment.started_at.timestamp()
         answered = next(iter(self.instrument.pollers.values())).answered_at if self.instrument.pollers else None
         engine = self.instrument.between(claimed, marks["healthy"])
-        ran = next(ended for name, _, ended in self.instrument.calls if name == "run")
-        # Docker's create and start, the look at the new container and the probe are the start's critical
-        # path on the engine side; the image lookup runs alongside the create (worker.runtime._create_and_start).
-        waited_on_engine = sum(engine.get(name, 0.0) for name in ("__init__", "run", "inspect", "probe"))
+        ran_began, ran = next((began, ended) for name, began, ended in self.instrument.calls if name == "run")
+        looked_up = [ended for name, _, ended in self.instrument.calls if name == "ensure_image" and ended <= ran_began]
+        # On a host that does not remap user namespaces, the image is looked up (to learn its user) before the
+        # create (worker.runtime.start_container, `find_first`); on one that does, alongside the create
+        # (`_create_and_start`). Docker's create and start, the look at the new container, the probe, and the
+        # lookup when it comes first are the start's critical path on the engine side.
+        critical = ("__init__", "run", "inspect", "probe") + (("ensure_image",) if looked_up else ())
+        waited_on_engine = sum(engine.get(name, 0.0) for name in critical)
         sample = {
             "total": marks["healthy"] - began,
             "release_create_call": called - began,
@@ -303,7 +313,8 @@ class Measure:
             # Engine calls and probes from the claim to healthy:
             "engine_connect": engine.get("__init__", 0.0),
             "engine_ensure_network": engine.get("ensure_network", 0.0),
-            "engine_ensure_image_alongside": engine.get("ensure_image", 0.0),
+            "engine_image_lookup": engine.get("ensure_image", 0.0),
+            "image_lookup_before_create": 1.0 if looked_up else 0.0,
             "engine_create_and_start": engine.get("run", 0.0),
             "engine_inspect": engine.get("inspect", 0.0),
             "probes": self.instrument.count("probe", claimed, marks["healthy"]),
@@ -315,6 +326,9 @@ class Measure:
             "container_answered_after_start": (answered - ran) if answered else None,
             "berth_saw_healthy_after_answer": (marks["healthy"] - answered) if answered else None,
             "run_returned": returned - began,
+            # The deployment's "Done" step: after the minimum ready time (worker.runtime.wait_ready).
+            "to_done": marks["done"] - began,
+            "ready_wait": marks["done"] - marks["healthy"],
         }
         self._scale_to_zero_in_process(app)
         return sample
@@ -343,6 +357,8 @@ class Measure:
             "placement": marks["placed"] - claimed,
             "start": marks["started"] - marks["placed"],
             "health_wait": marks["healthy"] - marks["started"],
+            "to_done": marks["done"] - began,
+            "ready_wait": marks["done"] - marks["healthy"],
         }
         scale = self.formation_scale(actor=self.owner, app=app, changes={"web": {"quantity": 0}})
         _wait_finished(scale)
@@ -390,6 +406,9 @@ class Measure:
             else None,
             "berth_saw_healthy_after_answer": (marks["healthy"] - answered) if answered else None,
             "poller_error": watcher.error,
+            # The deployment's "Done" step: after the minimum ready time (worker.runtime.wait_ready).
+            "to_done": marks["done"] - began,
+            "ready_wait": marks["done"] - marks["healthy"],
         }
         scale = self.formation_scale(actor=self.owner, app=app, changes={"web": {"quantity": 0}})
         _wait_finished(scale)
@@ -499,6 +518,13 @@ class Measure:
             "berth_api_first_request_s": round(first["request"], 3),
         }
 
+    def min_ready_s(self) -> float:
+        """The release's minimum ready time for web, as its process types were parsed (the default here)."""
+        from berth.applications.models import Release
+
+        release = Release.objects.filter(app__organization=self.organization).order_by("-pk").first()
+        return release.processes["web"].min_ready_s
+
     def figures(self, warm: dict, hardened: list[str]) -> dict:
         totals = {name: [s["total"] for s in rows] for name, rows in self.samples.items() if rows}
         figures = {
@@ -516,6 +542,14 @@ class Measure:
         ratios = {}
         if self.samples["berth_api"]:
             totals["berth_api_answered"] = [s["answered"] for s in self.samples["berth_api"] if s["answered"]]
+        # To the "Done" step, the minimum ready time included: the trade-off it makes, beside the same raw series.
+        for name in ("berth", "berth_celery", "berth_api"):
+            if self.samples[name]:
+                totals[f"{name}_done"] = [s["to_done"] for s in self.samples[name]]
+        figures["total_s"].update(
+            {name: bench.summary(values) for name, values in totals.items() if name not in figures["total_s"]}
+        )
+        figures["min_ready_s"] = self.min_ready_s()
         pairs = (
             ("berth", "raw"),
             ("berth", "raw_hardened"),
@@ -523,6 +557,9 @@ class Measure:
             ("berth_celery", "raw_b"),
             ("berth_api", "raw_c"),
             ("berth_api_answered", "raw_c"),
+            ("berth_done", "raw"),
+            ("berth_celery_done", "raw_b"),
+            ("berth_api_done", "raw_c"),
         )
         for berth, raw in pairs:
             if totals.get(berth) and totals.get(raw):

@@ -30,7 +30,7 @@ import re
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import _deploybench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
@@ -43,6 +43,8 @@ IMAGE = "berth-test/web:v1"
 HEALTH_PATH = "/cgi-bin/health"
 KILLS = 20
 REPEATS = 4
+REPLICAS = 3  # the issue's series: one app of 3 web replicas, KILLS kills of a randomly chosen one
+REPLICA_SEED = 20261206
 PERIODIC_S = 0.5
 KILL_TIMEOUT_S = 75.0  # a deploy task that dies is resumed by the stale sweep: 30 s + the 10 s pass
 SETTLE_S = 1.0
@@ -55,6 +57,11 @@ WEB = {
         "health_check": {"type": "http", "path": HEALTH_PATH, "interval_s": 0.3, "retries": 3, "start_period_s": 3},
     }
 }
+# The one-replica apps of the first series are deployed in this process before Berth runs, 41 of them: without
+# the minimum ready time (5 s each by default) that setup takes 0.5 s an app instead of 5.5 s. A heal skips the
+# minimum ready time whatever the release says (worker/deploy.py, Rollout.wait_ready), so the kills measure the
+# same. The 3-replica app keeps the default, as a user's release would.
+WEB_NO_MIN_READY = {"web": {**WEB["web"], "min_ready_s": 0}}
 
 
 def run(*, kills: int = KILLS, repeats: int = REPEATS) -> dict:
@@ -158,7 +165,7 @@ class Measure:
         apps = []
         for n in range(count):
             app = self.app_create(actor=self.owner, organization=self.organization, name=f"{prefix}{n:02d}")
-            self.release_create(actor=self.owner, app=app, image=IMAGE, process_types=WEB)
+            self.release_create(actor=self.owner, app=app, image=IMAGE, process_types=WEB_NO_MIN_READY)
             run_app_deployments(app.pk)
             apps.append(app)
         return apps
@@ -254,6 +261,157 @@ class Measure:
             time.sleep(SETTLE_S + self.random.uniform(0, BEAT_RECONCILE_S))
         return rows
 
+    # --- the issue's series: random replicas of one 3-replica app ---
+
+    def deploy_replicated_app(self) -> tuple:
+        """A new app, v1 with the default minimum ready time, scaled to REPLICAS web replicas, deployed by the
+        running worker (its release and scale deployments, as a user's `POST …/releases/` and scale would be):
+        v1 goes live just before the kills."""
+        from berth.deployments.services import formation_scale
+
+        app = self.app_create(actor=self.owner, organization=self.organization, name="replicated")
+        _, release_deployment = self.release_create(actor=self.owner, app=app, image=IMAGE, process_types=WEB)
+        scale = formation_scale(actor=self.owner, app=app, changes={"web": {"quantity": REPLICAS}})
+        for deployment in (release_deployment, scale):
+            if deployment is not None and _wait_finished(deployment).state != "succeeded":
+                raise RuntimeError(f"deploying the replicated app: {deployment.kind} {deployment.state}")
+        release_deployment.refresh_from_db()
+        return app, release_deployment
+
+    def replica_series(self, app) -> list[dict]:
+        """KILLS kills of a replica chosen at random (seeded) among the app's healthy ones, on their own schedule:
+        each 1 s plus a random 0 to 10 s after the previous kill, whether or not its replacement is healthy yet,
+        as crashes would come. Then wait for every killed slot's replacement, and read what Berth did."""
+        from berth.deployments.models import Deployment
+        from berth.fleet.models import Container
+
+        rng = random.Random(REPLICA_SEED)
+        kills = []
+        next_at = time.monotonic()
+        for n in range(self.kills):
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            self.processes.check()
+            deadline = time.monotonic() + 60
+            while not (
+                candidates := list(
+                    Container.objects.filter(
+                        app=app, state=Container.State.RUNNING, health=Container.Health.HEALTHY
+                    ).order_by("process_type", "index")
+                )
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"kill {n + 1}: no healthy replica of {app.name} to kill for 60 s")
+                time.sleep(0.1)
+            victim = rng.choice(candidates)
+            began = time.time()
+            self.clients[victim.host_id].kill(victim.docker_id)
+            kills.append({"n": n + 1, "victim": victim.pk, "killed_at": began, "healthy_replicas": len(candidates)})
+            next_at = time.monotonic() + SETTLE_S + rng.uniform(0, BEAT_RECONCILE_S)
+        deadline = time.monotonic() + KILL_TIMEOUT_S
+        while time.monotonic() < deadline:
+            done = all(self._replacement(app, k) is not None for k in kills)
+            if done and not app.deployments.filter(state__in=Deployment.UNFINISHED).exists():
+                break
+            time.sleep(0.2)
+        return [self._replica_row(app, k) for k in kills]
+
+    @staticmethod
+    def _replacement(app, kill: dict):
+        """The first container of the killed slot created after the kill, once healthy; None before."""
+        from berth.fleet.models import Container
+
+        victim = Container.objects.get(pk=kill["victim"])
+        first = (
+            Container.objects.filter(
+                app=app,
+                process_type=victim.process_type,
+                index=victim.index,
+                created_at__gte=datetime.fromtimestamp(kill["killed_at"], UTC),
+            )
+            .order_by("created_at", "id")
+            .first()
+        )
+        return first if first is not None and first.healthy_at is not None else None
+
+    def _replica_row(self, app, kill: dict) -> dict:
+        from berth.deployments.models import Deployment, DeploymentStep
+        from berth.fleet.models import Container
+        from worker.healing import CRASH_WINDOW, Crash, slot_wait_s
+
+        began = kill["killed_at"]
+        victim = Container.objects.select_related("host").get(pk=kill["victim"])
+        slot = f"{victim.process_type}.{victim.index}"
+        row = {"n": kill["n"], "slot": slot, "killed_at": began, "healthy_replicas_at_kill": kill["healthy_replicas"]}
+        row["victim_up_s"] = (began - victim.started_at.timestamp()) if victim.started_at else None
+        # The slot's back-off by design: worker.healing.slot_wait_s over the slot's crashes as they stood when
+        # the victim exited (the same query as Berth's, up to that moment).
+        if victim.finished_at is not None:
+            crashes = [
+                Crash(started, finished)
+                for started, finished in Container.objects.filter(
+                    app=app,
+                    release_id=victim.release_id,
+                    process_type=victim.process_type,
+                    index=victim.index,
+                    state=Container.State.EXITED,
+                    finished_at__lte=victim.finished_at,
+                    finished_at__gte=victim.finished_at - CRASH_WINDOW,
+                )
+                .order_by("-finished_at")
+                .values_list("started_at", "finished_at")
+            ]
+            row["backoff_s"] = slot_wait_s(crashes, victim.finished_at)
+        else:
+            row["backoff_s"] = None
+        at_kill = datetime.fromtimestamp(began, UTC)
+        running = app.deployments.filter(created_at__lte=at_kill).exclude(finished_at__lt=at_kill)
+        row["deployments_under_way_at_kill"] = [f"{d.kind}#{d.pk}" for d in running]
+        row.update(self._docker_timeline(victim, began))
+        replacement = self._replacement(app, kill)
+        if replacement is None:
+            return {**row, "total": None, "timed_out": True}
+        healthy_step = (
+            DeploymentStep.objects.filter(container=replacement, message__contains=" is healthy (")
+            .order_by("at")
+            .first()
+        )
+        heal = Deployment.objects.filter(pk=replacement.deployment_id).first()
+        healthy_at = healthy_step.at.timestamp() if healthy_step else replacement.healthy_at.timestamp()
+        created = heal.created_at.timestamp() if heal else None
+        row.update(
+            {
+                "total": healthy_at - began,
+                "healthy_from_step": healthy_step is not None,
+                "replacement": replacement.name,
+                "replacement_created": replacement.created_at.timestamp() - began,
+                "heal": f"{heal.kind}#{heal.pk}" if heal else None,
+                "heal_created_at": created,
+                "noticed": (created - began) if created else None,
+                "heal_created_before_kill": created is not None and created < began,
+                "heal_slots_replaced": heal.containers.count() if heal else None,
+                "heal_attempts": heal.attempts if heal else None,
+            }
+        )
+        # Deployments of the app that began between the kill and the one that replaced the slot: a kill can come
+        # just before a heal of another slot starts, which then runs while the victim's exit is recorded.
+        if heal is not None:
+            others = app.deployments.filter(created_at__gte=at_kill, created_at__lt=heal.created_at).exclude(pk=heal.pk)
+            row["deployments_begun_before_its_heal"] = [f"{d.kind}#{d.pk}" for d in others.order_by("id")]
+        # Beyond its back-off, how long the slot stayed empty; when the heal came late (noticed more than 0.6 s
+        # after the back-off, or the slot empty more than 1 s beyond it), the app's deployment steps as evidence.
+        row["beyond_backoff_s"] = row["total"] - (row["backoff_s"] or 0.0)
+        late = row["noticed"] is not None and row["noticed"] - (row["backoff_s"] or 0.0) > 0.6
+        if late or row["beyond_backoff_s"] > 1.0:
+            heals = app.deployments.filter(
+                created_at__gte=at_kill - timedelta(seconds=10), created_at__lte=replacement.created_at
+            ).order_by("id")
+            row["evidence"] = [
+                f"{step.at.timestamp() - began:+.3f} {d.kind}#{d.pk}: {step.message}"
+                for d in heals
+                for step in d.steps.order_by("at", "id")
+            ]
+        return row
+
     # --- the run ---
 
     def start_berth(self) -> None:
@@ -278,13 +436,18 @@ class Measure:
         repeat_app = self.deploy_apps("r", 1)[0]
         setup_s = time.monotonic() - setup_began
         samples: dict[str, list[dict]] = {}
+        replicas: dict = {}
         periodic = None
         try:
             self.start_berth()
             for mode in self.modes:
                 if mode == "events":
                     self.start_events_watcher()
-                else:
+                if mode == self.modes[0]:
+                    app, release_deployment = self.deploy_replicated_app()
+                    replicas = {"mode": mode, "app": app, "live_since": release_deployment.finished_at.timestamp()}
+                    replicas["rows"] = self.replica_series(app)
+                if mode != "events":
                     periodic = PeriodicReconciler([row.pk for row in self.host_rows])
                     periodic.start()
                 samples[mode] = self.kill_series(apps[mode])
@@ -304,11 +467,73 @@ class Measure:
                 client.close()
             for recorder in self.recorders.values():
                 recorder.close()
-        received = _worker_tasks_received(bench.OUT / f"{NAME}-worker.log")
+        worker_log = bench.OUT / f"{NAME}-worker.log"
+        received = _worker_tasks_received(worker_log)
         for mode, rows in samples.items():
             for row in rows:
                 row.update(_wake_story(row, received, worker_heals=not mode.startswith("periodic")))
-        return self.figures(samples, setup_s, periodic)
+        figures = self.figures(samples, setup_s, periodic)
+        if replicas:
+            for row in replicas["rows"]:
+                row.update(_wake_story(row, received, worker_heals=replicas["mode"] != "periodic"))
+            figures.update(self.replica_figures(replicas, worker_log))
+            figures["samples"]["replicas"] = [
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items() if not k.endswith("_at")}
+                for row in replicas["rows"]
+            ]
+        return figures
+
+    def replica_figures(self, replicas: dict, worker_log: Path) -> dict:
+        """The issue's series: p50/p90/p99/max from the kill to the replacement's "is healthy" step, the kills
+        whose slot was backing off, and what the worker said about crash loops (v1 is the app's only release)."""
+        from django.conf import settings
+
+        rows, app = replicas["rows"], replicas["app"]
+        done = [r for r in rows if r["total"] is not None]
+        backing_off = [r for r in done if r["backoff_s"]]
+        log = worker_log.read_text(errors="replace") if worker_log.exists() else ""
+        loop_lines = [line for line in log.splitlines() if f"app {app.pk}: " in line]
+        name = "replicas"
+        figures = {
+            f"{name}_mode": replicas["mode"],
+            f"{name}_replicas": REPLICAS,
+            f"{name}_kills": len(rows),
+            f"{name}_timed_out": len(rows) - len(done),
+            f"{name}_total_s": bench.summary([r["total"] for r in done]),
+            f"{name}_meets_target": len(done) == len(rows)
+            and bench.percentile([r["total"] for r in done], 99) <= TARGET_P99_S,
+            f"{name}_backoff_reset_s": settings.BERTH_BACKOFF_RESET_SECONDS,
+            f"{name}_kills_with_backoff": len(backing_off),
+            f"{name}_backoffs_s": [round(r["backoff_s"], 3) for r in backing_off],
+            f"{name}_total_s_without_backoff": bench.summary([r["total"] for r in done if not r["backoff_s"]]),
+            f"{name}_beyond_backoff_s": bench.summary([r["beyond_backoff_s"] for r in done]),
+            f"{name}_beyond_backoff_over_2s": sum(1 for r in done if r["beyond_backoff_s"] > 2.0),
+            f"{name}_kills_during_a_deployment": sum(1 for r in rows if r["deployments_under_way_at_kill"]),
+            f"{name}_kills_with_another_deployment_begun_before_its_heal": sum(
+                1 for r in rows if r.get("deployments_begun_before_its_heal")
+            ),
+            f"{name}_heals_replacing_several_slots": sum(1 for r in done if (r["heal_slots_replaced"] or 0) > 1),
+            f"{name}_not_healthy_by_its_step": sum(1 for r in done if not r["healthy_from_step"]),
+            f"{name}_crash_loop": {
+                "crashes": settings.BERTH_CRASH_LOOP_CRASHES,
+                "within_s": settings.BERTH_CRASH_LOOP_SECONDS,
+                "kills_within_window": sum(
+                    1 for r in rows if r["killed_at"] - replicas["live_since"] <= settings.BERTH_CRASH_LOOP_SECONDS
+                ),
+                "no_earlier_release_ran_stably": sum(
+                    1 for line in loop_lines if "no earlier release ran stably" in line
+                ),
+                "rolled_back": sum(1 for line in loop_lines if "rolling back" in line),
+                "first_worker_log_line": loop_lines[0][:300] if loop_lines else None,
+                "releases": app.releases.count(),
+                "heal_deployments": app.deployments.filter(kind="heal").count(),
+                "rollback_deployments": app.deployments.exclude(kind__in=("heal", "release", "scale")).count(),
+            },
+        }
+        creators = [r["heal_created_by"] for r in done if "heal_created_by" in r]
+        if creators:
+            figures[f"{name}_heal_created_by"] = {c: creators.count(c) for c in sorted(set(creators))}
+        return figures
 
     def figures(self, samples: dict, setup_s: float, periodic) -> dict:
         figures = {
@@ -352,6 +577,16 @@ class Measure:
             for name, rows in samples.items()
         }
         return figures
+
+
+def _wait_finished(deployment, timeout_s: float = 120.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        deployment.refresh_from_db()
+        if deployment.state in ("succeeded", "failed"):
+            return deployment
+        time.sleep(0.2)
+    raise RuntimeError(f"deployment {deployment.pk} still {deployment.state} after {timeout_s} s")
 
 
 WAKING_TASKS = ("berth.fleet.reconcile_host", "berth.fleet.reconcile", "berth.fleet.reconcile_app", "berth.fleet.probe")
