@@ -449,11 +449,19 @@ class Engine:
                 return ""
 
     def exec_probe(self, docker_id: str, command: list[str], timeout_s: float) -> bool:
-        """Run a health command inside the container; healthy when it exits 0."""
+        """Run a health command inside the container; healthy when it exits 0 within `timeout_s`.
+
+        With no stream attached, the engine may answer the start before the command has ended (its exit
+        code is then still null): the command is looked at until it has, or its time is up."""
+        deadline = time.monotonic() + timeout_s
         with _translate_errors("running a health command"):
             exec_id = self.api.exec_create(docker_id, command, stdout=False, stderr=False)["Id"]
             self.api.exec_start(exec_id)
-            return self.api.exec_inspect(exec_id).get("ExitCode") == 0
+            pause = 0.005
+            while (state := self.api.exec_inspect(exec_id)).get("Running") and time.monotonic() < deadline:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+            return not state.get("Running") and state.get("ExitCode") == 0
 
     def events(self, since: datetime | None = None):
         """A blocking stream of container events for Berth's containers."""
