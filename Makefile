@@ -37,9 +37,11 @@ testbed:
 	@scripts/ensure-chromium.sh
 	@testbed/hosts.sh up 3 --userns-remap 3  # h1 and h2 for the fleet, h3 remaps user namespaces
 
+## lint: ruff, then mypy over berth and worker (configured in pyproject.toml; its cache is .mypy_cache/)
 lint: deps
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
 
 format: deps
 	$(UV) run --frozen ruff format .

@@ -44,7 +44,7 @@ app.conf.update(
 
 @task_prerun.connect
 @task_postrun.connect
-def _close_old_database_connections(**_) -> None:
+def _close_old_database_connections(**_: object) -> None:
     """Around each task, what Django does around each request: close a connection older than
     CONN_MAX_AGE or one that failed, and check the next one before use (settings: CELERY_DB_REUSE_MAX)."""
     from django.db import close_old_connections

@@ -9,6 +9,7 @@ import secrets
 from berth.applications.models import Release
 from berth.applications.specs import ProcessType
 from berth.fleet.models import DockerHost, Size
+from berth.tenancy.models import Organization
 
 from .engine import MANAGED_LABEL
 
@@ -42,7 +43,7 @@ def network_name(organization_id: int) -> str:
     return f"berth-org-{organization_id}"
 
 
-def network_labels(organization) -> dict:
+def network_labels(organization: Organization) -> dict:
     return {MANAGED_LABEL: "true", "berth.org": organization.slug}
 
 

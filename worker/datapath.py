@@ -66,7 +66,8 @@ def _verdict(host: DockerHost) -> Verdict:
 def published_ports(host: DockerHost) -> list[int]:
     """Ports of the host's newest running containers, as recorded when they started."""
     running = Container.objects.filter(host=host, state=Container.State.RUNNING, published_port__isnull=False)
-    return list(running.order_by("-id").values_list("published_port", flat=True)[:PORTS_TRIED])
+    ports = running.order_by("-id").values_list("published_port", flat=True)[:PORTS_TRIED]
+    return [port for port in ports if port is not None]  # all of them: filtered on above
 
 
 def _check_idle(host: DockerHost) -> Verdict:

@@ -6,13 +6,16 @@ worker died carries on from where the hosts are, and finishes with exactly the w
 
 import os
 import socket
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F, Subquery, Value
+from django.db.models import F, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -30,6 +33,7 @@ from .reconcile import check_host
 from .runtime import (
     Chosen,
     DeployFailed,
+    HealthResult,
     Replica,
     choose_hosts,
     heartbeat_written,
@@ -41,12 +45,14 @@ from .runtime import (
     wait_ready,
 )
 
+T = TypeVar("T")
+
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def app_lock(app_id: int):
+def app_lock(app_id: int) -> AbstractContextManager[None]:
     """Held for a whole deployment, so one app never has two deployments running at once."""
     return locks.advisory_lock(locks.APP, app_id)
 
@@ -216,19 +222,19 @@ def converge(rollout: Rollout, formation: dict) -> None:
         stop_container(stale, deployment, f"v{release.version} has no {stale.process_type} process")
 
 
-def _stop_together(containers: list[Container], deployment, why: str) -> None:
+def _stop_together(containers: list[Container], deployment: Deployment | None, why: str) -> None:
     """Stop containers nothing needs any more (a scale-in, a failed first release) at the same time."""
     _in_parallel(lambda container: stop_container(container, deployment, why), containers)
 
 
-def _in_parallel(function, *arguments) -> list:
+def _in_parallel(function: Callable[..., T], *arguments: Iterable[Any]) -> list[T]:
     """`function` over the zipped arguments, BERTH_PARALLEL_STARTS calls at a time, each thread with its
     own database connection; the results in order. The first error is raised once all calls end."""
     calls = list(zip(*arguments, strict=True))
     if len(calls) < 2:
         return [function(*call) for call in calls]
 
-    def run(call):
+    def run(call: tuple[Any, ...]) -> T:
         try:
             return function(*call)
         finally:
@@ -251,7 +257,7 @@ def _start_missing(rollout: Rollout, process: ProcessType, quantity: int, size: 
     chosen = _choose(release, process, size, missing)
     images = {host.pk: prepare_host(host, release) for host in {c.host.pk: c.host for c in chosen}.values()}
 
-    def start(index: int, where) -> Container | str:
+    def start(index: int, where: Chosen) -> Container | str:
         """Start one replica and see it healthy: the container, or the reason it failed."""
         try:
             new = start_container(rollout.replica(process, index, size), where, image=images[where.host.pk])
@@ -283,7 +289,7 @@ def _prove(new: Container, process: ProcessType, rollout: Rollout) -> str | None
     return None if result.healthy else _not_ready(new, process, rollout, result)
 
 
-def _not_ready(new: Container, process: ProcessType, rollout: Rollout, result) -> str:
+def _not_ready(new: Container, process: ProcessType, rollout: Rollout, result: HealthResult) -> str:
     """Stop a new container that did not become healthy or ready, and say why."""
     what = "ready" if new.healthy_at else "healthy"
     stop_container(new, rollout.deployment, f"it did not become {what}")
@@ -316,7 +322,7 @@ def _converge_slot(rollout: Rollout, process: ProcessType, index: int, size: Siz
         stop_container(old, deployment, f"replaced by {new.name}")
 
 
-def stale_deployments():
+def stale_deployments() -> QuerySet[Deployment]:
     """Deployments whose worker stopped proving it is alive, or that were never picked up."""
     now = timezone.now()
     stale = timedelta(seconds=settings.BERTH_DEPLOYMENT_STALE_SECONDS)

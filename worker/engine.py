@@ -11,9 +11,11 @@ import io
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import docker
 import paramiko
@@ -21,6 +23,7 @@ from docker import errors as docker_errors
 from docker.constants import DEFAULT_DOCKER_API_VERSION
 from docker.tls import TLSConfig
 from docker.transport import SSHHTTPAdapter
+from docker.types import CancellableStream
 from docker.utils import parse_repository_tag
 
 from berth.fleet.models import DockerHost
@@ -65,7 +68,7 @@ class ImageNotFound(EngineError):
 
 
 @contextlib.contextmanager
-def _translate_errors(what: str):
+def _translate_errors(what: str) -> Iterator[None]:
     try:
         yield
     except docker_errors.ImageNotFound as error:
@@ -85,7 +88,7 @@ def _translate_errors(what: str):
         raise EngineError(f"{what}: {error}", transient=True, field="engine_url") from None
 
 
-def _absent_is_fine():
+def _absent_is_fine() -> contextlib.suppress:
     """Stopping or removing a container that is already gone has done what was asked."""
     return contextlib.suppress(docker_errors.NotFound)
 
@@ -153,7 +156,7 @@ class _PinnedHostKey(paramiko.MissingHostKeyPolicy):
     def __init__(self, expected: str):
         self.expected = expected
 
-    def missing_host_key(self, client, hostname, key) -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         if not host_key_matches(self.expected, key):
             raise HostKeyMismatch(
                 f"the ssh server at {hostname} showed host key {key.get_name()} {ssh_fingerprint(key)}, "
@@ -186,9 +189,10 @@ class _PinnedSSHAdapter(SSHHTTPAdapter):
     """docker-py's paramiko transport (it runs `docker system dial-stdio` on the host), given the host's
     own key and host key instead of the worker's ~/.ssh: no agent, no key files, no known_hosts."""
 
-    def __init__(self, base_url: str, *, private_key: str, host_key: str, timeout: int):
+    def __init__(self, base_url: str, *, private_key: str, host_key: str, timeout: int | None):
         self._pkey, self._host_key, self._connect_timeout = _ssh_private_key(private_key), host_key, timeout
-        super().__init__(base_url, timeout=timeout, pool_connections=1, max_pool_size=4)
+        # None (no timeout) reaches requests as for APIClient below; types-docker allows only an int.
+        super().__init__(base_url, timeout=timeout, pool_connections=1, max_pool_size=4)  # type: ignore[arg-type]
 
     def _create_paramiko_client(self, base_url: str) -> None:
         url = urllib.parse.urlparse(base_url)
@@ -207,11 +211,17 @@ class _PinnedSSHAdapter(SSHHTTPAdapter):
         }
 
 
-def _client(base_url: str, *, tls, timeout: int) -> docker.APIClient:
+def _client(base_url: str, *, tls: TLSConfig | bool, timeout: int | None) -> docker.APIClient:
     """An API client that takes nothing from the environment: requests would otherwise let
     REQUESTS_CA_BUNDLE replace the host's CA, and HTTPS_PROXY route the Engine API through a proxy.
     Its API version is asked for once the transport is in place (Engine.__init__)."""
-    api = docker.APIClient(base_url=base_url, tls=tls, timeout=timeout, version=DEFAULT_DOCKER_API_VERSION)
+    # docker-py hands `timeout` to requests, where None means none; types-docker allows only an int.
+    api = docker.APIClient(
+        base_url=base_url,
+        tls=tls,
+        timeout=timeout,  # type: ignore[arg-type]
+        version=DEFAULT_DOCKER_API_VERSION,
+    )
     api.trust_env = False
     return api
 
@@ -224,16 +234,18 @@ _api_versions: dict[str, tuple[str, float]] = {}
 class Engine:
     """A connection to one Docker host: unix socket, tcp:// with TLS client certificates, or ssh://."""
 
-    def __init__(self, host: DockerHost, *, timeout: int = API_TIMEOUT_S):
+    def __init__(self, host: DockerHost, *, timeout: int | None = API_TIMEOUT_S) -> None:
+        """`timeout=None` waits as long as a call takes (the events stream)."""
         self.host = host
-        self._tmp = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         try:
             with _translate_errors(f"connecting to {host.name} at {host.engine_url}"):
                 if host.engine_url.startswith("ssh://"):
                     self.api = self._ssh_client(host, timeout)
                 else:
                     self.api = _client(host.engine_url, tls=self._tls(host), timeout=timeout)
-                self.api._version = self._api_version(host.engine_url)
+                # docker-py's own attribute for the version it speaks, private and so absent from types-docker.
+                self.api._version = self._api_version(host.engine_url)  # type: ignore[attr-defined]
         except EngineError:
             self.close()
             raise
@@ -244,13 +256,13 @@ class Engine:
         known = _api_versions.get(engine_url)
         if known is not None and time.monotonic() - known[1] < API_VERSION_TTL_S:
             return known[0]
-        version = self.api._retrieve_server_version()
+        version = self.api._retrieve_server_version()  # type: ignore[attr-defined]  # docker-py, private
         _api_versions[engine_url] = (version, time.monotonic())
         return version
 
-    def _tls(self, host: DockerHost):
+    def _tls(self, host: DockerHost) -> TLSConfig | bool:
         if not host.engine_url.startswith("tcp://"):
-            return None
+            return False
         if not (host.tls_ca_cert and host.tls_client_cert and host.tls_client_key):
             # The Engine API is root on the host: never spoken over TCP unencrypted or unverified.
             raise EngineError("A tcp:// engine needs a CA, a client certificate and its key", transient=False)
@@ -266,7 +278,7 @@ class Engine:
         return TLSConfig(client_cert=(paths["cert"], paths["key"]), ca_cert=paths["ca"], verify=True)
 
     @staticmethod
-    def _ssh_client(host: DockerHost, timeout: int) -> docker.APIClient:
+    def _ssh_client(host: DockerHost, timeout: int | None) -> docker.APIClient:
         if not (host.ssh_private_key and host.ssh_host_key):
             raise EngineError("An ssh:// engine needs a private key and the server's host key", transient=False)
         adapter = _PinnedSSHAdapter(
@@ -274,10 +286,10 @@ class Engine:
         )
         # An APIClient made for ssh:// would build (and connect) docker-py's own adapter from ~/.ssh
         # first; this one starts with no transport and is given ours, mounted as docker-py mounts its own.
-        api = _client("http://127.0.0.1:9", tls=None, timeout=timeout)
-        api._custom_adapter = adapter
+        api = _client("http://127.0.0.1:9", tls=False, timeout=timeout)
+        api._custom_adapter = adapter  # type: ignore[attr-defined]  # docker-py, private
         api.mount("http+docker://ssh", adapter)
-        api._unmount("http://", "https://")
+        api._unmount("http://", "https://")  # type: ignore[attr-defined]  # docker-py, private
         api.base_url = "http+docker://ssh"
         return api
 
@@ -287,10 +299,10 @@ class Engine:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def __enter__(self):
+    def __enter__(self) -> "Engine":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- the host ---
@@ -388,7 +400,10 @@ class Engine:
             labels=spec["labels"],
             ports=spec["ports"],
             host_config=self.api.create_host_config(**spec["host_config"]),
-            networking_config=self.api.create_networking_config({spec["network"]: self.api.create_endpoint_config()}),
+            # docker-py takes {network: endpoint config}; types-docker says a single EndpointConfig.
+            networking_config=self.api.create_networking_config(
+                {spec["network"]: self.api.create_endpoint_config()}  # type: ignore[arg-type]
+            ),
             stop_signal="SIGTERM",
         )
         try:
@@ -463,7 +478,7 @@ class Engine:
                 pause = min(pause * 2, 0.1)
             return not state.get("Running") and state.get("ExitCode") == 0
 
-    def events(self, since: datetime | None = None):
+    def events(self, since: datetime | None = None) -> "CancellableStream[dict[str, Any]]":
         """A blocking stream of container events for Berth's containers."""
         with _translate_errors(f"following events on {self.host.name}"):
             return self.api.events(since=since, decode=True, filters={"type": "container", "label": MANAGED_LABEL})

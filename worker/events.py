@@ -7,6 +7,7 @@ event this process missed while it or a host was down. Run it as `python -m work
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from django.utils import timezone
 
@@ -25,7 +26,7 @@ logger = logging.getLogger("berth.events")
 class HostFollower(threading.Thread):
     """Streams one host's events; reconnects with back-off when the host goes away."""
 
-    def __init__(self, host_id: int, wake):
+    def __init__(self, host_id: int, wake: Callable[[int, str], None]) -> None:
         super().__init__(name=f"events-host-{host_id}", daemon=True)
         self.host_id = host_id
         self.wake = wake
@@ -71,7 +72,7 @@ class Waker:
     the containers the events were about (see reconcile.observe_host's `suspects`).
     """
 
-    def __init__(self, send, debounce_s: float = DEBOUNCE_S):
+    def __init__(self, send: Callable[[int, list[str]], None], debounce_s: float = DEBOUNCE_S) -> None:
         self.send = send
         self.debounce_s = debounce_s
         self.last: dict[int, float] = {}
@@ -100,7 +101,7 @@ class Waker:
         self.send(host_id, sorted(suspects))
 
 
-def follow_fleet(stop: threading.Event, send) -> None:
+def follow_fleet(stop: threading.Event, send: Callable[[int, list[str]], None]) -> None:
     """Keep one follower per registered host until `stop` is set."""
     from django.db import connection
 

@@ -3,6 +3,7 @@ change of its health calls for, the observing pass over each host and the probes
 each followed by healing the apps it found drifted (healing.heal_apps). Tasks call these with ids."""
 
 import logging
+from collections.abc import Iterable
 
 from berth.applications.models import App
 from berth.core import task_names
@@ -30,7 +31,7 @@ def check_hosts() -> None:
                 )
 
 
-def observe_host(host_id: int, suspects=()) -> None:
+def observe_host(host_id: int, suspects: Iterable[str] = ()) -> None:
     """A pass over one host that answers, inspecting the containers `suspects` (docker ids) rather than
     trusting its list, then heal the apps whose containers changed."""
     host = DockerHost.objects.filter(pk=host_id, status__in=DockerHost.ANSWERING).first()

@@ -13,6 +13,7 @@ crash loops (docs/deploys.md).
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -86,7 +87,7 @@ def _crashes(releases: dict[int, int], now: datetime) -> dict[int, dict[Slot, li
         .values_list("app_id", "release_id", "process_type", "index", "healthy_at", "finished_at")
     )
     for app_id, release_id, process_type, index, healthy_at, finished_at in rows:
-        if releases[app_id] == release_id:
+        if releases[app_id] == release_id and finished_at is not None:  # not None: filtered on above
             found[app_id][(process_type, index)].append(Crash(healthy_at, finished_at))
     return found
 
@@ -104,7 +105,7 @@ def app_drift(app: App) -> float | None:
     return drifts([app.pk]).get(app.pk)
 
 
-def drifts(app_ids) -> dict[int, float]:
+def drifts(app_ids: Iterable[int]) -> dict[int, float]:
     """{app id: seconds to wait} for the apps among `app_ids` that drifted: a slot empty, crashed or
     unhealthy, a container of another release or size, on a draining host, or one too many. The wait is
     0 when anything but an empty slot in back-off needs doing, else the shortest slot back-off."""
@@ -172,7 +173,8 @@ def heal_app(app: App) -> Deployment | None:
             _, deployment = release_rollback_crash_loop(app=app, to=to, reason=reason)
             return deployment
         wait = app_drift(app)
-        if wait is None or wait > 0:
+        # An app with no current release never drifts (drifts), so the second test only narrows the type.
+        if wait is None or wait > 0 or app.current_release is None:
             return None
         return deployment_create(actor=None, app=app, release=app.current_release, kind=Deployment.Kind.HEAL)
 
@@ -183,7 +185,9 @@ def crash_loop(app: App) -> tuple[Release, str] | None:
     a crash left a process type with no healthy replica that back-off would keep empty. None otherwise,
     or when no earlier release ran stably to return to."""
     release = app.current_release
-    since = live_since(release) if release is not None else None
+    if release is None:
+        return None
+    since = live_since(release)
     if since is None:
         return None
     window = timedelta(seconds=settings.BERTH_CRASH_LOOP_SECONDS)
@@ -224,7 +228,7 @@ def heal_later(app_id: int, wait_s: float) -> None:
     enqueue(task_names.RECONCILE_APP, app_id, countdown=wait_s)
 
 
-def heal_apps(app_ids) -> None:
+def heal_apps(app_ids: Iterable[int]) -> None:
     """Heal each of these apps that drifted: now, or once its shortest slot back-off is over. Each is
     looked at even while it waits, as a crash in a new release's first minutes may call for a rollback."""
     idle = App.objects.filter(pk__in=app_ids).exclude(deployments__state__in=Deployment.UNFINISHED)

@@ -6,6 +6,7 @@ them at once; nothing has to expire.
 
 import contextlib
 import time
+from collections.abc import Iterator
 
 from django.db import connection
 
@@ -25,7 +26,7 @@ def _try(namespace: int, key: int) -> bool:
 
 
 @contextlib.contextmanager
-def advisory_lock(namespace: int, key: int, *, wait_s: float = 0.0):
+def advisory_lock(namespace: int, key: int, *, wait_s: float = 0.0) -> Iterator[None]:
     """Hold the lock inside the block; raise Busy if another worker still holds it after `wait_s`."""
     deadline = time.monotonic() + wait_s
     while not _try(namespace, key):

@@ -15,7 +15,8 @@ def probe(check: HealthCheck, *, address: str, port: int | None, engine: Engine,
     if check.type == "http":
         return _http(address, port, check)
     if check.type == "tcp":
-        return _tcp(address, port, check.timeout_s)
+        # A process type with a tcp check has a port (specs.parse_health), so its container publishes one.
+        return _tcp(address, port, check.timeout_s)  # type: ignore[arg-type]
     try:
         ok = engine.exec_probe(docker_id, list(check.command), check.timeout_s)
     except EngineError as error:
@@ -23,7 +24,7 @@ def probe(check: HealthCheck, *, address: str, port: int | None, engine: Engine,
     return ok, "health command exited 0" if ok else "health command exited non-zero"
 
 
-def _http(address: str, port: int, check: HealthCheck) -> tuple[bool, str]:
+def _http(address: str, port: int | None, check: HealthCheck) -> tuple[bool, str]:
     connection = http.client.HTTPConnection(address, port, timeout=check.timeout_s)
     try:
         connection.request("GET", check.path, headers={"User-Agent": "berth-health", "Connection": "close"})

@@ -11,8 +11,10 @@ wake these early; the periodic pass corrects whatever events missed.
 """
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -70,7 +72,7 @@ def mark_host_down(host: DockerHost) -> list[int]:
 HOST_LOCK_WAIT_S = 30.0
 
 
-def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
+def observe_host(host: DockerHost, *, suspects: Iterable[str] = ()) -> set[int]:
     """Make the rows of one host agree with its engine; returns the ids of apps that changed.
 
     One pass per host at a time (two would race to remove the same container). A deployment in
@@ -95,9 +97,9 @@ def observe_host(host: DockerHost, *, suspects=()) -> set[int]:
                 observed = engine.inspect(docker_id)
                 summaries[docker_id]["state"] = observed.state if observed else DOCKER_DEAD
         deploying = _deploying()
-        for row in rows.values():  # the container may be gone already; stop_container records what it can
-            if row.state == Container.State.STOPPING and row.app_id not in deploying.app_ids:
-                stop_container(row, None, "its deployment ended while stopping it")
+        for stopping in rows.values():  # the container may be gone already; stop_container records what it can
+            if stopping.state == Container.State.STOPPING and stopping.app_id not in deploying.app_ids:
+                stop_container(stopping, None, "its deployment ended while stopping it")
         changed: set[int] = set()
         now = timezone.now()
         seen_running = []
@@ -142,10 +144,11 @@ def _deploying() -> Deploying:
 def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int]:
     """A labelled container with no row: rebuild the row from its labels, or remove an orphan."""
     labels = summary["labels"]
+    release_id, app_id = _int(labels.get("berth.release_id")), _int(labels.get("berth.app_id"))
     release = (
-        Release.objects.filter(pk=_int(labels.get("berth.release_id")), app_id=_int(labels.get("berth.app_id")))
-        .select_related("app")
-        .first()
+        None
+        if release_id is None or app_id is None
+        else Release.objects.filter(pk=release_id, app_id=app_id).select_related("app").first()
     )
     size = Size.objects.filter(name=labels.get("berth.size")).first()
     observed = engine.inspect(summary["docker_id"])
@@ -165,7 +168,7 @@ def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int
     return {release.app_id}
 
 
-def _int(value) -> int | None:
+def _int(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):

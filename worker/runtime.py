@@ -2,9 +2,11 @@
 
 import contextlib
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,7 +20,7 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
 
 from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name, runs_as_root
-from .engine import DOCKER_ENDED, DOCKER_RUNNING, Engine, EngineError, ImageNotFound, LocalImage
+from .engine import DOCKER_ENDED, DOCKER_RUNNING, Engine, EngineError, ImageNotFound, LocalImage, ObservedContainer
 from .placement import HostLoad, place_many
 from .probes import probe
 
@@ -31,11 +33,11 @@ class DeployFailed(Exception):
 HEARTBEAT_EVERY_S = 1.0
 
 
-def step(deployment: Deployment | None, message: str, **links) -> None:
+def step(deployment: Deployment | None, message: str, **links: Any) -> None:
     steps(deployment, [message], **links)
 
 
-def steps(deployment: Deployment | None, messages: list[str], **links) -> None:
+def steps(deployment: Deployment | None, messages: list[str], **links: Any) -> None:
     """Add timestamped lines to the deployment's story, in one write."""
     if deployment is not None:
         DeploymentStep.objects.bulk_create(DeploymentStep(deployment=deployment, message=m, **links) for m in messages)
@@ -194,7 +196,7 @@ def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None =
             observed = engine.inspect(docker_id)
             running = observed is not None and observed.state == DOCKER_RUNNING
             healthy, seen = False, ""
-            if running:
+            if running and observed is not None:
                 healthy, seen = _probe(process, host, observed.published_port, engine, docker_id)
     except EngineError as error:
         raise DeployFailed(str(error)) from None
@@ -219,14 +221,14 @@ def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None =
     return container
 
 
-def _image_alongside(host: DockerHost, release: Release, policy: PullPolicy) -> LocalImage:
+def _image_alongside(host: DockerHost, release: Release, policy: PullPolicy | None) -> LocalImage:
     """The image's id and digest, pulled if need be, over a connection of its own: a create may be
     running on the other."""
     with Engine(host) as engine:
         return _image(engine, release, policy)
 
 
-def _create_and_start(engine: Engine, spec: dict, meanwhile) -> tuple[str, LocalImage]:
+def _create_and_start(engine: Engine, spec: dict, meanwhile: Callable[[], LocalImage]) -> tuple[str, LocalImage]:
     """Docker's create and start are most of a deploy's time, so Berth does its own part alongside:
     `meanwhile` (in this thread: it writes to the database) announces the start and finds the image.
     An image the host did not have fails the create at once; `meanwhile` has pulled it by then, and
@@ -250,7 +252,9 @@ def _remove_if_started(engine: Engine, started: Future) -> None:
         engine.remove(started.result())
 
 
-def _probe(process: ProcessType, host: DockerHost, port: int | None, engine: Engine, docker_id: str):
+def _probe(
+    process: ProcessType, host: DockerHost, port: int | None, engine: Engine, docker_id: str
+) -> tuple[bool, str]:
     return probe(process.health, address=host.address, port=port, engine=engine, docker_id=docker_id)
 
 
@@ -296,11 +300,11 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
                 return HealthResult(False, f"{container.name} failed its health check {failures} times: {seen}")
 
 
-def _gone(observed) -> bool:
+def _gone(observed: ObservedContainer | None) -> bool:
     return observed is None or observed.state in DOCKER_ENDED
 
 
-def _exit_reason(engine: Engine, container: Container, observed) -> str:
+def _exit_reason(engine: Engine, container: Container, observed: ObservedContainer | None) -> str:
     """Record a container's exit and say why it ended, with the last of what it printed."""
     logs = engine.logs_tail(container.docker_id) if observed else ""
     transitions.container_exited(container, observed)
@@ -318,7 +322,8 @@ def wait_ready(containers: list[Container], process: ProcessType, deployment: De
     if process.min_ready_s <= 0:
         return [HealthResult(True, "no ready time") for _ in containers]
     check = process.health
-    ready_at = {c.pk: c.healthy_at + timedelta(seconds=process.min_ready_s) for c in containers}
+    # Only healthy containers come here: healthy_at is set.
+    ready_at = {c.pk: cast(datetime, c.healthy_at) + timedelta(seconds=process.min_ready_s) for c in containers}
     failures = dict.fromkeys(ready_at, 0)
     results: dict[int, HealthResult] = {}
     with contextlib.ExitStack() as stack:

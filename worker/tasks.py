@@ -3,7 +3,7 @@
 import json
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import connection
 from django.utils import timezone
 
@@ -42,7 +42,7 @@ def health() -> dict:
 
 
 @shared_task(name=task_names.DEPLOY, bind=True, max_retries=None)
-def run_deployment(self, deployment_id: int, app_id: int | None = None) -> None:
+def run_deployment(self: Task, deployment_id: int, app_id: int | None = None) -> None:
     """Run the app's unfinished deployments, this one among them. Senders that know the app say so,
     which saves a query on every deploy's way to its first container."""
     if app_id is None:

@@ -71,7 +71,7 @@ class MembershipUpdateSerializer(StrictSerializer):
 
 
 class InvitationSerializer(serializers.ModelSerializer):
-    invited_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    invited_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(slug_field="email", read_only=True)
 
     class Meta:
         model = Invitation
@@ -120,8 +120,10 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class AppSerializer(serializers.ModelSerializer):
-    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    organization: "serializers.SlugRelatedField[Organization]" = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(slug_field="email", read_only=True)
 
     class Meta:
         model = App
@@ -213,7 +215,7 @@ class RegistryCredentialSetSerializer(StrictSerializer):
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
-    author = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    author: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(slug_field="email", read_only=True)
     config_keys = serializers.SerializerMethodField()
 
     class Meta:
@@ -256,8 +258,10 @@ class RollbackSerializer(StrictSerializer):
 
 
 class DeploymentStepSerializer(serializers.ModelSerializer):
-    host = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    container = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    host: "serializers.SlugRelatedField[DockerHost]" = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    container: "serializers.SlugRelatedField[Container]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
 
     class Meta:
         model = DeploymentStep
@@ -266,7 +270,7 @@ class DeploymentStepSerializer(serializers.ModelSerializer):
 
 class DeploymentSerializer(serializers.ModelSerializer):
     release = serializers.IntegerField(source="release.version", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(slug_field="email", read_only=True)
 
     class Meta:
         model = Deployment
@@ -323,7 +327,7 @@ class ConfigUpdatedSerializer(serializers.Serializer):
 
 
 class FormationSerializer(serializers.ModelSerializer):
-    size = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    size: "serializers.SlugRelatedField[Size]" = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = Formation
@@ -347,10 +351,10 @@ class FormationUpdatedSerializer(serializers.Serializer):
 
 
 class ContainerSerializer(serializers.ModelSerializer):
-    host = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    host: "serializers.SlugRelatedField[DockerHost]" = serializers.SlugRelatedField(slug_field="name", read_only=True)
     address = serializers.IPAddressField(source="host.address", read_only=True)
     release = serializers.IntegerField(source="release.version", read_only=True)
-    size = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    size: "serializers.SlugRelatedField[Size]" = serializers.SlugRelatedField(slug_field="name", read_only=True)
     uptime_seconds = serializers.SerializerMethodField()
 
     class Meta:

@@ -8,9 +8,11 @@ make at most twice the rate across a window boundary, never more than the rate w
 """
 
 import time
+from typing import cast
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 from rest_framework import throttling
 
 
@@ -33,7 +35,8 @@ class RedisFixedWindowThrottle(throttling.BaseThrottle):
         now = time.time()
         start = int(now // window) * window
         key = cache.make_and_validate_key(f"throttle:{self.scope}:{ident}:{start}")
-        client = cache._cache.get_client(key, write=True)
+        # The counter needs Redis itself: the settings configure RedisCache as the default cache.
+        client = cast(RedisCache, cache)._cache.get_client(key, write=True)
         with client.pipeline() as pipe:
             pipe.incr(key)
             pipe.expire(key, window + 1)

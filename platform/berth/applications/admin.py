@@ -26,8 +26,7 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
 class ReleaseInline(ReadOnlyInline):
     model = Release
     # Never `config`: the snapshot holds the tenant's secret values (docs/architecture.md#invariants).
-    fields = ["version", "image", "image_digest", "description", "author", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields = ("version", "image", "image_digest", "description", "author", "created_at")
     show_change_link = True
     ordering = ["-version"]
 
@@ -38,8 +37,7 @@ class ReleaseInline(ReadOnlyInline):
 class FormationInline(ReadOnlyInline):
     model = Formation
     verbose_name_plural = "formation"
-    fields = ["process_type", "quantity", "size", "updated_at"]
-    readonly_fields = fields
+    readonly_fields = fields = ("process_type", "quantity", "size", "updated_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("size")
@@ -48,8 +46,7 @@ class FormationInline(ReadOnlyInline):
 class ConfigVarInline(ReadOnlyInline):
     model = ConfigVar
     verbose_name_plural = "config vars (keys only: the values are the tenant's secrets)"
-    fields = ["key", "updated_at"]
-    readonly_fields = fields
+    readonly_fields = fields = ("key", "updated_at")
 
 
 AppAdmin.inlines = [FormationInline, ConfigVarInline, ReleaseInline]
@@ -62,7 +59,7 @@ class ReleaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["app", "version", "image", "image_digest", "description", "author", "created_at"]
     search_fields = ["app__name", "app__organization__slug", "image", "image_digest"]
     list_select_related = ["app__organization", "author"]
-    fields = [
+    readonly_fields = fields = (
         "app",
         "version",
         "image",
@@ -73,8 +70,7 @@ class ReleaseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "author",
         "rollback_of",
         "created_at",
-    ]
-    readonly_fields = fields
+    )
     show_full_result_count = False
 
     @admin.display(description="config keys")

@@ -68,8 +68,15 @@ class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
-    fields = ["app_name", "process_type", "size_name", "price_per_hour", "seconds", "amount", "adjustment_for"]
-    readonly_fields = fields
+    readonly_fields = fields = (
+        "app_name",
+        "process_type",
+        "size_name",
+        "price_per_hour",
+        "seconds",
+        "amount",
+        "adjustment_for",
+    )
 
 
 @admin.register(Invoice)

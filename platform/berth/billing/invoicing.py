@@ -161,7 +161,9 @@ def draft_live(*, organization_id: int, now: datetime) -> Invoice | None:
         total=sum((line.amount for line in lines), Decimal("0.00")),
         generated_at=now,
     )
-    invoice.line_list = lines
+    # As billing.selectors.invoice_of's Prefetch(to_attr="line_list") gives a stored invoice its lines; django-stubs
+    # refuses that prefetch if the model declares the attribute, so it is set undeclared.
+    invoice.line_list = lines  # type: ignore[attr-defined]
     return invoice
 
 

@@ -4,6 +4,8 @@ Money is never a float: prices are Decimal per hour with 6 decimal places, amoun
 cents. The one rounding rule (berth.billing.money) rounds once, per invoice line.
 """
 
+from typing import TypedDict
+
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import RangeOperators
 from django.db import models
@@ -12,8 +14,14 @@ from django.utils import timezone
 
 from berth.tenancy.querysets import TenantQuerySet
 
-PRICE = {"max_digits": 14, "decimal_places": 6}
-AMOUNT = {"max_digits": 14, "decimal_places": 2}
+
+class _Digits(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+PRICE: _Digits = {"max_digits": 14, "decimal_places": 6}
+AMOUNT: _Digits = {"max_digits": 14, "decimal_places": 2}
 
 
 class SizePrice(models.Model):

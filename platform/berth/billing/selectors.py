@@ -4,9 +4,10 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cached_property
+from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 
 from .invoicing import draft_live
 from .models import Invoice
@@ -111,7 +112,7 @@ class _InvoicesNewestFirst(Sequence):
     """A live draft (or nothing) followed by stored invoices, which a paginator slices and counts with one
     query each, as it would the queryset."""
 
-    def __init__(self, draft: Invoice | None, stored):
+    def __init__(self, draft: Invoice | None, stored: QuerySet[Invoice]) -> None:
         self.head = [draft] if draft is not None else []
         self.stored = stored
 
@@ -122,7 +123,7 @@ class _InvoicesNewestFirst(Sequence):
     def __len__(self) -> int:
         return self._length
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         if not isinstance(index, slice):
             return self[index : index + 1][0]
         start, stop, _ = index.indices(len(self))
@@ -131,7 +132,7 @@ class _InvoicesNewestFirst(Sequence):
         return [*head, *rest]
 
 
-def invoices_of(rows, *, organization_id: int, now: datetime) -> Sequence:
+def invoices_of(rows: QuerySet[Invoice], *, organization_id: int, now: datetime) -> Sequence[Invoice]:
     """An organization's invoices, newest first, for the API: `rows` are the stored ones the actor may read
     (for_actor). The current month's draft is read live from the ledger (invoicing.draft_live), in place of
     the stored one, so it exists from the first usage on and counts to now."""
@@ -141,7 +142,7 @@ def invoices_of(rows, *, organization_id: int, now: datetime) -> Sequence:
     )
 
 
-def invoice_of(rows, *, organization_id: int, period: date, now: datetime) -> Invoice | None:
+def invoice_of(rows: QuerySet[Invoice], *, organization_id: int, period: date, now: datetime) -> Invoice | None:
     """One invoice with its lines (`line_list`); the current month's draft live, as in invoices_of."""
     if period == period_of(now):
         return draft_live(organization_id=organization_id, now=now)

@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from berth.audit.services import audit_record
 from berth.core.errors import Conflict, Invalid
+from berth.fleet.models import Size
+from berth.tenancy.models import Organization, User
 
 from .models import Quota, SizePrice
 
@@ -17,7 +19,7 @@ PAST_TOLERANCE = timedelta(seconds=60)
 
 @transaction.atomic
 def size_price_set(
-    *, actor, size, price_per_hour: Decimal, effective_from: datetime | None = None, currency: str = "USD"
+    *, actor: User, size: Size, price_per_hour: Decimal, effective_from: datetime | None = None, currency: str = "USD"
 ) -> SizePrice:
     """Set a size's price from `effective_from` (now by default). Usage before it keeps its price."""
     effective_from = effective_from or timezone.now()
@@ -54,7 +56,7 @@ def size_price_set(
 
 
 @transaction.atomic
-def quota_set(*, actor, organization, **limits) -> Quota:
+def quota_set(*, actor: User, organization: Organization, **limits: int | None) -> Quota:
     """Set an organization's limits (None: the installation's default). Running containers are never
     stopped by a lower quota; it only refuses growth."""
     quota, _ = Quota.objects.select_for_update().get_or_create(organization=organization)

@@ -2,6 +2,7 @@
 
 import json
 from functools import cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -50,6 +51,10 @@ class EncryptedTextField(models.TextField):
 
 class EncryptedJSONField(models.TextField):
     """A JSON value stored encrypted as one Fernet token (config snapshots)."""
+
+    # For django-stubs: the attribute holds a JSON value, not the text its base class stores.
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
 
     def from_db_value(self, value, expression, connection):
         return None if value is None else json.loads(decrypt(value))

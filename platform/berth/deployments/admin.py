@@ -15,8 +15,7 @@ from .models import Deployment, DeploymentStep
 
 class DeploymentStepInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = DeploymentStep
-    fields = ["at", "message", "host", "container"]
-    readonly_fields = fields
+    readonly_fields = fields = ("at", "message", "host", "container")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("host", "container")

@@ -54,6 +54,9 @@ class Deployment(models.Model):
 
     objects = AppChildQuerySet.as_manager()
 
+    # Not a column: when this process last wrote heartbeat_at (worker.runtime.heartbeat).
+    _heartbeat_sent: float
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["state", "heartbeat_at"], name="deployment_state_heartbeat")]

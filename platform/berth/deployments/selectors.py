@@ -1,6 +1,7 @@
 """Shared reads about deployments and an app's desired state (docs/deploys.md)."""
 
 from collections import Counter
+from datetime import datetime
 
 from django.db.models import Min
 
@@ -23,7 +24,7 @@ def target_release(app: App) -> Release | None:
     return pending.release if pending is not None else app.current_release
 
 
-def live_since(release: Release):
+def live_since(release: Release) -> datetime | None:
     """When this release went live: the end of its first deployment that succeeded (releases are
     immutable, and a rollback makes a new one, so a release goes live once). None if it never did."""
     return Deployment.objects.filter(release=release, state=Deployment.State.SUCCEEDED).aggregate(t=Min("finished_at"))[
@@ -34,14 +35,11 @@ def live_since(release: Release):
 def stable_release(app: App) -> Release | None:
     """The newest release other than the current one that ran and was not rolled back for crash-looping:
     what an automatic rollback returns to."""
-    ran = (
-        Deployment.objects.filter(app=app, state=Deployment.State.SUCCEEDED, release__crash_looped_at__isnull=True)
-        .exclude(release_id=app.current_release_id)
-        .order_by("-finished_at", "-id")
-        .select_related("release")
-        .first()
-    )
-    return ran.release if ran is not None else None
+    ran = Deployment.objects.filter(app=app, state=Deployment.State.SUCCEEDED, release__crash_looped_at__isnull=True)
+    if app.current_release_id is not None:
+        ran = ran.exclude(release_id=app.current_release_id)
+    last = ran.order_by("-finished_at", "-id").select_related("release").first()
+    return last.release if last is not None else None
 
 
 def running_versions(app: App) -> dict[str, dict[str, int]]:
@@ -60,7 +58,8 @@ def app_state(app: App) -> dict:
     target = target_release(app)
     running = running_versions(app)
     formation = app.formation.select_related("size").order_by("process_type")
-    process_types = (target or app.current_release).process_types if (target or app.current_release) else {}
+    shown = target or app.current_release
+    process_types = shown.process_types if shown else {}
     return {
         "release": app.current_release.version if app.current_release else None,
         "target_release": target.version if target else None,

@@ -6,6 +6,9 @@ release, config or formation builds on the target release (`selectors.target_rel
 deployment that fails gives back only what it changed.
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
@@ -54,7 +57,7 @@ def formation_snapshot(app: App) -> dict[str, dict]:
     return _snapshot(_formation(app))
 
 
-def _demand(formation: dict[str, Formation], running) -> dict[str, tuple[int, int]]:
+def _demand(formation: dict[str, Formation], running: Iterable[str]) -> dict[str, tuple[int, int]]:
     """(quantity, memory MB) of each process type the release runs: what the quota counts."""
     return {name: (f.quantity, f.size.memory_mb) for name, f in formation.items() if name in running}
 
@@ -67,7 +70,7 @@ def deployment_create(
     kind: str,
     formation: dict | None = None,
     previous_formation: dict | None = None,
-    **restart,
+    **restart: Any,
 ) -> Deployment:
     """Queue a deployment of `release` with the formation as it is now (or `formation`, the snapshot a
     caller that just changed it already has); `previous_formation` is what a failure gives back."""
@@ -87,7 +90,17 @@ def deployment_create(
     return deployment
 
 
-def _release_and_deploy(*, actor, app, image, process_types, config, description, kind, rollback_of=None):
+def _release_and_deploy(
+    *,
+    actor: User | None,
+    app: App,
+    image: str,
+    process_types: dict,
+    config: dict[str, str],
+    description: str,
+    kind: str,
+    rollback_of: int | None = None,
+) -> tuple[Release, Deployment]:
     formation = _formation(app)
     before = _snapshot(formation)
     release = Release.objects.create(
@@ -132,7 +145,9 @@ def _add_formation(app: App, release: Release, formation: dict[str, Formation]) 
 
 
 @transaction.atomic
-def release_create(*, actor: User, app: App, image: str, process_types=None, description: str = ""):
+def release_create(
+    *, actor: User, app: App, image: str, process_types: dict | None = None, description: str = ""
+) -> tuple[Release, Deployment]:
     """Make release vN+1 from an image and process types, with the app's current config."""
     app = _lock_app(app)
     parsed = parse_process_types(process_types)
@@ -149,7 +164,7 @@ def release_create(*, actor: User, app: App, image: str, process_types=None, des
 
 
 @transaction.atomic
-def release_rollback(*, actor: User, app: App, version: int):
+def release_rollback(*, actor: User, app: App, version: int) -> tuple[Release, Deployment]:
     """Make a new release with the image, process types and config of version `version`."""
     app = _lock_app(app)
     old = Release.objects.filter(app=app, version=version).first()
@@ -158,7 +173,7 @@ def release_rollback(*, actor: User, app: App, version: int):
     return _rollback(actor=actor, app=app, to=old, description=f"Rollback to v{version}")
 
 
-def _rollback(*, actor: User | None, app: App, to: Release, description: str):
+def _rollback(*, actor: User | None, app: App, to: Release, description: str) -> tuple[Release, Deployment]:
     _config_replace(app, to.config)
     return _release_and_deploy(
         actor=actor,
@@ -173,11 +188,12 @@ def _rollback(*, actor: User | None, app: App, to: Release, description: str):
 
 
 @transaction.atomic
-def release_rollback_crash_loop(*, app: App, to: Release, reason: str):
+def release_rollback_crash_loop(*, app: App, to: Release, reason: str) -> tuple[Release, Deployment]:
     """Berth's own rollback of a release that crash-loops: the crashing release is marked, and a new
     release with `to`'s image, process types and config says why."""
     app = _lock_app(app)
-    Release.objects.filter(pk=app.current_release_id).update(crash_looped_at=timezone.now())
+    if app.current_release_id is not None:
+        Release.objects.filter(pk=app.current_release_id).update(crash_looped_at=timezone.now())
     return _rollback(actor=None, app=app, to=to, description=f"Automatic rollback to v{to.version}: {reason}")
 
 
@@ -205,7 +221,7 @@ def _validate_config(values: dict) -> None:
 
 
 @transaction.atomic
-def config_set(*, actor: User, app: App, values: dict):
+def config_set(*, actor: User, app: App, values: dict[str, str | None]) -> tuple[Release | None, Deployment | None]:
     """Set (string) or unset (None) config vars; with a release already made, this makes a new one."""
     _validate_config(values)
     app = _lock_app(app)

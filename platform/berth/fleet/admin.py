@@ -1,5 +1,7 @@
 """Console pages for the fleet: hosts, the sizes containers run at, and the containers observed on hosts."""
 
+from typing import TYPE_CHECKING, ClassVar
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, Sum
@@ -14,6 +16,9 @@ from berth.core.errors import BerthError, Conflict
 from . import services
 from .credentials import CONNECTION_FIELDS, credential_problems
 from .models import Container, DockerHost, Size
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -72,7 +77,8 @@ class HostForm(forms.ModelForm):
     def clean(self):
         """The same checks as the API: the credentials fit the URL, and a worker reached the engine with
         them, on registration and whenever the connection changes."""
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         connection = {name: data.get(name) or "" for name in CONNECTION_FIELDS}
@@ -94,8 +100,17 @@ class HostForm(forms.ModelForm):
 class LiveContainerInline(admin.TabularInline):
     model = Container
     verbose_name_plural = "live containers"
-    fields = ["name", "app", "process_type", "index", "release", "state", "health", "published_port", "started_at"]
-    readonly_fields = fields
+    readonly_fields = fields = (
+        "name",
+        "app",
+        "process_type",
+        "index",
+        "release",
+        "state",
+        "health",
+        "published_port",
+        "started_at",
+    )
     show_change_link = True
     can_delete = False
 
@@ -130,7 +145,7 @@ class DockerHostAdmin(AuditedModelAdmin):
     search_fields = ["name", "address"]
     actions = ["cordon", "drain", "activate", "remove"]
     inlines = [LiveContainerInline]
-    add_fieldsets = [
+    add_fieldsets: ClassVar["_FieldsetSpec"] = [
         (None, {"fields": ["name", "engine_url", "address"]}),
         ("Capacity", {"fields": ["memory_mb", "cpu_millis", "labels"]}),
         ("TLS, for tcp:// engines", {"fields": ["tls_ca_cert", "tls_client_cert", "tls_client_key"]}),

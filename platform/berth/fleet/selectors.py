@@ -1,23 +1,29 @@
 """Shared reads about the fleet."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from berth.applications.models import Release
+from berth.applications.models import App, Release
 from berth.deployments.models import Deployment
+from berth.tenancy.models import User
 from berth.tenancy.roles import Action
 
 from .models import Container, DockerHost, Size
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 # New containers that failed to become healthy on a host this recently count against it in placement.
 RECENT_FAILURES_WINDOW = timedelta(minutes=10)
 
 
-def live_containers(**filters):
+def live_containers(**filters: Any) -> QuerySet[Container]:
     return Container.objects.filter(state__in=Container.LIVE, **filters)
 
 
@@ -46,7 +52,19 @@ _HOSTS_WITH_LOAD = """
 """
 
 
-def hosts_with_load(*, organization_id: int, app_id: int, process_type: str, release_id: int) -> list[DockerHost]:
+class Load(TypedDict):
+    """The columns _HOSTS_WITH_LOAD adds to each host."""
+
+    memory_used_mb: int
+    same_release: int
+    same_process_type: int
+    organization_containers: int
+    recent_failures: int
+
+
+def hosts_with_load(
+    *, organization_id: int, app_id: int, process_type: str, release_id: int
+) -> list["WithAnnotations[DockerHost, Load]"]:
     """Hosts that take new containers, each with the memory its live containers use, how many of them are the
     organization's, this process type's and this release's, and how many new containers recently failed there."""
     sql = _HOSTS_WITH_LOAD.format(
@@ -63,7 +81,7 @@ def hosts_with_load(*, organization_id: int, app_id: int, process_type: str, rel
         "state": DockerHost.State.ACTIVE,
         "status": DockerHost.Status.UP,
     }
-    return list(DockerHost.objects.raw(sql, params))
+    return cast("list[WithAnnotations[DockerHost, Load]]", list(DockerHost.objects.raw(sql, params)))
 
 
 # Crash history: containers that ended without Berth stopping them, `exited` (the process ended: a crash,
@@ -88,7 +106,7 @@ class ContainerExit:
     finished_at: datetime
     ran_seconds: Decimal | None
     # The deployment of the next container of the same slot (app, process type, index), if there is one yet.
-    replaced_by: dict | None
+    replaced_by: dict | None = field(kw_only=True)
 
 
 # One statement, whatever the number of exits. A container's end is its finish time as the host reported
@@ -123,7 +141,7 @@ _EXITS = """
 """
 
 
-def container_exits(*, actor, app, now: datetime) -> dict:
+def container_exits(*, actor: User, app: App, now: datetime) -> dict:
     """An app's recent exits, newest first: its containers that exited on their own or were lost with their
     host (states `exited` and `lost`; not those Berth stopped), that ended in the last 24 hours, at most 50
     per process type; each with the deployment that replaced it (None until one did). Scoped to what the
@@ -141,7 +159,7 @@ def container_exits(*, actor, app, now: datetime) -> dict:
     params = [app.pk, list(ENDED_ON_THEIR_OWN), since, *scoped_params, EXITS_PER_PROCESS_TYPE, app.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
     exits = [
         ContainerExit(
             *row[:12],

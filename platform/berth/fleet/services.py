@@ -1,6 +1,7 @@
 """Operators' changes to hosts and sizes; only the worker speaks to engines (docs/architecture.md#invariants)."""
 
 import json
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -11,13 +12,14 @@ from berth.core import task_names
 from berth.core.crypto import encrypt
 from berth.core.errors import Conflict, Invalid, Unavailable
 from berth.core.queue import NoAnswer, ask, enqueue_on_commit
+from berth.tenancy.models import User
 
 from .credentials import CONNECTION_FIELDS, credential_problems, normalize_host_key
 from .models import DockerHost, Size
 from .selectors import live_containers
 
 
-def host_connection_test(**connection) -> dict:
+def host_connection_test(**connection: str) -> dict:
     """Have a worker connect to the engine with these credentials; its version, ID and whether it remaps
     user namespaces, or Invalid naming the field at fault (a CA the engine's certificate does not chain
     to, a refused key, a host key that is not the server's). The credentials travel to the worker
@@ -39,7 +41,9 @@ def host_connection_test(**connection) -> dict:
     return answer
 
 
-def host_register(*, actor, engine: dict | None = None, test_connection: bool = True, **fields) -> DockerHost:
+def host_register(
+    *, actor: User | None, engine: dict | None = None, test_connection: bool = True, **fields: Any
+) -> DockerHost:
     """Register a host once a worker has reached its engine (`engine`: that answer, if the caller already
     has it); the host starts up, with the engine's version. `test_connection=False` leaves the check
     to the heartbeat (bootstrap registers the local engine before any worker runs)."""
@@ -53,7 +57,7 @@ def host_register(*, actor, engine: dict | None = None, test_connection: bool = 
 
 
 @transaction.atomic
-def _host_create(*, actor, engine: dict | None, fields: dict) -> DockerHost:
+def _host_create(*, actor: User | None, engine: dict | None, fields: dict) -> DockerHost:
     if engine:
         fields |= {
             "status": DockerHost.Status.UP,
@@ -88,7 +92,7 @@ OPERATOR_STATES = (DockerHost.State.ACTIVE, DockerHost.State.CORDONED, DockerHos
 
 
 @transaction.atomic
-def host_set_state(*, actor, host: DockerHost, state: str) -> DockerHost:
+def host_set_state(*, actor: User, host: DockerHost, state: str) -> DockerHost:
     """Cordon (no new containers), drain (move containers away, start-first) or activate a host."""
     host = DockerHost.objects.select_for_update().get(pk=host.pk)
     if state not in OPERATOR_STATES:
@@ -107,7 +111,7 @@ def host_set_state(*, actor, host: DockerHost, state: str) -> DockerHost:
 
 
 @transaction.atomic
-def host_remove(*, actor, host: DockerHost) -> None:
+def host_remove(*, actor: User, host: DockerHost) -> None:
     # Locked, so no placement can choose the host between the count and the removal.
     host = DockerHost.objects.select_for_update().get(pk=host.pk)
     count = live_containers(host=host).count()
@@ -124,7 +128,7 @@ def host_remove(*, actor, host: DockerHost) -> None:
 
 
 @transaction.atomic
-def size_create(*, actor, name: str, memory_mb: int, cpu_millis: int, is_default: bool = False) -> Size:
+def size_create(*, actor: User | None, name: str, memory_mb: int, cpu_millis: int, is_default: bool = False) -> Size:
     if Size.objects.filter(name=name).exists():
         raise Conflict("A size with this name already exists.", field="name", code="name_taken")
     if is_default:
@@ -142,7 +146,7 @@ def size_create(*, actor, name: str, memory_mb: int, cpu_millis: int, is_default
 
 
 @transaction.atomic
-def size_update(*, actor, size: Size, name: str, memory_mb: int, cpu_millis: int, is_default: bool) -> Size:
+def size_update(*, actor: User, size: Size, name: str, memory_mb: int, cpu_millis: int, is_default: bool) -> Size:
     """Rename a size or change its limits, and make it the default or not. Making it the default takes
     the flag from the old default under the lock size_create takes."""
     if is_default:

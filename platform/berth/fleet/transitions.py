@@ -38,13 +38,21 @@ from .models import Container, DockerHost, Size
 class Observed(Protocol):
     """What an engine reports of a container (worker.engine.ObservedContainer)."""
 
-    docker_id: str
-    name: str
-    exit_code: int | None
-    oom_killed: bool
-    started_at: datetime | None
-    finished_at: datetime | None
-    published_port: int | None
+    # Properties: the engine's report is read, never written (ObservedContainer is frozen).
+    @property
+    def docker_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def oom_killed(self) -> bool: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def published_port(self) -> int | None: ...
 
 
 def _usage_sync(*container_ids: int) -> None:

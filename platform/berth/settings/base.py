@@ -1,6 +1,7 @@
 """Settings shared by every environment. Values that differ per deployment come from the environment."""
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -105,7 +106,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = REPO_ROOT / "var" / "static"
+STATIC_ROOT: Path | None = REPO_ROOT / "var" / "static"
 STATICFILES_DIRS = [REPO_ROOT / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -122,7 +123,7 @@ BERTH_INVITATION_TTL_DAYS = env_int("BERTH_INVITATION_TTL_DAYS", 7)
 # Seconds between writes of ApiToken.last_used_at, so a busy token is not a write per request.
 BERTH_TOKEN_TOUCH_INTERVAL = env_int("BERTH_TOKEN_TOUCH_INTERVAL", 60)
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "berth.api.authentication.BearerTokenAuthentication",
         "berth.api.authentication.SessionAuthentication",

@@ -139,8 +139,7 @@ class ApiTokenAdmin(AuditedModelAdmin):
     list_display = ["prefix", "name", "user", "created_at", "expires_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.EmptyFieldListFilter)]
     search_fields = ["key_id", "name", "user__email"]
-    fields = ["prefix", "name", "user", "created_at", "expires_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    readonly_fields = fields = ("prefix", "name", "user", "created_at", "expires_at", "last_used_at", "revoked_at")
     list_select_related = ["user"]
     actions = ["revoke"]
 

@@ -1,12 +1,13 @@
 """Shared reads about tenancy. The actor's role in an organization is read here and nowhere else."""
 
-from django.db.models import OuterRef, Subquery
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import OuterRef, QuerySet, Subquery
 
-from .models import Membership, Organization
+from .models import Membership, Organization, User
 from .roles import Action, Role
 
 
-def memberships_of(user):
+def memberships_of(user: User | AnonymousUser | None) -> QuerySet[Membership]:
     """The user's memberships: the one read of an actor's roles (none for an anonymous or inactive user,
     as TenantQuerySet.for_actor has it)."""
     if user is None or not user.is_authenticated or not user.is_active:
@@ -14,18 +15,18 @@ def memberships_of(user):
     return Membership.objects.filter(user=user)
 
 
-def membership_in(user, slug: str) -> Membership | None:
+def membership_in(user: User | AnonymousUser | None, slug: str) -> Membership | None:
     """The user's membership in the organization with this slug, its organization loaded; None for an
     organization that does not exist and for one the user is not a member of alike."""
     return memberships_of(user).select_related("organization").filter(organization__slug=slug).first()
 
 
-def role_of(user, organization: Organization) -> str | None:
+def role_of(user: User | AnonymousUser | None, organization: Organization) -> str | None:
     """The user's role in the organization, or None if the user is not a member."""
     return memberships_of(user).filter(organization=organization).values_list("role", flat=True).first()
 
 
-def organizations_of(user):
+def organizations_of(user: User | AnonymousUser | None) -> QuerySet[Organization]:
     """The organizations the user may see, each with `role`, the user's role in it."""
     role = memberships_of(user).filter(organization=OuterRef("pk")).values("role")[:1]
     return Organization.objects.for_actor(user, Action.ORG_VIEW).annotate(role=Subquery(role))

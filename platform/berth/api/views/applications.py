@@ -1,6 +1,7 @@
 """Apps of an organization."""
 
 import django_filters
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.filters import OrderingFilter
@@ -34,7 +35,7 @@ class AppViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationS
     lookup_field = "name"
     lookup_url_kwarg = "app_name"
     filterset_class = AppFilter
-    filter_backends = [*OrganizationScopedViewSet.filter_backends, OrderingFilter]
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]
     required_actions = {
