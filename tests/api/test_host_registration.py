@@ -182,3 +182,22 @@ def test_an_ssh_key_the_server_does_not_accept_is_refused(operator_api, remote_e
 def test_an_ssh_engine_without_a_host_key_is_refused_rather_than_trusted_on_first_use(operator_api, remote_engine):
     response = register(operator_api, remote_engine, remote_engine.ssh_fields() | {"ssh_host_key": ""})
     assert_refused(response, "ssh_host_key", "never trusts a server on first use")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        (
+            "ssh_private_key",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----",
+            "Not an unencrypted OpenSSH or PEM private key",
+        ),
+        ("ssh_private_key", "just some words", "Not an unencrypted OpenSSH or PEM private key"),
+        ("ssh_host_key", "ssh-ed25519 bm90IGEga2V5", "Give a public key"),
+    ],
+)
+def test_an_unreadable_ssh_key_is_a_400_on_its_field_before_any_connection(
+    operator_api, remote_engine, field, value, reason
+):
+    response = register(operator_api, remote_engine, remote_engine.ssh_fields() | {field: value})
+    assert_refused(response, field, reason)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 TLS_FIELDS = ("tls_ca_cert", "tls_client_cert", "tls_client_key")
@@ -98,13 +99,10 @@ def _ssh_problems(url: str, *, ssh_private_key: str, ssh_host_key: str) -> dict[
             serialization.load_ssh_private_key(ssh_private_key.encode(), password=None)
         except TypeError:
             problems["ssh_private_key"] = [ENCRYPTED_KEY_REFUSED]
-        # UnsupportedAlgorithm is not in this module (cryptography.exceptions has it): a key that raises
-        # ValueError ends in AttributeError here, a 500. A known bug, left for a change of its own, since
-        # fixing it changes what a malformed key gets back.
-        except (ValueError, serialization.UnsupportedAlgorithm):  # type: ignore[attr-defined]
+        except (ValueError, UnsupportedAlgorithm):
             try:
                 serialization.load_pem_private_key(ssh_private_key.encode(), password=None)
-            except (TypeError, ValueError, serialization.UnsupportedAlgorithm):  # type: ignore[attr-defined]
+            except (TypeError, ValueError, UnsupportedAlgorithm):
                 problems["ssh_private_key"] = ["Not an unencrypted OpenSSH or PEM private key."]
     if not ssh_host_key:
         problems["ssh_host_key"] = [
@@ -131,7 +129,6 @@ def normalize_host_key(value: str) -> str | None:
     try:
         base64.b64decode(words[1], validate=True)
         serialization.load_ssh_public_key(f"{words[0]} {words[1]}".encode())
-    # The same known bug as in credential_problems: an unreadable key raises AttributeError here.
-    except (ValueError, serialization.UnsupportedAlgorithm):  # type: ignore[attr-defined]
+    except (ValueError, UnsupportedAlgorithm):
         return None
     return f"{words[0]} {words[1]}"
