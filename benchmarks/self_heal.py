@@ -343,12 +343,13 @@ class Measure:
         slot = f"{victim.process_type}.{victim.index}"
         row = {"n": kill["n"], "slot": slot, "killed_at": began, "healthy_replicas_at_kill": kill["healthy_replicas"]}
         row["victim_up_s"] = (began - victim.started_at.timestamp()) if victim.started_at else None
-        # The slot's back-off by design: worker.healing.slot_wait_s over the slot's crashes as they stood when
-        # the victim exited (the same query as Berth's, up to that moment).
+        row["victim_healthy_s"] = (began - victim.healthy_at.timestamp()) if victim.healthy_at else None
+        # The slot's back-off by design: worker.healing.slot_wait_s over the slot's crashes (how long each had
+        # been healthy when it exited) as they stood when the victim exited (the same query as Berth's, up to then).
         if victim.finished_at is not None:
             crashes = [
-                Crash(started, finished)
-                for started, finished in Container.objects.filter(
+                Crash(healthy, finished)
+                for healthy, finished in Container.objects.filter(
                     app=app,
                     release_id=victim.release_id,
                     process_type=victim.process_type,
@@ -358,7 +359,7 @@ class Measure:
                     finished_at__gte=victim.finished_at - CRASH_WINDOW,
                 )
                 .order_by("-finished_at")
-                .values_list("started_at", "finished_at")
+                .values_list("healthy_at", "finished_at")
             ]
             row["backoff_s"] = slot_wait_s(crashes, victim.finished_at)
         else:
