@@ -11,16 +11,20 @@ from berth.fleet.models import Container
 from .models import Deployment
 
 
-def target_release(app: App) -> Release | None:
-    """The release Berth is moving the app to: that of its newest unfinished deployment, or else the
-    release that runs. Every change composes with it: a scale or config change made while a release
-    deploys applies to that release, and one made after a release failed to the release that runs."""
-    pending = (
+def _newest_unfinished(app: App) -> Deployment | None:
+    return (
         Deployment.objects.filter(app=app, state__in=Deployment.UNFINISHED)
         .order_by("-id")
         .select_related("release")
         .first()
     )
+
+
+def target_release(app: App) -> Release | None:
+    """The release Berth is moving the app to: that of its newest unfinished deployment, or else the
+    release that runs. Every change composes with it: a scale or config change made while a release
+    deploys applies to that release, and one made after a release failed to the release that runs."""
+    pending = _newest_unfinished(app)
     return pending.release if pending is not None else app.current_release
 
 
@@ -55,15 +59,15 @@ def running_versions(app: App) -> dict[str, dict[str, int]]:
 def app_state(app: App) -> dict:
     """What an app runs and where it is going: the release that runs, the target release, and per
     process type the wanted quantity and size beside the live containers of each release."""
-    target = target_release(app)
+    pending = _newest_unfinished(app)
+    target = pending.release if pending is not None else app.current_release
     running = running_versions(app)
     formation = app.formation.select_related("size").order_by("process_type")
-    shown = target or app.current_release
-    process_types = shown.process_types if shown else {}
+    process_types = target.process_types if target else {}
     return {
         "release": app.current_release.version if app.current_release else None,
         "target_release": target.version if target else None,
-        "deploying": Deployment.objects.filter(app=app, state__in=Deployment.UNFINISHED).exists(),
+        "deploying": pending is not None,
         "processes": {
             f.process_type: {"quantity": f.quantity, "size": f.size.name, "running": running.get(f.process_type, {})}
             for f in formation
