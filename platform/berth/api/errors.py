@@ -36,20 +36,20 @@ def error_json(status_code: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status_code)
 
 
-def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+def flatten_detail(detail, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested ValidationError detail as {"field.sub": ["message", …]}."""
     if isinstance(detail, dict):
         fields: dict[str, list[str]] = {}
         for key, value in detail.items():
             name = "non_field_errors" if key == "non_field_errors" and not prefix else f"{prefix}{key}"
-            fields.update(_flatten(value, f"{name}."))
+            fields.update(flatten_detail(value, f"{name}."))
         return fields
     if isinstance(detail, list) and detail and all(isinstance(item, str) for item in detail):
         return {prefix.rstrip("."): [str(item) for item in detail]}
     if isinstance(detail, list):
         fields = {}
         for index, item in enumerate(detail):
-            fields.update(_flatten(item, f"{prefix}{index}."))
+            fields.update(flatten_detail(item, f"{prefix}{index}."))
         return fields
     return {prefix.rstrip(".") or "non_field_errors": [str(detail)]}
 
@@ -63,7 +63,7 @@ def _from_drf(exc: exceptions.APIException) -> tuple[int, dict, dict]:
     if wait:
         headers["Retry-After"] = str(int(wait))
     if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
+        fields = flatten_detail(exc.detail)
         first = next(iter(fields.items()))
         message = f"{first[0]}: {first[1][0]}" if first[0] != "non_field_errors" else first[1][0]
         return exc.status_code, error_body("validation_error", message, fields), headers

@@ -27,7 +27,9 @@ def current_audit_context() -> AuditContext:
 
 
 def source_for_path(path: str) -> str:
-    return "api" if path.startswith("/api/") else "console"
+    if path.startswith("/api/"):
+        return "api"
+    return "console" if path.startswith("/console/") else "dashboard"
 
 
 class AuditContextMiddleware:

@@ -8,11 +8,12 @@ from berth.tenancy.querysets import TenantQuerySet
 
 
 class AuditEvent(models.Model):
-    """One change made through the API, the console or by the system. Never holds a secret."""
+    """One change made through the API, the dashboard, the console or by the system. Never holds a secret."""
 
     class Source(models.TextChoices):
         API = "api", "API"
         CONSOLE = "console", "Console"
+        DASHBOARD = "dashboard", "Dashboard"
         SYSTEM = "system", "System"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

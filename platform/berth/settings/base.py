@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_htmx",
+    "django_tables2",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -40,6 +42,7 @@ INSTALLED_APPS = [
     "berth.billing",
     "django.contrib.postgres",
     "berth.api",
+    "berth.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -52,6 +55,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -68,6 +72,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "berth.dashboard.context_processors.dashboard",
             ],
         },
     },
@@ -98,7 +103,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/console/login/"
+LOGIN_URL = "dashboard:signin"
+LOGIN_REDIRECT_URL = "dashboard:home"
+# Who may create an account on the dashboard: anyone ("open"), or only people with an invitation ("invite").
+BERTH_SIGNUP = env_str("BERTH_SIGNUP", "invite")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

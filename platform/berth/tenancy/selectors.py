@@ -3,6 +3,8 @@
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from berth.core.validators import is_slug
+
 from .models import Membership, Organization, User
 from .roles import Action, Role
 
@@ -18,6 +20,8 @@ def memberships_of(user: User | AnonymousUser | None) -> QuerySet[Membership]:
 def membership_in(user: User | AnonymousUser | None, slug: str) -> Membership | None:
     """The user's membership in the organization with this slug, its organization loaded; None for an
     organization that does not exist and for one the user is not a member of alike."""
+    if not is_slug(slug):
+        return None  # anything that could never be a slug is answered without touching the database
     return memberships_of(user).select_related("organization").filter(organization__slug=slug).first()
 
 

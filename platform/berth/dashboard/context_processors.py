@@ -1,0 +1,18 @@
+"""What every dashboard page shows around its content: the organization, the role's rights, the switcher."""
+
+from django.http import HttpRequest
+
+from berth.tenancy.selectors import organizations_of
+
+from .access import Can
+
+
+def dashboard(request: HttpRequest) -> dict:
+    membership = getattr(request, "membership", None)
+    return {
+        "membership": membership,
+        "organization": membership.organization if membership else None,
+        "can": Can(membership.role if membership else None),
+        # Lazy: one query, only on pages that show the switcher.
+        "my_organizations": organizations_of(request.user).only("slug", "name"),
+    }

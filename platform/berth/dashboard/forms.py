@@ -1,0 +1,17 @@
+"""Put a service's refusal next to the field it is about, so a refused form keeps its input."""
+
+from django import forms
+from rest_framework.exceptions import ValidationError
+
+from berth.api.errors import flatten_detail
+from berth.core.errors import BerthError
+
+
+def add_refusal(form: forms.Form, error: BerthError | ValidationError, *, fields: dict[str, str] | None = None) -> None:
+    """Add the refusal's messages to `form`: under the field they name (renamed through `fields`, the
+    API's field name to the form's), or above the form when the form has no such field."""
+    messages = {error.field or "": [error.message]} if isinstance(error, BerthError) else flatten_detail(error.detail)
+    for name, texts in messages.items():
+        target = (fields or {}).get(name, name)
+        for text in texts:
+            form.add_error(target if target in form.fields else None, text)
