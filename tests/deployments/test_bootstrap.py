@@ -2,6 +2,7 @@
 as a host, and a demo app with a release queued; running it again changes nothing."""
 
 import io
+import re
 
 import pytest
 from django.core.management import call_command
@@ -22,6 +23,9 @@ def bootstrap() -> str:
 def test_bootstrap_prepares_a_usable_installation_once():
     first = bootstrap()
     assert "Console" in first and "/console/" in first and "berth_" in first
+    # The dashboard's sign-in: the demo tenant's password, printed once, signs in.
+    demo_password = re.search(r"Dashboard \S+/ +sign in as demo@berth.local +(\S+)", first).group(1)
+    assert User.objects.get(email="demo@berth.local").check_password(demo_password)
     operator = User.objects.get(email="operator@berth.local")
     assert operator.is_staff and operator.is_superuser
     assert set(Size.objects.values_list("name", flat=True)) == {"small", "medium", "large"}

@@ -32,7 +32,8 @@ class Command(BaseCommand):
             lines.append(
                 f"Deploying demo/hello ({DEMO_IMAGE}) on the local engine: GET /api/v1/orgs/demo/apps/hello/containers/"
             )
-        lines.append(f"API docs  {settings.BERTH_PUBLIC_URL}/api/docs/   tenant demo@berth.local  {demo_password}")
+        lines.append(f"Dashboard {settings.BERTH_PUBLIC_URL}/   sign in as demo@berth.local  {demo_password}")
+        lines.append(f"API docs  {settings.BERTH_PUBLIC_URL}/api/docs/")
         if demo_password is not UNCHANGED:
             token = demo_token_create(demo)
             lines.append(f"API token for demo@berth.local (shown once): {token}")
