@@ -93,7 +93,14 @@ def test_usage_as_csv(usage, owner_client):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "query", ["period=2026-13", "period=26-11", "group_by=colour", "period=2026-11&group_by=" + "app," * 40]
+    "query",
+    [
+        "period=2026-13",
+        "period=26-11",
+        "period=\uff12\uff10\uff12\uff16-11",  # fullwidth digits, which int() reads
+        "group_by=colour",
+        "period=2026-11&group_by=" + "app," * 40,
+    ],
 )
 def test_bad_usage_queries_are_400(usage, owner_client, query):
     response = owner_client.get(f"/api/v1/orgs/acme/usage/?{query}")

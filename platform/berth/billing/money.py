@@ -12,11 +12,16 @@ invoice line (`ROUND(…, 3)` in SQL): 96.95 s reads 96.950, never 96. They are 
 amount is always computed from the exact seconds.
 """
 
+import re
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from berth.core.errors import Invalid
+
 CENT = Decimal("0.01")
 MILLISECOND = Decimal("0.001")
+# [0-9], not \d: \d also takes other scripts' digits (fullwidth ones, say), and int() reads them as 0-9.
+PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
 
 def round_amount(value: Decimal) -> Decimal:
@@ -43,3 +48,14 @@ def next_period(period: date) -> date:
 
 def period_end(period: date) -> datetime:
     return period_start(next_period(period))
+
+
+def parse_period(value: str | None, *, now: datetime) -> date:
+    """The period a caller names as YYYY-MM (the API's and the dashboard's `?period=`); the one of `now`
+    when none is named. Anything else is refused on the field `period`."""
+    if not value:
+        return period_of(now)
+    match = PERIOD.match(value)
+    if not match or not 2000 <= int(match.group(1)) <= 2999:
+        raise Invalid("Give the period as YYYY-MM.", field="period")
+    return date(int(match.group(1)), int(match.group(2)), 1)

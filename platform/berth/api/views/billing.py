@@ -1,8 +1,5 @@
 """Usage, invoices and quota of an organization, for its owners, admins and billing members."""
 
-import re
-from datetime import date
-
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,7 +9,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from berth.billing.models import Invoice
-from berth.billing.money import period_of
+from berth.billing.money import parse_period
 from berth.billing.quotas import limits_for, usage_of
 from berth.billing.selectors import DEFAULT_GROUPS, GROUPS, invoice_of, invoices_of, usage_for_period
 from berth.core.errors import Invalid
@@ -21,17 +18,6 @@ from berth.tenancy.roles import Action
 from .. import serializers as api_serializers
 from ..renderers import UsageCSVRenderer
 from .base import OrganizationScopedViewSet
-
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])\Z")
-
-
-def parse_period(value: str | None) -> date:
-    if not value:
-        return period_of(timezone.now())
-    match = PERIOD.match(value)
-    if not match or not 2000 <= int(match.group(1)) <= 2999:
-        raise Invalid("Give the period as YYYY-MM.", field="period")
-    return date(int(match.group(1)), int(match.group(2)), 1)
 
 
 class UsageViewSet(OrganizationScopedViewSet):
@@ -52,7 +38,7 @@ class UsageViewSet(OrganizationScopedViewSet):
         responses=api_serializers.UsageReportSerializer,
     )
     def read(self, request, org_slug=None):
-        period = parse_period(request.query_params.get("period"))
+        period = parse_period(request.query_params.get("period"), now=timezone.now())
         raw = request.query_params.get("group_by")
         groups = tuple(dict.fromkeys(g.strip() for g in raw.split(","))) if raw else DEFAULT_GROUPS
         unknown = [g for g in groups if g not in GROUPS]
@@ -93,7 +79,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
 
     def get_object(self):
         try:
-            period = parse_period(self.kwargs["period"])
+            period = parse_period(self.kwargs["period"], now=timezone.now())
         except Invalid:
             raise NotFound("Not found.") from None  # a month that cannot exist has no invoice
         invoice = invoice_of(
