@@ -75,7 +75,7 @@ def snapshot() -> dict:
         "formation": list(Formation.objects.order_by("pk").values_list("process_type", "quantity", "size_id")),
         "config": sorted((var.key, var.value) for var in ConfigVar.objects.all()),
         "memberships": list(Membership.objects.order_by("pk").values_list("user_id", "organization_id", "role")),
-        "invitations": list(Invitation.objects.order_by("pk").values_list("email", "role", "revoked_at")),
+        "invitations": list(Invitation.objects.order_by("pk").values_list("email", "role", "accepted_at")),
         "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
     }
 
