@@ -11,7 +11,14 @@ def render_page(request: HttpRequest, template: str, context: dict, *, fragment:
     One URL answers both, so the answer varies on HX-Request (a cache must not serve one for the other).
     """
     htmx = getattr(request, "htmx", None)
-    partial = fragment is not None and htmx is not None and bool(htmx) and not htmx.boosted
+    # A history restore (back button, htmx's cache missed) swaps in the whole page, so it gets the page.
+    partial = (
+        fragment is not None
+        and htmx is not None
+        and bool(htmx)
+        and not htmx.boosted
+        and not htmx.history_restore_request
+    )
     response = render(request, fragment if partial else template, context)  # type: ignore[arg-type]
     patch_vary_headers(response, ["HX-Request"])
     return response

@@ -30,6 +30,7 @@ org_patterns = [
     path("orgs/<str:org_slug>/apps/new/", apps.app_create, name="app-create"),
     path("orgs/<str:org_slug>/members/", members.member_list, name="members"),
     path("orgs/<str:org_slug>/members/invite/", members.invite, name="member-invite"),
+    path("orgs/<str:org_slug>/members/leave/", members.leave, name="member-leave"),
     path("orgs/<str:org_slug>/members/<int:membership_id>/role/", members.role_change, name="member-role"),
     path("orgs/<str:org_slug>/members/<int:membership_id>/remove/", members.member_remove, name="member-remove"),
     path(

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from berth.audit.services import audit_record
@@ -117,14 +118,25 @@ def membership_update_role(*, actor: User, membership: Membership, role: str, as
     return membership
 
 
+def membership_remove_check(*, actor: User, membership: Membership) -> None:
+    """Refuse (Forbidden) a removal the actor may not make: any member may remove themselves (leave);
+    removing someone else needs member.manage, and owner.manage when that member is an owner.
+
+    Separate from `membership_remove` so a page can ask before it offers the removal.
+    """
+    if membership.user_id == actor.pk:
+        return
+    if not role_allows(role_of(actor, membership.organization), Action.MEMBER_MANAGE):
+        raise Forbidden("Your role does not allow managing members.")
+    _require_owner_rights(actor, membership.organization, membership.role)
+
+
 @transaction.atomic
 def membership_remove(*, actor: User, membership: Membership, as_operator: bool = False) -> None:
-    """Remove a member; any member may remove themselves (leave), others need member.manage."""
+    """Remove a member (see `membership_remove_check` for who may); the last owner cannot go."""
     organization = membership.organization
-    if membership.user_id != actor.pk and not as_operator:
-        if not role_allows(role_of(actor, organization), Action.MEMBER_MANAGE):
-            raise Forbidden("Your role does not allow managing members.")
-        _require_owner_rights(actor, organization, membership.role)
+    if not as_operator:
+        membership_remove_check(actor=actor, membership=membership)
     if _lock_owners(organization) == [membership.pk]:
         raise Conflict("An organization must keep at least one owner.", code="last_owner")
     audit_record(
@@ -175,12 +187,14 @@ def invitation_create(*, actor: User, organization: Organization, email: str, ro
 
 
 def _send_invitation(invitation: Invitation, token: str) -> None:
+    link = settings.BERTH_PUBLIC_URL + reverse("dashboard:invitation-accept", kwargs={"token": token})
     send_mail(
         subject=f"You are invited to {invitation.organization.name} on Berth",
         message=(
             f"{invitation.invited_by} invited you to join {invitation.organization.name} as {invitation.role}.\n\n"
-            f"Log in as {invitation.email} and accept with this token (valid until "
-            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n\n{token}\n\n"
+            f"Sign in as {invitation.email} and accept it here (valid until "
+            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n\n{link}\n\n"
+            f"or through the API with this token:\n\n{token}\n\n"
             f'POST {settings.BERTH_PUBLIC_URL}/api/v1/invitations/accept {{"token": "…"}}\n'
         ),
         from_email=None,
