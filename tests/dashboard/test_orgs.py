@@ -423,7 +423,9 @@ def test_switching_organization_with_the_keyboard(page_as, organization, members
     initech = page.get_by_role("link", name="Initech")
     expect(initech).to_be_visible()
     expect(page.get_by_role("link", name="Acme")).to_have_attribute("aria-current", "page")
-    initech.focus()
+    page.keyboard.press("Tab")  # Acme, the organization shown
+    page.keyboard.press("Tab")
+    expect(initech).to_be_focused()
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/orgs/initech/$"))
     expect(page.get_by_role("heading", name="Initech", level=1)).to_be_visible()
