@@ -2,6 +2,7 @@
 
 from django import forms
 from rest_framework.exceptions import ValidationError
+from rest_framework.serializers import Serializer
 
 from berth.api.errors import flatten_detail
 from berth.core.errors import BerthError
@@ -15,3 +16,17 @@ def add_refusal(form: forms.Form, error: BerthError | ValidationError, *, fields
         target = (fields or {}).get(name, name)
         for text in texts:
             form.add_error(target if target in form.fields else None, text)
+
+
+def parsed_as_api(form: forms.Form, serializer_class: type[Serializer]) -> dict | None:
+    """What the API's serializer for the same request makes of what was typed, or None with the form's
+    own and the serializer's refusals next to their fields: a page validates exactly as the API does.
+
+    The form only carries the input (labels, help, what to show again); its field names are the API's."""
+    if not form.is_valid():
+        return None
+    serializer = serializer_class(data=form.cleaned_data)
+    if serializer.is_valid():
+        return dict(serializer.validated_data)
+    add_refusal(form, ValidationError(serializer.errors))
+    return None

@@ -1,11 +1,15 @@
 """Shared reads about deployments and an app's desired state (docs/deploys.md)."""
 
 from collections import Counter
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from django.db.models import Min
+from django.db import models
+from django.db.models import Count, Min, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Left
 
-from berth.applications.models import App, Release
+from berth.applications.models import App, Formation, Release
 from berth.fleet.models import Container
 
 from .models import Deployment
@@ -74,3 +78,152 @@ def app_state(app: App) -> dict:
             if f.process_type in process_types or f.process_type in running
         },
     }
+
+
+class AppStatus(models.TextChoices):
+    """What an organization's list of apps says about each one (docs/dashboard.md#organizations-and-apps).
+
+    The values double as CSS classes of the status badge."""
+
+    NEW = "new", "New"
+    DEPLOYING = "deploying", "Deploying"
+    FAILED = "failed", "Failed"
+    SCALED_TO_ZERO = "scaled-to-zero", "Scaled to zero"
+    CRASHED = "crashed", "Crashed"
+    RUNNING = "running", "Running"
+
+
+# How long an app whose release Berth rolled back for crash-looping stays "crashed" while it runs the
+# rollback: long enough for its people to notice, and over as soon as one of them deploys anything.
+CRASH_ROLLBACK_SHOWN = timedelta(hours=1)
+# A failed deployment's reason is shown on one line of a list; the deployment's own page has all of it.
+FAILURE_SHOWN = 300
+
+
+@dataclass(frozen=True)
+class AppSummary:
+    """An app's status and the facts it was decided from."""
+
+    status: AppStatus
+    # Live containers of the app (created or running), and how many its formation asks for the process
+    # types of the release that runs.
+    live: int
+    wanted: int
+    # The release an unfinished deployment (other than self-healing) is moving the app to.
+    deploying_version: int | None = None
+    # The release of the newest finished deployment, when that deployment failed, and why.
+    failed_version: int | None = None
+    failure: str = ""
+    # The release that runs is Berth's own rollback from a crash loop, made in the last CRASH_ROLLBACK_SHOWN.
+    crash_rollback: bool = False
+
+
+# What app_statuses reads of an app's current release: a list can load these alone (`only`), with
+# select_related("current_release"), and not the encrypted config it would otherwise decrypt.
+STATUS_FIELDS = (
+    "current_release__version",
+    "current_release__process_types",
+    "current_release__author",
+    "current_release__rollback_of",
+    "current_release__created_at",
+)
+
+
+def app_statuses(apps: Sequence[App], *, now: datetime) -> dict[int, AppSummary]:
+    """The status of each app, by app id, in two queries however many apps there are.
+
+    `apps` come with `current_release` loaded (select_related, at least its STATUS_FIELDS), as a list
+    of apps shows its version anyway. In order, the first that holds:
+
+    - deploying: a deployment other than self-healing is queued or running (a heal replaces crashed
+      containers, so it is not a deploy the people of the app asked for);
+    - failed: the newest finished deployment failed (the release before it still runs, if there was one);
+    - new: no release has gone live yet;
+    - scaled to zero: the formation asks for no container of any process type of the release that runs;
+    - crashed: a process type has fewer live containers than its formation asks for (a container exited
+      and waits for its back-off, or was lost with its host), or the release that runs is Berth's own
+      rollback from a crash loop, made within CRASH_ROLLBACK_SHOWN;
+    - running: otherwise.
+    """
+    ids = [app.pk for app in apps]
+    # Per app, the newest unfinished deployment (heals aside) and the newest finished one: one query.
+    pending: dict[int, int] = {}
+    finished: dict[int, tuple[str, int, str]] = {}
+    for app_id, unfinished, state, version, reason in (
+        Deployment.objects.filter(app_id__in=ids)
+        .exclude(state__in=Deployment.UNFINISHED, kind=Deployment.Kind.HEAL)
+        .annotate(
+            unfinished=Q(state__in=Deployment.UNFINISHED),
+            reason=Left("error", FAILURE_SHOWN),
+        )
+        .order_by("app_id", "unfinished", "-id")
+        .distinct("app_id", "unfinished")
+        .values_list("app_id", "unfinished", "state", "release__version", "reason")
+    ):
+        if unfinished:
+            pending[app_id] = version
+        else:
+            finished[app_id] = (state, version, reason)
+    # Per process type, what the formation asks for and how many containers live. Every process type a
+    # release ever had has a formation row (services._add_formation), so no live container is left out.
+    live_containers = (
+        Container.objects.filter(
+            app_id=OuterRef("app_id"), process_type=OuterRef("process_type"), state__in=Container.LIVE
+        )
+        .order_by()
+        .values("app_id")
+        .annotate(count=Count("id"))
+        .values("count")
+    )
+    wanted: dict[int, dict[str, int]] = {}
+    live: dict[int, Counter] = {}
+    for app_id, process_type, quantity, count in (
+        Formation.objects.filter(app_id__in=ids)
+        .annotate(live=Coalesce(Subquery(live_containers), 0))
+        .values_list("app_id", "process_type", "quantity", "live")
+    ):
+        wanted.setdefault(app_id, {})[process_type] = quantity
+        live.setdefault(app_id, Counter())[process_type] = count
+    return {
+        app.pk: _summary(
+            app,
+            pending=pending.get(app.pk),
+            finished=finished.get(app.pk),
+            wanted=wanted.get(app.pk, {}),
+            live=live.get(app.pk, Counter()),
+            now=now,
+        )
+        for app in apps
+    }
+
+
+def _summary(
+    app: App,
+    *,
+    pending: int | None,
+    finished: tuple[str, int, str] | None,
+    wanted: dict[str, int],
+    live: Counter,
+    now: datetime,
+) -> AppSummary:
+    release = app.current_release
+    # A process type the release no longer has keeps its formation row; it asks for nothing.
+    asked = {name: quantity for name, quantity in wanted.items() if release and name in release.process_types}
+    running = AppSummary(AppStatus.RUNNING, live=sum(live.values()), wanted=sum(asked.values()))
+    if pending is not None:
+        return replace(running, status=AppStatus.DEPLOYING, deploying_version=pending)
+    if finished is not None and finished[0] == Deployment.State.FAILED:
+        return replace(running, status=AppStatus.FAILED, failed_version=finished[1], failure=finished[2])
+    if release is None:
+        return replace(running, status=AppStatus.NEW)
+    if running.wanted == 0:
+        return replace(running, status=AppStatus.SCALED_TO_ZERO)
+    # Only Berth's crash-loop rollback makes a rollback release without an author (services._rollback).
+    crash_rollback = (
+        release.author_id is None
+        and release.rollback_of is not None
+        and release.created_at >= now - CRASH_ROLLBACK_SHOWN
+    )
+    if crash_rollback or any(live[name] < quantity for name, quantity in asked.items()):
+        return replace(running, status=AppStatus.CRASHED, crash_rollback=crash_rollback)
+    return running
