@@ -195,6 +195,7 @@ def test_a_refused_row_shows_its_error_and_keeps_what_was_typed(app, members, da
         page = response.content.decode()
         assert response.status_code == 400
         assert error in cell_with(page, cell)
+        assert f'aria-describedby="{cell}_error"' in page and f'id="{cell}_error"' in page, "tied to its input"
         typed = [v for k, v in fields.items() if not k.startswith("remove") and "\x00" not in v]
         assert all(f'value="{v}"' in page for v in typed), "what was typed is kept"
         assert VALUES["GREETING"] not in page

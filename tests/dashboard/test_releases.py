@@ -142,6 +142,22 @@ def test_pages_of_releases_cost_the_same_queries_whatever_the_history(
 
 
 @pytest.mark.django_db
+def test_the_rollback_confirm_page_costs_the_same_queries_whatever_the_history(
+    app, members, dashboard_client, django_assert_num_queries
+):
+    client = dashboard_client(members[Role.DEVELOPER])
+    for count in (3, 60):
+        Release.objects.filter(app=app).delete()
+        add_releases(app, count)
+        App.objects.filter(pk=app.pk).update(current_release=Release.objects.get(app=app, version=count))
+        client.get(url("release-rollback", app, 1))
+        with django_assert_num_queries(7):
+            page = text_of(client.get(url("release-rollback", app, 1)).content.decode())
+        assert f"What changes from v{count} (running) Image changed from registry.test/shop:{count}" in page
+        assert "Config removed: KEY_1 ," in page and f" KEY_{count - 1} " in page
+
+
+@pytest.mark.django_db
 def test_rollback_asks_to_confirm_then_makes_a_release_and_a_deployment(history, members, dashboard_client):
     client = dashboard_client(members[Role.DEVELOPER])
     confirm = client.get(url("release-rollback", history, 2))
