@@ -167,6 +167,19 @@ def test_config_values_are_encrypted_and_never_audited(released, owner_client):
 
 
 @pytest.mark.django_db
+def test_reading_config_values_is_audited_by_key(released, owner_client):
+    """The API's read returns values, so it is recorded like a reveal in the dashboard: keys, never values."""
+    from berth.audit.models import AuditEvent
+
+    owner_client.patch(f"{BASE}/config/", {"config": {"API_KEY": "s3cr3t-value", "MODE": "fast"}}, format="json")
+    assert not AuditEvent.objects.filter(action="config.reveal").exists()
+    assert owner_client.get(f"{BASE}/config/").json() == {"config": {"API_KEY": "s3cr3t-value", "MODE": "fast"}}
+    event = AuditEvent.objects.get(action="config.reveal")
+    assert (event.source, event.organization_slug, event.changes) == ("api", "acme", {"keys": ["API_KEY", "MODE"]})
+    assert "s3cr3t" not in str(list(AuditEvent.objects.values()))
+
+
+@pytest.mark.django_db
 def test_rollback_to_a_missing_version_is_404(released, owner_client):
     before = counts()
     refused(owner_client.post(f"{BASE}/releases/rollback/", {"version": 99}, format="json"), 404, "version")

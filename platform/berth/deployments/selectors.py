@@ -1,10 +1,11 @@
 """Shared reads about deployments and an app's desired state (docs/deploys.md)."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from django.core.paginator import Page, Paginator
 from django.db import models
 from django.db.models import Count, Min, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Left
@@ -30,6 +31,12 @@ def target_release(app: App) -> Release | None:
     deploys applies to that release, and one made after a release failed to the release that runs."""
     pending = _newest_unfinished(app)
     return pending.release if pending is not None else app.current_release
+
+
+def base_release(app: App) -> Release | None:
+    """What a change of config or formation builds on: the target release; before any release ran or is
+    on its way (the first failed), the newest one, so that a fix of its config or size tries it again."""
+    return target_release(app) or app.releases.order_by("-version").first()
 
 
 def live_since(release: Release) -> datetime | None:
@@ -227,3 +234,126 @@ def _summary(
     if crash_rollback or any(live[name] < quantity for name, quantity in asked.items()):
         return replace(running, status=AppStatus.CRASHED, crash_rollback=crash_rollback)
     return running
+
+
+@dataclass(frozen=True)
+class ReleaseChanges:
+    """What a release changed from the one before it. Names only: a config value never gets here."""
+
+    first: bool = False
+    image_before: str = ""
+    digest_changed: bool = False
+    processes_added: tuple[str, ...] = ()
+    processes_changed: tuple[str, ...] = ()
+    processes_removed: tuple[str, ...] = ()
+    config_added: tuple[str, ...] = ()
+    config_changed: tuple[str, ...] = ()
+    config_removed: tuple[str, ...] = ()
+
+    @property
+    def image_changed(self) -> bool:
+        return bool(self.image_before)
+
+    @property
+    def nothing(self) -> bool:
+        """True when the release repeats the one before it (a config value set to what it was)."""
+        return self == ReleaseChanges()
+
+
+def _name_diff(before: dict, after: dict) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The names added, changed (present in both with another value) and removed, each sorted."""
+    added = tuple(sorted(after.keys() - before.keys()))
+    changed = tuple(sorted(name for name in after.keys() & before.keys() if after[name] != before[name]))
+    removed = tuple(sorted(before.keys() - after.keys()))
+    return added, changed, removed
+
+
+def release_diff(before: Release | None, after: Release) -> ReleaseChanges:
+    """What `after` changes from `before` (None: `after` is the app's first release).
+
+    Process types are compared as loaded (`Release.processes`), so a release stored before a field
+    existed does not read as changed; config is compared value by value and reported by key."""
+    if before is None:
+        return ReleaseChanges(first=True)
+    digests = before.image_digest and after.image_digest and before.image == after.image
+    processes = _name_diff(before.processes, after.processes)
+    config = _name_diff(before.config, after.config)
+    return ReleaseChanges(
+        image_before=before.image if before.image != after.image else "",
+        digest_changed=bool(digests and before.image_digest != after.image_digest),
+        processes_added=processes[0],
+        processes_changed=processes[1],
+        processes_removed=processes[2],
+        config_added=config[0],
+        config_changed=config[1],
+        config_removed=config[2],
+    )
+
+
+def release_changes(releases: Sequence[Release]) -> list[ReleaseChanges]:
+    """For releases of one app given newest first, what each changed from the next one in the sequence
+    (the release before it); the last is compared with nothing. A page of N releases passes N + 1 rows
+    (when there are more) and shows the first N, so its oldest row has its predecessor at no extra query."""
+    return [release_diff(releases[i + 1] if i + 1 < len(releases) else None, r) for i, r in enumerate(releases)]
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    """One line of an app's release history: the release, what it changed, and where Berth is with it."""
+
+    release: Release
+    changes: ReleaseChanges
+    running: bool
+    deploying: bool
+
+
+@dataclass(frozen=True)
+class ReleasePage:
+    """One page of an app's release history: its rows, and the page (number, neighbours) for the links."""
+
+    rows: list[ReleaseRow]
+    page: Page[Release]
+
+
+def release_page(app: App, number: int | str | None, *, per_page: int = 25) -> ReleasePage:
+    """One page of the app's releases, newest first, each with what it changed and whether it runs or is
+    being deployed: three queries whatever the page or the history (the count, the rows with their
+    authors and the one before the oldest, the target release)."""
+    newest_first = Release.objects.filter(app=app).order_by("-version")
+    page = Paginator(newest_first, per_page).get_page(number)
+    start = (page.number - 1) * per_page
+    rows = list(newest_first.select_related("author")[start : start + per_page + 1])
+    changes = release_changes(rows)
+    target = target_release(app)
+    deploying = target.pk if target is not None and target.pk != app.current_release_id else None
+    shown = [
+        ReleaseRow(release=r, changes=c, running=r.pk == app.current_release_id, deploying=r.pk == deploying)
+        for r, c in zip(rows[:per_page], changes, strict=False)
+    ]
+    return ReleasePage(rows=shown, page=page)
+
+
+def config_keys(app: App) -> list[str]:
+    """The app's config keys, sorted; the values are not read (nor decrypted)."""
+    return list(app.config_vars.order_by("key").values_list("key", flat=True))
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    """What a config change does, by key: the keys it adds, those it changes and those it removes."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def config_diff(keys: Iterable[str], values: dict[str, str | None]) -> ConfigDiff:
+    """How `values` (KEY: value to set, KEY: None to unset, as `config_set` takes them) changes an app
+    whose config has `keys`. A key given a value counts as changed whether or not the value differs:
+    telling would let anyone who may edit test a guess at a secret without revealing it."""
+    present = set(keys)
+    return ConfigDiff(
+        added=tuple(sorted(k for k, v in values.items() if v is not None and k not in present)),
+        changed=tuple(sorted(k for k, v in values.items() if v is not None and k in present)),
+        removed=tuple(sorted(k for k, v in values.items() if v is None and k in present)),
+    )

@@ -25,7 +25,7 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.tenancy.models import User
 
 from .models import Deployment
-from .selectors import target_release
+from .selectors import base_release, target_release
 
 RESERVED_CONFIG_PREFIX = "BERTH_"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -205,7 +205,9 @@ def _config_replace(app: App, config: dict[str, str]) -> None:
     ConfigVar.objects.bulk_create(ConfigVar(app=app, key=k, value=v) for k, v in config.items())
 
 
-def _validate_config(values: dict) -> None:
+def config_validate(values: dict) -> None:
+    """Refuse a change of config vars (KEY: value to set, KEY: None to unset) that breaks a rule of
+    keys and values, naming the key; `config_set` checks it, and a preview can check it beforehand."""
     for key, value in values.items():
         try:
             CONFIG_KEY(key)
@@ -221,9 +223,28 @@ def _validate_config(values: dict) -> None:
 
 
 @transaction.atomic
+def config_reveal(*, actor: User, app: App, keys: Iterable[str] | None = None) -> dict[str, str]:
+    """The values of the app's config vars named in `keys` (all of them when None), for a person who
+    asked to see them. Reading a value is recorded in the audit log, by key: the values never are."""
+    config_vars = app.config_vars.order_by("key")
+    if keys is not None:
+        config_vars = config_vars.filter(key__in=list(keys))
+    values = {var.key: var.value for var in config_vars}
+    if values:
+        audit_record(
+            actor=actor,
+            action="config.reveal",
+            target=app,
+            organization=app.organization,
+            changes={"keys": list(values)},
+        )
+    return values
+
+
+@transaction.atomic
 def config_set(*, actor: User, app: App, values: dict[str, str | None]) -> tuple[Release | None, Deployment | None]:
     """Set (string) or unset (None) config vars; with a release already made, this makes a new one."""
-    _validate_config(values)
+    config_validate(values)
     app = _lock_app(app)
     for key, value in values.items():
         if value is None:
@@ -244,7 +265,7 @@ def config_set(*, actor: User, app: App, values: dict[str, str | None]) -> tuple
             "unset": sorted(k for k, v in values.items() if v is None),
         },
     )
-    base = _base_release(app)
+    base = base_release(app)
     if base is None:
         return None, None
     return _release_and_deploy(
@@ -256,12 +277,6 @@ def config_set(*, actor: User, app: App, values: dict[str, str | None]) -> tuple
         description=_config_description(values),
         kind=Deployment.Kind.RELEASE,
     )
-
-
-def _base_release(app: App) -> Release | None:
-    """What a change builds on: the target release; before any release ran or is on its way (the first
-    failed), the newest one, so that a fix of its config or size tries it again."""
-    return target_release(app) or app.releases.order_by("-version").first()
 
 
 def _config_description(values: dict) -> str:
@@ -279,7 +294,7 @@ def largest_host_memory_mb() -> int:
 def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deployment | None:
     """Change quantity and/or size per process type; the worker converges on it."""
     app = _lock_app(app)
-    release = _base_release(app)
+    release = base_release(app)
     if release is None:
         raise Conflict("Create a release before scaling.", code="no_release")
     formation = _formation(app)

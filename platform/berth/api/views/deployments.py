@@ -81,7 +81,9 @@ class ConfigViewSet(AppScopedViewSet):
 
     @extend_schema(responses=serializers.ConfigSerializer)
     def read(self, request, org_slug=None, app_name=None):
-        return Response({"config": {var.key: var.value for var in self.app.config_vars.all()}})
+        """Every config var with its value. Reading values is recorded in the audit log by key, as a
+        reveal in the dashboard is (`services.config_reveal`)."""
+        return Response({"config": services.config_reveal(actor=request.user, app=self.app)})
 
     @extend_schema(request=serializers.ConfigUpdateSerializer, responses=serializers.ConfigUpdatedSerializer)
     def partial_update_all(self, request, org_slug=None, app_name=None):
