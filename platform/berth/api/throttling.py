@@ -1,28 +1,16 @@
-"""Rate limits counted atomically in Redis.
-
-DRF's own throttles keep a list of request times per client and write it back whole, so
-concurrent workers overwrite each other and let more through than the limit (measured: 17% over
-at 20 clients, see benchmarks/results/api_list_apps.md). Here each window is one Redis counter
-incremented with INCR, so every request is counted exactly once. Windows are fixed: a client can
-make at most twice the rate across a window boundary, never more than the rate within a window.
-"""
-
-import time
-from typing import cast
+"""The API's rate limits, per user and per anonymous client, counted in Redis by `core.ratelimit`."""
 
 from django.conf import settings
-from django.core.cache import cache
-from django.core.cache.backends.redis import RedisCache
 from rest_framework import throttling
+
+from berth.core.ratelimit import hit, parse_rate
 
 
 class RedisFixedWindowThrottle(throttling.BaseThrottle):
     scope = ""
 
     def rate(self) -> tuple[int, int]:
-        count, period = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope].split("/")
-        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
-        return int(count), seconds
+        return parse_rate(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope])
 
     def ident(self, request) -> str | None:
         raise NotImplementedError
@@ -32,17 +20,8 @@ class RedisFixedWindowThrottle(throttling.BaseThrottle):
         if ident is None:
             return True
         limit, window = self.rate()
-        now = time.time()
-        start = int(now // window) * window
-        key = cache.make_and_validate_key(f"throttle:{self.scope}:{ident}:{start}")
-        # The counter needs Redis itself: the settings configure RedisCache as the default cache.
-        client = cast(RedisCache, cache)._cache.get_client(key, write=True)
-        with client.pipeline() as pipe:
-            pipe.incr(key)
-            pipe.expire(key, window + 1)
-            count, _ = pipe.execute()
-        self._wait = start + window - now
-        return count <= limit
+        allowed, self._wait = hit(f"throttle:{self.scope}:{ident}", limit, window)
+        return allowed
 
     def wait(self) -> float:
         return self._wait

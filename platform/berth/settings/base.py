@@ -107,6 +107,8 @@ LOGIN_URL = "dashboard:signin"
 LOGIN_REDIRECT_URL = "dashboard:home"
 # Who may create an account on the dashboard: anyone ("open"), or only people with an invitation ("invite").
 BERTH_SIGNUP = env_str("BERTH_SIGNUP", "invite")
+# Sign-in attempts (and password-reset and sign-up requests) allowed per client address and per email, each.
+BERTH_SIGNIN_RATE = env_str("BERTH_SIGNIN_RATE", "10/min")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

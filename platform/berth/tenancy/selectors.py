@@ -1,12 +1,14 @@
 """Shared reads about tenancy. The actor's role in an organization is read here and nowhere else."""
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from berth.core.validators import is_slug
 
-from .models import Membership, Organization, User
+from .models import ApiToken, Invitation, Membership, Organization, User
 from .roles import Action, Role
+from .tokens import token_digest, token_key_id
 
 
 def memberships_of(user: User | AnonymousUser | None) -> QuerySet[Membership]:
@@ -39,3 +41,26 @@ def organizations_of(user: User | AnonymousUser | None) -> QuerySet[Organization
 def membership_is_last_owner(membership: Membership) -> bool:
     owners = Membership.objects.filter(organization_id=membership.organization_id, role=Role.OWNER)
     return membership.pk is not None and list(owners.values_list("pk", flat=True)) == [membership.pk]
+
+
+def signup_is_open() -> bool:
+    """Whether anyone may create an account (BERTH_SIGNUP=open); otherwise only invited people may.
+    Any other value than "open" is read as "invite", the closed default."""
+    return settings.BERTH_SIGNUP == "open"
+
+
+def invitation_pending(token: str) -> Invitation | None:
+    """The not yet accepted invitation this token opens, with its organization and inviter; None for a
+    token that matches none. An expired one is returned too, so its page can say that it expired."""
+    if token_key_id(token) is None:
+        return None  # not a token Berth makes: answered without touching the database
+    return (
+        Invitation.objects.select_related("organization", "invited_by")
+        .filter(token_digest=token_digest(token), accepted_at__isnull=True)
+        .first()
+    )
+
+
+def api_tokens_of(user: User) -> QuerySet[ApiToken]:
+    """A person's own API tokens, newest first; nobody sees another person's (their ids are a 404)."""
+    return ApiToken.objects.filter(user=user)

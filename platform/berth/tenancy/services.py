@@ -3,7 +3,10 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -13,10 +16,68 @@ from berth.core.errors import Conflict, Forbidden, Invalid, NotFound
 
 from .models import ApiToken, Invitation, Membership, Organization, User
 from .roles import Action, Role, role_allows
-from .selectors import role_of
+from .selectors import invitation_pending, role_of, signup_is_open
 from .tokens import token_digest, token_generate, token_key_id, token_matches
 
 # --- people ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_signup(*, email: str, password: str, name: str = "", invitation_token: str | None = None) -> User:
+    """Create an account. Anyone may when sign-up is open (BERTH_SIGNUP); otherwise only a person with a
+    pending invitation, for the address it was sent to. With an invitation the new person joins its
+    organization at once, through `invitation_accept`; if that fails, no account is made."""
+    email = email.strip().lower()
+    if invitation_token is None and not signup_is_open():
+        raise Forbidden("Accounts here are made by invitation only.", code="signup_by_invitation")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise Invalid("Enter a valid email address.", field="email") from None
+    if invitation_token is not None:
+        invitation = invitation_pending(invitation_token)
+        if invitation is None:
+            raise NotFound("No pending invitation matches this token.", field="token")
+        if email != invitation.email:
+            raise Invalid("Sign up with the address the invitation was sent to.", field="email", code="not_invited")
+    user = User(email=email, name=name)
+    _validate_password(password, user)
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise Conflict(
+            "An account with this email already exists; sign in instead.", field="email", code="email_taken"
+        ) from None
+    audit_record(
+        actor=user, action="user.signup", target=user, changes={"email": email, "invited": invitation_token is not None}
+    )
+    if invitation_token is not None:
+        invitation_accept(actor=user, token=invitation_token)
+    return user
+
+
+@transaction.atomic
+def user_set_password(*, actor: User, password: str, reset: bool = False) -> User:
+    """Give the actor a new password, changed while signed in or `reset` through an emailed link.
+
+    Sessions are tied to the password's hash, so every session signed in with the old one ends; the
+    caller keeps the current one with `update_session_auth_hash`.
+    """
+    _validate_password(password, actor)
+    actor.set_password(password)
+    actor.save(update_fields=["password"])
+    audit_record(actor=actor, action="user.password_reset" if reset else "user.password_change", target=actor)
+    return actor
+
+
+def _validate_password(password: str, user: User) -> None:
+    """Refuse a password that AUTH_PASSWORD_VALIDATORS refuse, with all of their reasons."""
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as error:
+        raise Invalid(" ".join(error.messages), field="password", code="password_invalid") from None
 
 
 @transaction.atomic
@@ -187,15 +248,18 @@ def invitation_create(*, actor: User, organization: Organization, email: str, ro
 
 
 def _send_invitation(invitation: Invitation, token: str) -> None:
-    link = settings.BERTH_PUBLIC_URL + reverse("dashboard:invitation-accept", kwargs={"token": token})
+    """Email the invitation's link: its dashboard page shows the organization and the role, and accepts
+    it for a signed-in person or lets a new one sign up with the invited address."""
+    link = settings.BERTH_PUBLIC_URL.rstrip("/") + reverse("dashboard:invitation-accept", args=[token])
+    inviter = invitation.invited_by or "Someone"
     send_mail(
         subject=f"You are invited to {invitation.organization.name} on Berth",
         message=(
-            f"{invitation.invited_by} invited you to join {invitation.organization.name} as {invitation.role}.\n\n"
-            f"Sign in as {invitation.email} and accept it here (valid until "
-            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n\n{link}\n\n"
-            f"or through the API with this token:\n\n{token}\n\n"
-            f'POST {settings.BERTH_PUBLIC_URL}/api/v1/invitations/accept {{"token": "…"}}\n'
+            f"{inviter} invited you to join {invitation.organization.name} on Berth as {invitation.role}.\n\n"
+            f"Accept the invitation here (the link works until {invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n\n"
+            f"{link}\n\n"
+            f"Sign in as {invitation.email}, or create an account with that address from the same page.\n"
+            f'With the API: POST {settings.BERTH_PUBLIC_URL}/api/v1/invitations/accept/ {{"token": "{token}"}}\n'
         ),
         from_email=None,
         recipient_list=[invitation.email],

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from berth.tenancy import services
 from berth.tenancy.models import ApiToken, User
+from berth.tenancy.selectors import api_tokens_of
 
 from .. import serializers
 
@@ -38,7 +39,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self):
         # IsAuthenticated lets only a signed-in user this far.
-        return ApiToken.objects.filter(user=cast(User, self.request.user))
+        return api_tokens_of(cast(User, self.request.user))
 
     @extend_schema(request=serializers.ApiTokenCreateSerializer, responses={201: serializers.ApiTokenCreatedSerializer})
     def create(self, request):
