@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # the dashboard's times in words: naturaltime
     "django_htmx",
     "django_tables2",
     "rest_framework",

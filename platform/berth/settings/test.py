@@ -10,8 +10,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
-# Tests share one Redis with a developer's running Berth: keep their keys apart.
-CACHES["default"]["KEY_PREFIX"] = "berth-test"  # noqa: F405
+# Tests share one Redis with a developer's running Berth and with other test runs: keep each run's keys
+# apart (rate-limit counters are the cache's only use; a run clears its own before each test).
+CACHES["default"]["KEY_PREFIX"] = f"berth-test-{os.getpid()}"  # noqa: F405
 # The suite makes many requests as one user; the throttle itself is tested with its own rates.
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": "100000/min", "anon": "100000/min"}  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False

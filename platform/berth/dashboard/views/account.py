@@ -225,7 +225,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     return render(request, template, {"form": form}, status=400)
 
 
-PASSWORD_RESET = "dashboard/account/password_reset.html"
+RESET_PAGE = "dashboard/account/password_reset.html"
 
 
 @never_cache
@@ -234,12 +234,13 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     """Ask for a reset link by email. The answer is the same whether the address has an account or not."""
     form = PasswordResetForm(request.POST or None)
     if request.method == "GET":
-        return render(request, PASSWORD_RESET, {"form": form})
+        return render(request, RESET_PAGE, {"form": form})
     retry_after = _limited(request, "password-reset", request.POST.get("email", ""))
     if retry_after is not None:
-        return _too_many(request, PASSWORD_RESET, {"form": PasswordResetForm()}, retry_after)
+        kept = PasswordResetForm(initial={"email": request.POST.get("email", "")})
+        return _too_many(request, RESET_PAGE, {"form": kept}, retry_after)
     if not form.is_valid():
-        return render(request, PASSWORD_RESET, {"form": form}, status=400)
+        return render(request, RESET_PAGE, {"form": form}, status=400)
     form.save(
         request=request,
         use_https=request.is_secure(),

@@ -14,7 +14,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import ValidationError
@@ -29,7 +28,7 @@ from ..forms import add_refusal
 
 # The session key that carries a new token's plaintext from the POST that made it to the one page
 # that shows it; that page takes it out, so no later page (or a reload) shows it again.
-NEW_TOKEN = "berth_new_api_token"
+NEW_TOKEN = "berth_new_api_token"  # noqa: S105  (the name of a session key, not a secret)
 PER_PAGE = 50
 
 
@@ -79,7 +78,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
             return redirect("dashboard:tokens")
     new = request.session.pop(NEW_TOKEN, None)
     page = Paginator(api_tokens_of(user), PER_PAGE).get_page(request.GET.get("page"))
-    context = {"form": form, "page": page, "new": new, "now": timezone.now()}
+    context = {"form": form, "page": page, "new": new}
     return render(request, "dashboard/account/tokens.html", context, status=400 if form.errors else 200)
 
 
