@@ -330,3 +330,9 @@ def test_reset_requests_are_rate_limited(client, person, three_a_day):
 def test_the_sign_in_page_reads_nothing_from_the_database(client, db, django_assert_num_queries):
     with django_assert_num_queries(0):
         assert client.get(SIGNIN).status_code == 200
+
+
+def test_a_signed_in_person_opening_sign_up_goes_home(dashboard_client, person):
+    response = dashboard_client(person).get(SIGNUP)
+    assert response.status_code == 302
+    assert response["Location"] == "/"

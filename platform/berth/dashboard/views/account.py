@@ -174,10 +174,10 @@ def signup(request: HttpRequest) -> HttpResponse:
     invitation = invitation_pending(token) if token else None
     if token is not None and (invitation is None or invitation.expires_at <= timezone.now()):
         return _invitation_unusable(request, invitation)
-    if invitation is None and not signup_is_open():
-        return render(request, "dashboard/account/signup_closed.html", status=403)
     if request.user.is_authenticated:
         return redirect("dashboard:invitation-accept", token) if token else redirect("dashboard:home")
+    if invitation is None and not signup_is_open():
+        return render(request, "dashboard/account/signup_closed.html", status=403)
     form = SignUpForm(request.POST or None, invitation=invitation)
     context = {"form": form, "invitation": invitation, "token": token}
     if request.method == "GET":
