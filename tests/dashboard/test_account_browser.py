@@ -54,7 +54,7 @@ def test_signing_out_from_the_header(page_as, members):
     page.goto("/orgs/acme/")
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/signin/$"))
-    expect(page.get_by_role("status")).to_contain_text("You are signed out.")
+    expect(page.locator(".messages")).to_contain_text("You are signed out.")
     page.goto("/account/tokens/")
     expect(page).to_have_url(re.compile(r"/signin/\?next=/account/tokens/$"))
 
@@ -104,7 +104,7 @@ def test_an_invited_visitor_signs_up_from_the_link_and_lands_in_the_organization
     page.get_by_role("button", name="Create account").click()
 
     expect(page).to_have_url(re.compile(r"/orgs/acme/$"))
-    expect(page.get_by_role("status")).to_contain_text("You joined Acme.")
+    expect(page.locator(".messages")).to_contain_text("You joined Acme.")
     assert Membership.objects.get(user__email="grace@example.test").role == Role.VIEWER
 
 
@@ -153,6 +153,6 @@ def test_changing_the_password_from_the_header(page_as, members):
     page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
     page.get_by_label("New password confirmation").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
-    expect(page.get_by_role("status")).to_contain_text("Your password is changed.")
+    expect(page.locator(".messages")).to_contain_text("Your password is changed.")
     page.goto("/account/tokens/")
     expect(page.get_by_role("heading", name="API tokens")).to_be_visible()  # still signed in

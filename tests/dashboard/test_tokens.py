@@ -178,6 +178,6 @@ def test_tokens_in_the_browser_made_shown_once_and_revoked(page_as, person):
     expect(page.get_by_role("heading", name="Revoke the token “CI deploys”")).to_be_visible()
     assert_accessible(page)
     page.get_by_role("button", name="Revoke token").click()
-    expect(page.get_by_role("status")).to_contain_text("is revoked")
+    expect(page.locator(".messages")).to_contain_text("is revoked")
     expect(page.get_by_role("row", name=re.compile("CI deploys"))).to_contain_text("revoked")
     assert api_as(plaintext).get("/api/v1/me/").status_code == 401
