@@ -13,6 +13,8 @@ from playwright.sync_api import Browser, Page
 
 from tests.browser import TIMEOUT_MS, browser, page  # noqa: F401  (fixtures, used by name)
 
+from .routes import world  # noqa: F401  (a fixture, used by name)
+
 
 @pytest.fixture
 def dashboard_client() -> Callable[..., Client]:

@@ -5,64 +5,23 @@ declares through `access.org_page`, checked against the one role table: a route 
 the day it is added, and a route that forgets `org_page` fails here.
 """
 
-from datetime import date
-
 import pytest
-from django.urls import URLPattern, URLResolver, reverse
+from django.urls import reverse
 
 from berth.applications.models import App, ConfigVar, Formation, Release
-from berth.billing.models import Invoice
-from berth.dashboard import urls as dashboard_urls
-from berth.deployments import services as deployments
 from berth.deployments.models import Deployment
 from berth.tenancy.models import ApiToken, Invitation, Membership, Organization
 from berth.tenancy.roles import Role, role_allows
-from berth.tenancy.services import invitation_create
-from tests.factories import SizeFactory
+
+from .routes import ORG_ROUTES, url_of
 
 pytestmark = pytest.mark.django_db
-
-
-def _patterns(patterns, prefix=""):
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from _patterns(entry.url_patterns, prefix + str(entry.pattern))
-        elif isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern), entry
-
-
-ORG_ROUTES = [(route, entry) for route, entry in _patterns(dashboard_urls.urlpatterns) if "<str:org_slug>" in route]
 
 
 def test_every_route_of_an_organization_declares_the_action_it_needs():
     assert len(ORG_ROUTES) >= 20
     undeclared = [route for route, entry in ORG_ROUTES if not hasattr(entry.callback, "required_action")]
     assert not undeclared, f"routes not wrapped in access.org_page: {undeclared}"
-
-
-@pytest.fixture
-def world(organization, members):
-    """acme with an app that has two releases, config, a formation, a pending invitation; ids for every route."""
-    owner = members[Role.OWNER]
-    SizeFactory(name="small", is_default=True)
-    app = App.objects.create(organization=organization, name="shop", description="The shop")
-    deployments.release_create(actor=owner, app=app, image="berth-test/web:v1", process_types=None, description="")
-    deployments.config_set(actor=owner, app=app, values={"GREETING": "hello"})
-    invitation, _ = invitation_create(actor=owner, organization=organization, email="new@example.test", role="viewer")
-    invoice = Invoice.objects.create(organization=organization, period=date(2026, 10, 1), state=Invoice.State.FINALIZED)
-    return {
-        "org_slug": organization.slug,
-        "app_name": app.name,
-        "version": 1,
-        "membership_id": Membership.objects.get(user=members[Role.DEVELOPER]).pk,
-        "invitation_id": invitation.pk,
-        "period": invoice.period.strftime("%Y-%m"),
-    }
-
-
-def url_of(entry, kwargs) -> str:
-    needed = entry.pattern.converters.keys()
-    return reverse(f"dashboard:{entry.name}", kwargs={name: kwargs[name] for name in needed})
 
 
 def snapshot() -> dict:
