@@ -7,6 +7,8 @@ from django.db.models import Min
 
 from berth.applications.models import App, Release
 from berth.fleet.models import Container
+from berth.tenancy.models import User
+from berth.tenancy.roles import Action
 
 from .models import Deployment
 
@@ -26,6 +28,12 @@ def target_release(app: App) -> Release | None:
     deploys applies to that release, and one made after a release failed to the release that runs."""
     pending = _newest_unfinished(app)
     return pending.release if pending is not None else app.current_release
+
+
+def base_release(app: App) -> Release | None:
+    """What a config or formation change builds on: the target release; before any release ran or is on
+    its way (the first failed), the newest one, so that a fix of its config or size tries it again."""
+    return target_release(app) or app.releases.order_by("-version").first()
 
 
 def live_since(release: Release) -> datetime | None:
@@ -74,3 +82,30 @@ def app_state(app: App) -> dict:
             if f.process_type in process_types or f.process_type in running
         },
     }
+
+
+# Deployments per page of an app's activity (the dashboard's overview).
+ACTIVITY_PAGE = 10
+
+
+def deployments_page(
+    *, actor: User, app: App, before: int | None = None, limit: int = ACTIVITY_PAGE
+) -> tuple[list[Deployment], int | None]:
+    """The app's deployments newest first, `limit` of them (only those older than deployment `before`
+    when given), each with its release, its author and its steps: three queries whatever the number of
+    deployments and steps. Returns them and the `before` of the next, older page (None on the last).
+
+    Paged by id rather than by offset, so a deployment queued while someone reads page 2 does not shift
+    what page 3 shows; ids grow with creation, so this is the list's creation order."""
+    rows = (
+        Deployment.objects.for_actor(actor, Action.APP_VIEW)
+        .filter(app=app)
+        .select_related("release", "created_by")
+        .prefetch_related("steps")
+        .order_by("-id")
+    )
+    if before is not None:
+        rows = rows.filter(id__lt=before)
+    page = list(rows[: limit + 1])
+    older = page[limit - 1].pk if len(page) > limit else None
+    return page[:limit], older

@@ -25,7 +25,7 @@ from berth.fleet.models import Container, DockerHost, Size
 from berth.tenancy.models import User
 
 from .models import Deployment
-from .selectors import target_release
+from .selectors import base_release, target_release
 
 RESERVED_CONFIG_PREFIX = "BERTH_"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -244,7 +244,7 @@ def config_set(*, actor: User, app: App, values: dict[str, str | None]) -> tuple
             "unset": sorted(k for k, v in values.items() if v is None),
         },
     )
-    base = _base_release(app)
+    base = base_release(app)
     if base is None:
         return None, None
     return _release_and_deploy(
@@ -256,12 +256,6 @@ def config_set(*, actor: User, app: App, values: dict[str, str | None]) -> tuple
         description=_config_description(values),
         kind=Deployment.Kind.RELEASE,
     )
-
-
-def _base_release(app: App) -> Release | None:
-    """What a change builds on: the target release; before any release ran or is on its way (the first
-    failed), the newest one, so that a fix of its config or size tries it again."""
-    return target_release(app) or app.releases.order_by("-version").first()
 
 
 def _config_description(values: dict) -> str:
@@ -279,7 +273,7 @@ def largest_host_memory_mb() -> int:
 def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deployment | None:
     """Change quantity and/or size per process type; the worker converges on it."""
     app = _lock_app(app)
-    release = _base_release(app)
+    release = base_release(app)
     if release is None:
         raise Conflict("Create a release before scaling.", code="no_release")
     formation = _formation(app)
