@@ -129,12 +129,14 @@ def follow_navigations(page: Page) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)
 def test_steps_and_health_change_on_the_page_without_a_reload(app, members, page_as):
+    [earlier] = add_deployments(app, 1)
     pending = add_pending_release(app, members[Role.DEVELOPER])
     page = page_as(members[Role.VIEWER])
     page.goto(OVERVIEW)
     expect(page.locator("#app-state")).to_have_attribute("data-poll-seconds", "2")
     page.evaluate("window.berthMarker = 'the page that was opened'")
     loads = follow_navigations(page)
+    page.locator(f"#steps-{earlier.pk} summary").click()  # unfold a finished deployment's steps
 
     pending.steps.create(message="Starting web.0 of v2 on host-big (1 of 1).")
     [container] = add_containers(app, 1, exits_per_slot=0)
@@ -153,6 +155,9 @@ def test_steps_and_health_change_on_the_page_without_a_reload(app, members, page
 
     assert page.evaluate("window.berthMarker") == "the page that was opened"
     assert loads == []
+    # Updates came in, and the steps unfolded meanwhile are still unfolded.
+    expect(page.locator(f"#steps-{earlier.pk}")).to_have_attribute("open", "")
+    expect(page.locator(f"#steps-{earlier.pk}")).to_contain_text(f"Step 2 of deployment {earlier.pk}.")
 
 
 @pytest.mark.django_db(transaction=True)
