@@ -212,3 +212,18 @@ def test_a_deploy_and_a_scale_on_the_test_bed_are_followed_live(organization, me
     assert loads == []
     live = Container.objects.filter(state__in=Container.LIVE)
     assert [c.health for c in live] == [Container.Health.HEALTHY] * 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_poll_leaves_the_page_as_it_was_and_polling_goes_on(app, members, page_as):
+    """The app is deleted while its overview is open: each poll is a 404, which changes nothing on the page."""
+    add_pending_release(app, members[Role.DEVELOPER])
+    page = page_as(members[Role.VIEWER])
+    page.goto(OVERVIEW)
+    App.objects.filter(pk=app.pk).delete()
+    for _ in range(2):
+        with page.expect_response(lambda answer: answer.url.endswith(LIVE)) as polled:
+            pass
+        assert polled.value.status == 404
+    expect(page.locator("#app-state")).to_contain_text("Deploying v2")
+    expect(page.locator("#containers")).to_be_visible()

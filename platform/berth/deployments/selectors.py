@@ -96,11 +96,14 @@ def deployments_page(
     deployments and steps. Returns them and the `before` of the next, older page (None on the last).
 
     Paged by id rather than by offset, so a deployment queued while someone reads page 2 does not shift
-    what page 3 shows; ids grow with creation, so this is the list's creation order."""
+    what page 3 shows; ids grow with creation, so this is the list's creation order. What an activity
+    feed does not show is left unread (reading it costs a query per row): the release's config (decrypting
+    it for every row cost more than the rest), its process types and the formation snapshots."""
     rows = (
         Deployment.objects.for_actor(actor, Action.APP_VIEW)
         .filter(app=app)
         .select_related("release", "created_by")
+        .defer("release__config", "release__process_types", "formation", "previous_formation")
         .prefetch_related("steps")
         .order_by("-id")
     )

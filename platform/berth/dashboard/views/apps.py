@@ -98,11 +98,13 @@ def overview_context(request: HttpRequest, app: App, *, formation_form: Formatio
 
 
 def _releases(app: App, state: dict) -> dict[int, Release]:
-    """The release that runs and the target release, with their authors, in one query."""
+    """The release that runs and the target release, with their authors, in one query (not their config:
+    it is encrypted, and not shown)."""
     versions = {v for v in (state["release"], state["target_release"]) if v is not None}
     if not versions:
         return {}
-    return {r.version: r for r in Release.objects.filter(app=app, version__in=versions).select_related("author")}
+    rows = Release.objects.filter(app=app, version__in=versions).select_related("author").defer("config")
+    return {r.version: r for r in rows}
 
 
 def _processes(state: dict) -> list[dict[str, Any]]:
