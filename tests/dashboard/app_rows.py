@@ -55,7 +55,7 @@ def add_containers(app: App, count: int, *, exits_per_slot: int = 2) -> list[Con
     hosts = [HostFactory(), HostFactory()]
     small = Size.objects.get(name="small")
     now = timezone.now()
-    start = Container.objects.filter(app=app).count()
+    start = Container.objects.filter(app=app, state__in=Container.LIVE).count()  # the next free slot
     live = []
     for i in range(start, start + count):
         for crash in range(exits_per_slot):

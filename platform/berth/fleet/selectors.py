@@ -186,10 +186,22 @@ class LiveContainer:
 
 # What a list of an app's containers shows of them. The rest is left unread: a host's keys and a
 # release's config are encrypted, and decrypting them for every row cost more than the rest of the page.
-_CONTAINER_ROW = (
-    *("id", "name", "process_type", "index", "state", "health", "published_port", "started_at", "created_at"),
-    *("host", "host__name", "host__address", "release", "release__version"),
-)
+_CONTAINER_ROW = [
+    "id",
+    "name",
+    "process_type",
+    "index",
+    "state",
+    "health",
+    "published_port",
+    "started_at",
+    "created_at",
+    "host",
+    "host__name",
+    "host__address",
+    "release",
+    "release__version",
+]
 
 
 def app_live_containers(*, actor: User, app: App, now: datetime) -> list[LiveContainer]:
