@@ -12,6 +12,8 @@ from django.db.models.functions import Coalesce, Left
 
 from berth.applications.models import App, Formation, Release
 from berth.fleet.models import Container
+from berth.tenancy.models import User
+from berth.tenancy.roles import Action
 
 from .models import Deployment
 
@@ -357,3 +359,33 @@ def config_diff(keys: Iterable[str], values: dict[str, str | None]) -> ConfigDif
         changed=tuple(sorted(k for k, v in values.items() if v is not None and k in present)),
         removed=tuple(sorted(k for k, v in values.items() if v is None and k in present)),
     )
+
+
+# Deployments per page of an app's activity (the dashboard's overview).
+ACTIVITY_PAGE = 10
+
+
+def deployments_page(
+    *, actor: User, app: App, before: int | None = None, limit: int = ACTIVITY_PAGE
+) -> tuple[list[Deployment], int | None]:
+    """The app's deployments newest first, `limit` of them (only those older than deployment `before`
+    when given), each with its release, its author and its steps: three queries whatever the number of
+    deployments and steps. Returns them and the `before` of the next, older page (None on the last).
+
+    Paged by id rather than by offset, so a deployment queued while someone reads page 2 does not shift
+    what page 3 shows; ids grow with creation, so this is the list's creation order. What an activity
+    feed does not show is left unread (reading it costs a query per row): the release's config (decrypting
+    it for every row cost more than the rest), its process types and the formation snapshots."""
+    rows = (
+        Deployment.objects.for_actor(actor, Action.APP_VIEW)
+        .filter(app=app)
+        .select_related("release", "created_by")
+        .defer("release__config", "release__process_types", "formation", "previous_formation")
+        .prefetch_related("steps")
+        .order_by("-id")
+    )
+    if before is not None:
+        rows = rows.filter(id__lt=before)
+    page = list(rows[: limit + 1])
+    older = page[limit - 1].pk if len(page) > limit else None
+    return page[:limit], older

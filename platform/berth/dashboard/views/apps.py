@@ -1,38 +1,257 @@
-"""Not built yet."""
+"""An app's pages: its overview, followed live while it deploys; deploying a release; scaling it.
 
-from typing import cast
+The overview and its live update read through selectors a fixed number of queries, whatever the number
+of containers and deployments (docs/dashboard.md#app-overview-and-deploys). Deploys and scales parse
+the form into what the API takes, with the API's serializers, and call the same services: the worker
+does the work, the page follows it.
+"""
+
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+from django.views.decorators.http import require_safe
+from rest_framework.exceptions import ValidationError
 
-from berth.api.serializers import AppCreateSerializer
+from berth.api.serializers import AppCreateSerializer, FormationUpdateSerializer, ReleaseCreateSerializer
 from berth.applications import services as app_services
-from berth.applications.models import App
+from berth.applications.models import App, Release
+from berth.applications.specs import parse_process_types
 from berth.core.errors import BerthError
+from berth.deployments import services
+from berth.deployments.models import Deployment
+from berth.deployments.selectors import app_state, base_release, deployments_page, live_since
+from berth.fleet.models import Size
+from berth.fleet.selectors import app_live_containers
 from berth.tenancy.models import Membership, User
 from berth.tenancy.roles import Action
 
 from ..access import app_of, org_page
+from ..app_forms import (
+    DeployForm,
+    FormationForm,
+    ProcessTypeFormSet,
+    place_spec_refusal,
+    process_types_of,
+    rows_from_release,
+)
 from ..forms import add_refusal, parsed_as_api
 from ..rendering import render_page
 
-
-def app_overview(request, *args, **kwargs):
-    raise Http404
-
-
-def app_live(request, *args, **kwargs):
-    raise Http404
+# How often an open overview asks for its live parts: while a deployment is queued or running, and
+# otherwise (a crash makes Berth start a heal deployment, which the slow poll notices).
+POLL_DEPLOYING_SECONDS = 2
+POLL_IDLE_SECONDS = 30
+REFUSED = 400
 
 
-def deploy(request, *args, **kwargs):
-    raise Http404
+# --- overview and its live update -------------------------------------------------------------------
 
 
-def formation_scale(request, *args, **kwargs):
-    raise Http404
+@org_page(Action.APP_VIEW)
+@require_safe
+def app_overview(request: HttpRequest, membership: Membership, app_name: str) -> HttpResponse:
+    """The app: its release, where it is going, its formation, containers and deployments."""
+    app = app_of(request, membership, app_name)
+    return render(request, "dashboard/apps/overview.html", overview_context(request, app))
+
+
+@org_page(Action.APP_VIEW)
+@require_safe
+def app_live(request: HttpRequest, membership: Membership, app_name: str) -> HttpResponse:
+    """The overview's live parts for its poll (state, containers, activity); the whole overview without htmx."""
+    app = app_of(request, membership, app_name)
+    context = overview_context(request, app)
+    return render_page(request, "dashboard/apps/overview.html", context, fragment="dashboard/apps/_live.html")
+
+
+def overview_context(request: HttpRequest, app: App, *, formation_form: FormationForm | None = None) -> dict:
+    """What the overview shows. The formation form (and the sizes it offers) is read only when rendered:
+    the live update does not show it."""
+    state = app_state(app)
+    releases = _releases(app, state)
+    current = releases.get(state["release"])
+    target = releases.get(state["target_release"])
+    before = _positive_int(request.GET.get("before"))
+    deployments, older = deployments_page(actor=_actor(request), app=app, before=before)
+    live_url = reverse("dashboard:app-live", args=[app.organization.slug, app.name])
+    return {
+        "app": app,
+        "state": state,
+        "current": current,
+        "live_since": live_since(current) if current else None,
+        "target": target if target is not None and target != current else None,
+        "pending": next((d for d in deployments if d.state in Deployment.UNFINISHED), None),
+        "processes": _processes(state),
+        "containers": app_live_containers(actor=_actor(request), app=app, now=timezone.now()),
+        "deployments": deployments,
+        "before": before,
+        "older": older,
+        "poll_seconds": POLL_DEPLOYING_SECONDS if state["deploying"] else POLL_IDLE_SECONDS,
+        "live_url": f"{live_url}?before={before}" if before else live_url,
+        "formation_form": formation_form
+        or SimpleLazyObject(lambda: _formation_form(app, state, target or base_release(app))),
+    }
+
+
+def _releases(app: App, state: dict) -> dict[int, Release]:
+    """The release that runs and the target release, with their authors, in one query (not their config:
+    it is encrypted, and not shown)."""
+    versions = {v for v in (state["release"], state["target_release"]) if v is not None}
+    if not versions:
+        return {}
+    rows = Release.objects.filter(app=app, version__in=versions).select_related("author").defer("config")
+    return {r.version: r for r in rows}
+
+
+def _processes(state: dict) -> list[dict[str, Any]]:
+    """Per process type: wanted quantity and size, live containers per release, and how many in all."""
+    return [
+        {"name": name, **process, "live": sum(process["running"].values())}
+        for name, process in state["processes"].items()
+    ]
+
+
+def _formation_form(app: App, state: dict, base: Release | None, data: Any = None) -> FormationForm:
+    """The formation form, for the process types of the release a change builds on (`base_release`): the
+    target release, or when nothing runs or deploys (the first release failed), the newest one."""
+    process_types = base.process_types if base is not None else {}
+    processes = {name: p for name, p in state["processes"].items() if name in process_types}
+    if len(processes) < len(process_types):  # not the target release: app_state leaves its formation out
+        formation = app.formation.select_related("size").filter(process_type__in=list(process_types))
+        processes = {f.process_type: {"quantity": f.quantity, "size": f.size.name} for f in formation}
+    return FormationForm(processes, Size.objects.order_by("memory_mb", "name"), data=data)
+
+
+def _actor(request: HttpRequest) -> User:
+    """The signed-in person: `org_page` sent anyone else to the sign-in page."""
+    return cast(User, request.user)
+
+
+def _positive_int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() and 0 < int(text) < 2**63 else None
+
+
+# --- deploy -----------------------------------------------------------------------------------------
+
+
+@org_page(Action.APP_DEPLOY)
+def deploy(request: HttpRequest, membership: Membership, app_name: str) -> HttpResponse:
+    """A new release from an image and process types, deployed by the worker; prefilled from the target
+    release, so that deploying a new image of the same app is one field."""
+    app = app_of(request, membership, app_name)
+    if request.method != "POST":
+        return _deploy_page(request, app, *_deploy_forms_for(app))
+    form, rows = DeployForm(request.POST), ProcessTypeFormSet(request.POST, prefix="process")
+    if "add" in request.POST:  # another row, without JavaScript: the same page with one more
+        more = request.POST.copy()
+        more["process-TOTAL_FORMS"] = str(min(rows.total_form_count() + 1, rows.absolute_max))
+        return _deploy_page(request, app, DeployForm(request.POST), ProcessTypeFormSet(more, prefix="process"))
+    form.is_valid()
+    if not rows.is_valid():
+        return _deploy_page(request, app, form, rows, status=REFUSED)
+    data: dict[str, Any] = {"image": form.cleaned_data["image"], "description": form.cleaned_data["description"]}
+    process_types = process_types_of(rows.forms)
+    if any(row.errors for row in rows.forms):
+        return _deploy_page(request, app, form, rows, status=REFUSED)
+    if process_types is not None:  # none at all: the API's default, as when its body leaves them out
+        data["process_types"] = process_types
+    parsed = ReleaseCreateSerializer(data=data)
+    if not parsed.is_valid():
+        add_refusal(form, ValidationError(parsed.errors))
+    try:  # the specs' refusal beside the image's, so one submit shows both
+        parse_process_types(process_types)
+    except BerthError as error:
+        place_spec_refusal(form, rows.forms, error)
+    if form.errors or any(row.errors for row in rows.forms):
+        return _deploy_page(request, app, form, rows, status=REFUSED)
+    try:
+        release, _ = services.release_create(actor=_actor(request), app=app, **parsed.validated_data)
+    except BerthError as error:
+        place_spec_refusal(form, rows.forms, error)
+        return _deploy_page(request, app, form, rows, status=REFUSED)
+    messages.success(request, f"Release v{release.version} ({release.image}) is deploying.")
+    return redirect("dashboard:app", app.organization.slug, app.name)
+
+
+def _deploy_forms_for(app: App) -> tuple[DeployForm, Any]:
+    """Prefilled from the release a change builds on (the target release; the newest, if the first failed);
+    with none, one web row."""
+    base = base_release(app)
+    if base is None:
+        initial_rows = [{"name": "web", "port": 8080}]
+        return DeployForm(), ProcessTypeFormSet(initial=initial_rows, prefix="process")
+    form = DeployForm(initial={"image": base.image})
+    return form, ProcessTypeFormSet(initial=rows_from_release(base.process_types), prefix="process")
+
+
+def _deploy_page(request: HttpRequest, app: App, form: DeployForm, rows: Any, *, status: int = 200) -> HttpResponse:
+    context = {"app": app, "form": form, "rows": rows, "can_add": rows.total_form_count() < rows.absolute_max}
+    return render(request, "dashboard/apps/deploy.html", context, status=status)
+
+
+# --- scale ------------------------------------------------------------------------------------------
+
+
+@org_page(Action.APP_DEPLOY)
+def formation_scale(request: HttpRequest, membership: Membership, app_name: str) -> HttpResponse:
+    """Change quantity and size per process type, as the API's formation PATCH does; scaling a process
+    type to 0 is confirmed on a page of its own first. A GET (a reloaded answer) goes to the overview."""
+    app = app_of(request, membership, app_name)
+    if request.method != "POST":
+        return redirect("dashboard:app", app.organization.slug, app.name)
+    form = _formation_form(app, app_state(app), base_release(app), data=request.POST)
+    changes = form.changes()
+    if not changes:
+        messages.info(request, "The formation already is what the form says; nothing changed.")
+        return redirect("dashboard:app", app.organization.slug, app.name)
+    parsed = FormationUpdateSerializer(data={"formation": changes})
+    if not parsed.is_valid():
+        return _scale_refused(request, app, form, ValidationError(parsed.errors))
+    wanted = parsed.validated_data["formation"]
+    stopping = sorted(name for name, change in wanted.items() if change.get("quantity") == 0)
+    if stopping and request.POST.get("confirm") != "yes":
+        context = {"app": app, "stopping": stopping, "fields": _posted_fields(request, form)}
+        return render(request, "dashboard/apps/scale_confirm.html", context)
+    try:
+        deployment = services.formation_scale(actor=_actor(request), app=app, changes=wanted)
+    except BerthError as error:
+        return _scale_refused(request, app, form, error)
+    summary = ", ".join(f"{name} {_change_text(change)}" for name, change in sorted(wanted.items()))
+    if deployment is None:
+        messages.success(request, f"Formation saved ({summary}); the first release will run with it.")
+    else:
+        messages.success(request, f"Scaling {summary}.")
+    return redirect("dashboard:app", app.organization.slug, app.name)
+
+
+def _scale_refused(
+    request: HttpRequest, app: App, form: FormationForm, error: BerthError | ValidationError
+) -> HttpResponse:
+    """The overview again, the form as typed with the refusal beside the field it names."""
+    form.place_refusal(error)
+    context = overview_context(request, app, formation_form=form)
+    return render(request, "dashboard/apps/overview.html", context, status=REFUSED)
+
+
+def _posted_fields(request: HttpRequest, form: FormationForm) -> list[tuple[str, str]]:
+    """The formation fields as posted, carried through the confirm step unchanged."""
+    return [(name, request.POST[name]) for name in form.fields if name in request.POST]
+
+
+def _change_text(change: dict) -> str:
+    parts = ([f"to {change['quantity']}"] if "quantity" in change else []) + (
+        [f"at size {change['size']}"] if "size" in change else []
+    )
+    return " ".join(parts)
+
+
+# --- create and delete ------------------------------------------------------------------------------
 
 
 class AppForm(forms.Form):
