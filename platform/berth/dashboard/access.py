@@ -8,13 +8,14 @@ gets the membership; `app_of` resolves an app the same way.
 
 from collections.abc import Callable
 from functools import wraps
+from typing import cast
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
 from berth.applications.models import App
-from berth.tenancy.models import Membership
+from berth.tenancy.models import Membership, User
 from berth.tenancy.roles import Action, Role, role_allows, roles_allowing
 from berth.tenancy.selectors import membership_in
 
@@ -53,6 +54,11 @@ def org_page(action: str) -> Callable[[View], View]:
         return wrapper
 
     return decorator
+
+
+def actor(request: HttpRequest) -> User:
+    """The signed-in person making the request: `org_page` and `login_required` let no one else through."""
+    return cast(User, request.user)
 
 
 def app_of(request: HttpRequest, membership: Membership, name: str) -> App:

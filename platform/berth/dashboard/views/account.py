@@ -8,7 +8,6 @@ and password-reset requests are counted per client address and per email by `cor
 
 import hashlib
 import math
-from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -31,9 +30,10 @@ from berth.core.errors import BerthError
 from berth.core.ratelimit import hit, parse_rate
 from berth.core.requests import client_ip
 from berth.tenancy import services
-from berth.tenancy.models import Invitation, User
+from berth.tenancy.models import Invitation
 from berth.tenancy.selectors import invitation_pending, role_of, signup_is_open
 
+from ..access import actor
 from ..forms import add_refusal
 
 # --- forms -------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def password_change(request: HttpRequest) -> HttpResponse:
     """Change the password. The person stays signed in here; their other sessions end."""
-    user = cast(User, request.user)  # login_required lets only a signed-in person this far
+    user = actor(request)
     form = PasswordChangeForm(user, request.POST or None)
     template = "dashboard/account/password_change.html"
     if request.method == "GET":

@@ -5,8 +5,6 @@ never values). A change is parsed by the API's serializer and checked by the ser
 a diff, and on confirmation made by `deployments.services.config_set`, the API's service: one release.
 """
 
-from typing import cast
-
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -19,10 +17,10 @@ from berth.applications.models import App
 from berth.core.errors import BerthError
 from berth.deployments import services
 from berth.deployments.selectors import base_release, config_diff, config_keys
-from berth.tenancy.models import Membership, User
+from berth.tenancy.models import Membership
 from berth.tenancy.roles import Action, role_allows
 
-from ..access import app_of, org_page, require
+from ..access import actor, app_of, org_page, require
 from ..forms import add_refusal
 
 FORM_ID = "config-edit"
@@ -146,7 +144,7 @@ def config_vars(request: HttpRequest, membership: Membership, app_name: str) -> 
     if request.POST.get("confirm") != "yes":
         return _preview(request, app, keys, form)
     try:
-        release, _ = services.config_set(actor=_actor(request), app=app, values=form.changes)
+        release, _ = services.config_set(actor=actor(request), app=app, values=form.changes)
     except BerthError as error:
         add_refusal(form, error, fields=form.refusal_fields())
         return _page(request, app, keys, form, status=400)
@@ -164,7 +162,7 @@ def config_reveal(request: HttpRequest, membership: Membership, app_name: str) -
     if request.method != "POST":
         return redirect("dashboard:config", membership.organization.slug, app.name)
     key = request.POST.get("key", "")
-    revealed = services.config_reveal(actor=_actor(request), app=app, keys=[key] if key else None)
+    revealed = services.config_reveal(actor=actor(request), app=app, keys=[key] if key else None)
     keys = config_keys(app)
     form = ConfigEditForm(keys=keys) if role_allows(membership.role, Action.APP_DEPLOY) else None
     return _page(request, app, keys, form, revealed=revealed)
@@ -242,10 +240,6 @@ def _preview(request: HttpRequest, app: App, keys: list[str], form: ConfigEditFo
         "tab": "config",
     }
     return _private(render(request, "dashboard/config/preview.html", context))
-
-
-def _actor(request: HttpRequest) -> User:
-    return cast(User, request.user)  # org_page lets only a signed-in person through
 
 
 def _private(response: HttpResponse) -> HttpResponse:

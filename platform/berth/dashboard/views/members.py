@@ -6,8 +6,6 @@ grants, changes or removes the owner role; the last owner stays) hold here becau
 their refusals are shown next to what they are about.
 """
 
-from typing import cast
-
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -17,22 +15,17 @@ from django.db.models.functions import Now
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from berth.api.errors import flatten_detail
 from berth.api.serializers import InvitationCreateSerializer, MembershipUpdateSerializer
 from berth.core.errors import BerthError, Forbidden
 from berth.tenancy import services
-from berth.tenancy.models import Invitation, Membership, User
+from berth.tenancy.models import Invitation, Membership
 from berth.tenancy.roles import Action, Role, role_allows
 
-from ..access import org_page
-from ..forms import add_refusal
-
-
-def actor_of(request: HttpRequest) -> User:
-    return cast(User, request.user)  # org_page lets only a signed-in person through
+from ..access import actor, org_page
+from ..forms import add_refusal, parsed_as_api
 
 
 def role_choices(owner_manage: bool) -> list[tuple[str, str]]:
@@ -75,16 +68,6 @@ class LeaveForm(forms.Form):
         if self.cleaned_data["confirm"].strip() != self.slug:
             raise forms.ValidationError(f"Type {self.slug} exactly to leave.")
         return self.slug
-
-
-def validated(form: forms.Form, serializer_class: type[serializers.Serializer]) -> dict | None:
-    """The API serializer's reading of the form's input, or None with its refusals put on the form."""
-    form.is_valid()  # the form only keeps the input; this builds the cleaned_data that add_error needs
-    serializer = serializer_class(data={name: form.data.get(name, "") for name in form.fields})
-    if serializer.is_valid():
-        return dict(serializer.validated_data)
-    add_refusal(form, ValidationError(serializer.errors))
-    return None
 
 
 def member_of(request: HttpRequest, membership: Membership, membership_id: int) -> Membership:
@@ -160,12 +143,12 @@ def member_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 def invite(request: HttpRequest, membership: Membership) -> HttpResponse:
     """Invite an email address with a role; the service records it and sends the email with the link."""
     form = InviteForm(request.POST, owner_manage=role_allows(membership.role, Action.OWNER_MANAGE))
-    data = validated(form, InvitationCreateSerializer)
+    data = parsed_as_api(form, InvitationCreateSerializer)
     if data is None:
         return members_page(request, membership, invite_form=form, status=400)
     try:
         invitation, _token = services.invitation_create(
-            actor=actor_of(request), organization=membership.organization, **data
+            actor=actor(request), organization=membership.organization, **data
         )
     except BerthError as error:
         # The owner-role refusal names no field; it is about the role chosen.
@@ -184,7 +167,7 @@ def role_change(request: HttpRequest, membership: Membership, membership_id: int
     try:
         if not data.is_valid():
             raise ValidationError(data.errors)
-        services.membership_update_role(actor=actor_of(request), membership=target, **data.validated_data)
+        services.membership_update_role(actor=actor(request), membership=target, **data.validated_data)
     except (BerthError, ValidationError) as error:
         if isinstance(error, BerthError):
             texts = [error.message]
@@ -201,13 +184,13 @@ def member_remove(request: HttpRequest, membership: Membership, membership_id: i
     """GET: the confirm step; POST: remove. A removal the service would refuse is a 403 at either step."""
     target = member_of(request, membership, membership_id)
     try:
-        services.membership_remove_check(actor=actor_of(request), membership=target)
+        services.membership_remove_check(actor=actor(request), membership=target)
     except Forbidden as error:
         raise PermissionDenied(error.message) from None
     error_text = None
     if request.method == "POST":
         try:
-            services.membership_remove(actor=actor_of(request), membership=target)
+            services.membership_remove(actor=actor(request), membership=target)
         except Forbidden as error:
             raise PermissionDenied(error.message) from None
         except BerthError as error:
@@ -229,7 +212,7 @@ def leave(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = LeaveForm(request.POST if request.method == "POST" else None, slug=organization.slug)
     if request.method == "POST" and form.is_valid():
         try:
-            services.membership_remove(actor=actor_of(request), membership=membership)
+            services.membership_remove(actor=actor(request), membership=membership)
         except BerthError as error:
             add_refusal(form, error)
         else:
@@ -250,6 +233,6 @@ def invitation_revoke(request: HttpRequest, membership: Membership, invitation_i
     )
     if invitation is None:
         raise Http404("No such invitation.")
-    services.invitation_revoke(actor=actor_of(request), invitation=invitation)
+    services.invitation_revoke(actor=actor(request), invitation=invitation)
     messages.success(request, f"The invitation to {invitation.email} is revoked.")
     return redirect("dashboard:members", membership.organization.slug)

@@ -6,7 +6,6 @@ token is a 404.
 """
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import cast
 
 from django import forms
 from django.contrib import messages
@@ -24,6 +23,7 @@ from berth.tenancy.models import ApiToken, User
 from berth.tenancy.selectors import api_tokens_of
 from berth.tenancy.services import api_token_create, api_token_revoke
 
+from ..access import actor
 from ..forms import add_refusal
 
 # The session key that carries a new token's plaintext from the POST that made it to the one page
@@ -68,7 +68,7 @@ def _create(user: User, form: TokenForm) -> tuple[ApiToken, str] | None:
 @require_http_methods(["GET", "POST"])
 def token_list(request: HttpRequest) -> HttpResponse:
     """The person's tokens with a form to make one; a POST makes it and shows it on the next page only."""
-    user = cast(User, request.user)  # login_required lets only a signed-in person this far
+    user = actor(request)
     form = TokenForm(request.POST or None)
     if request.method == "POST":
         created = _create(user, form)
@@ -86,9 +86,9 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     """Confirm, then revoke one of the person's tokens; anything using it is refused from then on."""
-    api_token = get_object_or_404(api_tokens_of(cast(User, request.user)), pk=token_id)
+    api_token = get_object_or_404(api_tokens_of(actor(request)), pk=token_id)
     if request.method == "POST":
-        api_token_revoke(actor=cast(User, request.user), api_token=api_token)
+        api_token_revoke(actor=actor(request), api_token=api_token)
         messages.success(request, f"The token “{api_token.name}” is revoked; anything that uses it is refused.")
         return redirect("dashboard:tokens")
     return render(request, "dashboard/account/token_revoke.html", {"api_token": api_token})
