@@ -1,6 +1,7 @@
 """A form is never lost when it is refused: every dashboard form that can be refused comes back as a 400
-with each value typed in its own input (read by name from the page, not found anywhere on it) and the
-refused input marked invalid. Passwords are the exception by design: they are never sent back.
+with each value typed in its own input (read by name among the controls of the form that was sent, not
+searched for anywhere on the page) and the refused input marked invalid, its error tied to it. Passwords
+are the exception by design: they are never sent back.
 
 The areas' tests check each refusal's words and that nothing changed; this one walks all the forms the
 same way, so a form added or reworked that drops what was typed, or puts it in the wrong input, fails here.
