@@ -222,7 +222,6 @@ def _page(
         "form": form,
         "form_id": FORM_ID,
         "revealed": revealed,
-        "tab": "config",
     }
     return _private(render(request, "dashboard/config/vars.html", context, status=status))
 
@@ -237,7 +236,6 @@ def _preview(request: HttpRequest, app: App, keys: list[str], form: ConfigEditFo
         "changed": [(key, form.changes[key]) for key in diff.changed],
         "removed": diff.removed,
         "base": base_release(app),
-        "tab": "config",
     }
     return _private(render(request, "dashboard/config/preview.html", context))
 

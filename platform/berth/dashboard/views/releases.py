@@ -28,7 +28,7 @@ def release_list(request: HttpRequest, membership: Membership, app_name: str) ->
     """The app's releases, newest first, each with what it changed from the one before it."""
     app = app_of(request, membership, app_name)
     history = release_page(app, request.GET.get("page"), per_page=PER_PAGE)
-    return render(request, "dashboard/releases/list.html", {"app": app, "history": history, "tab": "releases"})
+    return render(request, "dashboard/releases/list.html", {"app": app, "history": history})
 
 
 @org_page(Action.APP_DEPLOY)
@@ -67,6 +67,5 @@ def _confirm(request: HttpRequest, app: App, to: Release, *, error: str = "", st
         "now": now,
         "changes": release_diff(now, to) if now is not None else None,
         "error": error,
-        "tab": "releases",
     }
     return render(request, "dashboard/releases/rollback.html", context, status=status)

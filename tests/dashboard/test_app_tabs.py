@@ -1,0 +1,79 @@
+"""Every page of an app carries the same tabs: Overview, Deploy, Releases and Config, the ones a role may
+open and no other, and the page shown marked as the current one."""
+
+import re
+from html import unescape
+
+import pytest
+from django.urls import reverse
+
+from berth.applications.models import App
+from berth.deployments.services import config_set, release_create
+from berth.tenancy.roles import Action, Role, role_allows
+from tests.factories import AppFactory, SizeFactory
+
+pytestmark = pytest.mark.django_db
+
+# Each tab: its label, the view it opens and the action a role needs to see it.
+TABS = [
+    ("Overview", "app", Action.APP_VIEW),
+    ("Deploy", "app-deploy", Action.APP_DEPLOY),
+    ("Releases", "releases", Action.APP_VIEW),
+    ("Config", "config", Action.CONFIG_VIEW),
+]
+
+
+@pytest.fixture
+def app(organization, members) -> App:
+    """An app with two releases (v2 sets a config var), so it has a release to roll back to."""
+    SizeFactory(is_default=True)
+    app = AppFactory(organization=organization, name="shop")
+    release_create(actor=members[Role.OWNER], app=app, image="berth-test/web:v1", process_types={"web": {}})
+    config_set(actor=members[Role.OWNER], app=app, values={"GREETING": "hello"})
+    return app
+
+
+def url(view: str, *args) -> str:
+    return reverse(f"dashboard:{view}", args=["acme", "shop", *args])
+
+
+# Each page of an app: how it is asked for, the action it needs, and the tab it belongs to.
+PAGES = {
+    "overview": ("get", url("app"), {}, Action.APP_VIEW, "Overview"),
+    "deploy": ("get", url("app-deploy"), {}, Action.APP_DEPLOY, "Deploy"),
+    "releases": ("get", url("releases"), {}, Action.APP_VIEW, "Releases"),
+    "rollback confirm": ("get", url("release-rollback", 1), {}, Action.APP_DEPLOY, "Releases"),
+    "config": ("get", url("config"), {}, Action.CONFIG_VIEW, "Config"),
+    "config preview": (
+        "post",
+        url("config"),
+        {"rows": "3", "known": "GREETING", "new_key_0": "LOG_LEVEL", "new_value_0": "debug"},
+        Action.APP_DEPLOY,
+        "Config",
+    ),
+}
+
+
+def tab_bars(html: str) -> list[list[tuple[str, str, bool]]]:
+    """Each `nav.tabs` of the page as its links: (label, href, marked current)."""
+    bars = re.findall(r'<nav class="tabs"[^>]*>(.*?)</nav>', html, re.DOTALL)
+    links = r'<a href="([^"]+)"( aria-current="page")?>([^<]+)</a>'
+    return [[(unescape(label), href, bool(current)) for href, current, label in re.findall(links, bar)] for bar in bars]
+
+
+@pytest.mark.parametrize(
+    ("page", "role"),
+    [(page, role) for page, spec in PAGES.items() for role in Role.values if role_allows(role, spec[3])],
+)
+def test_every_app_page_has_the_tabs_the_role_may_open_with_its_own_marked(page, role, app, members, dashboard_client):
+    method, address, data, _, current = PAGES[page]
+    response = getattr(dashboard_client(members[role]), method)(address, data)
+    assert response.status_code == 200
+    expected = [(label, url(view), label == current) for label, view, action in TABS if role_allows(role, action)]
+    assert tab_bars(response.content.decode()) == [expected]
+
+
+def test_a_viewer_sees_overview_and_releases_only(app, members, dashboard_client):
+    """The role table's answer, spelled out: a viewer may neither deploy nor read config."""
+    html = dashboard_client(members[Role.VIEWER]).get(url("releases")).content.decode()
+    assert [label for label, _, _ in tab_bars(html)[0]] == ["Overview", "Releases"]
