@@ -59,16 +59,27 @@ CPU_SAMPLE_S = 0.25
 TARGETS = {"cpu_ms": 15.0, "p99_ms_one_client": 100.0, "overview_weight_kb": 100.0}
 
 # name -> (path, extra headers, what the answer must contain)
+LIVE = f"/orgs/{ORG}/apps/{BIG}/live/"
+# What htmx sends with the overview's poll; the steps its page holds (HELD) are added from the page itself.
+POLL = {
+    "HX-Request": "true",
+    "HX-Trigger": "app-state",
+    "HX-Target": "app-state",
+    "HX-Current-URL": f"http://127.0.0.1/orgs/{ORG}/apps/{BIG}/",
+}
+HELD = "X-Berth-Held-Steps"
+LIVE_SHOWS = ['id="containers" aria-labelledby="containers-heading" hx-swap-oob="true"', "Older deployments"]
 PAGES = {
     "org_home": (f"/orgs/{ORG}/", {}, ["1000 apps", 'href="/orgs/bench/apps/app-0049/"', "Page 1 of 20"]),
     "org_home_page_20": (f"/orgs/{ORG}/?page=20", {}, ['href="/orgs/bench/apps/big/"', "Page 20 of 20"]),
     "org_home_search": (f"/orgs/{ORG}/?q=app-00", {}, ["100 apps matching", "Page 1 of 2"]),
     "app_overview": (f"/orgs/{ORG}/apps/{BIG}/", {}, ['Containers <span class="muted">(100)', "Older deployments"]),
-    "app_live": (
-        f"/orgs/{ORG}/apps/{BIG}/live/",
-        {"HX-Request": "true"},
-        ['id="containers" aria-labelledby="containers-heading" hx-swap-oob="true"', "Older deployments"],
-    ),
+    # The poll as a browser sends it: with the ids of the folded steps its page holds, which the answer
+    # leaves out (htmx keeps the page's own).
+    "app_live": (LIVE, {**POLL}, [*LIVE_SHOWS, "hx-preserve></details>"]),
+    # The same poll without them: every step written out again (what every poll cost before Berth left the
+    # held ones out; and what a client that does not say what it holds gets).
+    "app_live_all_steps": (LIVE, POLL, [*LIVE_SHOWS, " steps</summary>"]),
 }
 
 
@@ -83,6 +94,7 @@ def run() -> dict:
         shared.quietly([sys.executable, "manage.py", "collectstatic", "--noinput", "--clear"], env)
         shared.progress(f"{NAME}: seeding")
         seeded = shared.child(__file__, ["seed"], env)
+        PAGES["app_live"][1][HELD] = seeded["held_steps"]
         workers = 2 * _cores() + 1
         server, command = _server.gunicorn_start(port, workers, env, LOG)
         base = f"http://127.0.0.1:{port}"
@@ -280,19 +292,23 @@ def seed() -> dict:
         rows = dict(cursor.fetchall())
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(owner)
+    overview = client.get(PAGES["app_overview"][0]).content.decode()
+    held = re.search(rf'hx-headers=\'{{"{HELD}": "([0-9,]*)"}}\'', overview)
+    assert held and held.group(1), "the overview's poll says which folded steps its page holds"
+    PAGES["app_live"][1][HELD] = held.group(1)
     queries = {}
     for name, (path, headers, expect) in PAGES.items():
-        extra = {f"HTTP_{key.upper().replace('-', '_')}": value for key, value in headers.items()}
+        extra = _meta(headers)
         client.get(path, **extra)
         with CaptureQueriesContext(connection) as captured:
             response = client.get(path, **extra)
         text = response.content.decode()
         assert response.status_code == 200 and all(e in text for e in expect), (path, response.status_code)
         queries[name] = len(captured.captured_queries)
-    overview = client.get(PAGES["app_overview"][0]).content.decode()
     loaders = [type(loader).__module__ for loader in engines["django"].engine.template_loaders]
     return {
         "session": client.cookies["sessionid"].value,
+        "held_steps": PAGES["app_live"][1][HELD],
         "seed_seconds": seconds,
         "rows": rows,
         "overview_shows": {
@@ -300,11 +316,21 @@ def seed() -> dict:
             "deployments": overview.count('id="deployment-'),
             "steps": len(re.findall(r"<li><time ", overview)),
             "restarts_shown": overview.count("(last: "),
+            "html_bytes": len(overview.encode()),
+        },
+        "live_answer_bytes": {
+            name: len(client.get(PAGES[name][0], **_meta(PAGES[name][1])).content)
+            for name in ("app_live", "app_live_all_steps")
         },
         "org_home_statuses": _statuses(client),
         "template_loaders": loaders,
         "queries_per_page": queries,
     }
+
+
+def _meta(headers: dict[str, str]) -> dict[str, str]:
+    """Request headers as the test client takes them (WSGI environ keys)."""
+    return {f"HTTP_{key.upper().replace('-', '_')}": value for key, value in headers.items()}
 
 
 def _statuses(client) -> dict[str, int]:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.core.paginator import Page, Paginator
 from django.db import connection, models
-from django.db.models import Min
+from django.db.models import Min, OuterRef, QuerySet, Subquery
 
 from berth.applications.models import App, Release
 from berth.fleet.models import Container
@@ -48,6 +48,18 @@ def live_since(release: Release) -> datetime | None:
     ]
 
 
+def with_live_since(releases: QuerySet[Release]) -> QuerySet[Release]:
+    """The releases, each with `live_since` (what `live_since(release)` says) read in the same query."""
+    first_success = (
+        Deployment.objects.filter(release=OuterRef("pk"), state=Deployment.State.SUCCEEDED)
+        .order_by()
+        .values("release")
+        .annotate(t=Min("finished_at"))
+        .values("t")
+    )
+    return releases.annotate(live_since=Subquery(first_success))
+
+
 def stable_release(app: App) -> Release | None:
     """The newest release other than the current one that ran and was not rolled back for crash-looping:
     what an automatic rollback returns to."""
@@ -58,32 +70,62 @@ def stable_release(app: App) -> Release | None:
     return last.release if last is not None else None
 
 
-def running_versions(app: App) -> dict[str, dict[str, int]]:
-    """Per process type, how many live containers of each release run: {"web": {"v1": 2, "v2": 1}}.
-    During a rollout a process type runs two releases."""
-    rows = Container.objects.filter(app=app, state__in=Container.LIVE).values_list("process_type", "release__version")
-    counts: dict[str, Counter] = {}
-    for process_type, version in rows:
-        counts.setdefault(process_type, Counter())[f"v{version}"] += 1
-    return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
+# What app_state reads, in one statement: the newest unfinished deployment's release (its version and
+# process types), the live containers counted per process type and release, and the formation with its
+# sizes. Through the ORM these were three queries whose building cost more than running them, on the
+# overview and every poll of it.
+_APP_STATE = """
+    SELECT
+        (SELECT json_build_array(r.version, ARRAY(SELECT jsonb_object_keys(r.process_types)))
+           FROM deployments_deployment d
+           JOIN applications_release r ON r.id = d.release_id
+          WHERE d.app_id = %(app)s AND d.state = ANY(%(unfinished)s)
+          ORDER BY d.id DESC
+          LIMIT 1),
+        (SELECT json_agg(json_build_array(live.process_type, live.version, live.count))
+           FROM (SELECT c.process_type, r.version, COUNT(*) AS count
+                   FROM fleet_container c
+                   JOIN applications_release r ON r.id = c.release_id
+                  WHERE c.app_id = %(app)s AND c.state = ANY(%(live)s)
+                  GROUP BY c.process_type, r.version) live),
+        (SELECT json_agg(json_build_array(f.process_type, f.quantity, s.name) ORDER BY f.process_type)
+           FROM applications_formation f
+           JOIN fleet_size s ON s.id = f.size_id
+          WHERE f.app_id = %(app)s)
+"""
 
 
 def app_state(app: App) -> dict:
-    """What an app runs and where it is going: the release that runs, the target release, and per
-    process type the wanted quantity and size beside the live containers of each release."""
-    pending = _newest_unfinished(app)
-    target = pending.release if pending is not None else app.current_release
-    running = running_versions(app)
-    formation = app.formation.select_related("size").order_by("process_type")
-    process_types = target.process_types if target else {}
+    """What an app runs and where it is going: the release that runs, the target release (that of its
+    newest unfinished deployment, or else the release that runs), and per process type (of the target
+    release, or running) the wanted quantity and size beside the live containers of each release:
+    {"web": {"quantity": 2, "size": "small", "running": {"v1": 1, "v2": 1}}}. One query; the release that
+    runs is the app's `current_release`, loaded with it."""
+    params = {
+        "app": app.pk,
+        "unfinished": [str(state) for state in Deployment.UNFINISHED],
+        "live": [str(state) for state in Container.LIVE],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_APP_STATE, params)
+        pending, live, formation = cursor.fetchone()
+    current = app.current_release
+    if pending is not None:
+        target, process_types = pending[0], set(pending[1])
+    else:
+        target, process_types = (current.version, set(current.process_types)) if current else (None, set())
+    counts: dict[str, dict[str, int]] = {}
+    for process_type, version, count in live or []:
+        counts.setdefault(process_type, {})[f"v{version}"] = count
+    running = {name: dict(sorted(c.items())) for name, c in counts.items()}
     return {
-        "release": app.current_release.version if app.current_release else None,
-        "target_release": target.version if target else None,
+        "release": current.version if current else None,
+        "target_release": target,
         "deploying": pending is not None,
         "processes": {
-            f.process_type: {"quantity": f.quantity, "size": f.size.name, "running": running.get(f.process_type, {})}
-            for f in formation
-            if f.process_type in process_types or f.process_type in running
+            name: {"quantity": quantity, "size": size, "running": running.get(name, {})}
+            for name, quantity, size in formation or []
+            if name in process_types or name in running
         },
     }
 

@@ -146,19 +146,31 @@ def container_exits(*, actor: User, app: App, now: datetime) -> dict:
     host (states `exited` and `lost`; not those Berth stopped), that ended in the last 24 hours, at most 50
     per process type; each with the deployment that replaced it (None until one did). Scoped to what the
     actor may read (for_actor, app.view). Returns {"since", "per_process_type", "exits"}."""
+    return _exits(app, now, _scoped(actor, app))
+
+
+def _scoped(actor: User, app: App) -> tuple[str, tuple]:
+    """The SQL, and its parameters, of the ids of the app's containers the actor may read (for_actor,
+    app.view), for a statement written in SQL to filter by."""
     scoped = Container.objects.for_actor(actor, Action.APP_VIEW).filter(app=app).order_by().values("id")
-    scoped_sql, scoped_params = scoped.query.sql_with_params()
-    sql = _EXITS.format(
-        containers=Container._meta.db_table,
-        hosts=DockerHost._meta.db_table,
-        releases=Release._meta.db_table,
-        deployments=Deployment._meta.db_table,
-        scoped=scoped_sql,
-    )
+    return scoped.query.sql_with_params()
+
+
+def _tables(**more: str) -> dict[str, str]:
+    return {
+        "containers": Container._meta.db_table,
+        "hosts": DockerHost._meta.db_table,
+        "releases": Release._meta.db_table,
+        "deployments": Deployment._meta.db_table,
+        **more,
+    }
+
+
+def _exits(app: App, now: datetime, scoped: tuple[str, tuple]) -> dict:
     since = now - EXITS_WINDOW
-    params = [app.pk, list(ENDED_ON_THEIR_OWN), since, *scoped_params, EXITS_PER_PROCESS_TYPE, app.pk]
+    params = [app.pk, list(ENDED_ON_THEIR_OWN), since, *scoped[1], EXITS_PER_PROCESS_TYPE, app.pk]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_EXITS.format(**_tables(scoped=scoped[0])), params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
     exits = [
         ContainerExit(
@@ -195,19 +207,18 @@ class LiveContainer(NamedTuple):
 
 
 # What a list of an app's containers shows of them, and nothing else: a host's keys and a release's
-# config are encrypted, and decrypting them for every row cost more than the rest of the page.
-_CONTAINER_ROW = (
-    "id",
-    "process_type",
-    "index",
-    "release__version",
-    "host__name",
-    "host__address",
-    "published_port",
-    "state",
-    "health",
-    "started_at",
-)
+# config are encrypted, and decrypting them for every row cost more than the rest of the page. In SQL, with
+# the crash history's scoping compiled once for both: through the ORM, building this query and the scoping
+# of each cost more than PostgreSQL spends running them, on the overview and every poll of it.
+_LIVE_CONTAINERS = """
+    SELECT c.id, c.process_type, c."index", release.version, host.name, host.address, c.published_port, c.state,
+           c.health, c.started_at
+      FROM {containers} c
+      JOIN {hosts} host ON host.id = c.host_id
+      JOIN {releases} release ON release.id = c.release_id
+     WHERE c.app_id = %s AND c.state = ANY(%s) AND c.id IN ({scoped})
+     ORDER BY c.process_type, c."index", c.created_at DESC
+"""
 
 
 def app_live_containers(*, actor: User, app: App, now: datetime) -> list[LiveContainer]:
@@ -215,14 +226,12 @@ def app_live_containers(*, actor: User, app: App, now: datetime) -> list[LiveCon
     version, each with its restarts, counted in the crash history (`container_exits`: exited on its own
     or lost with its host, in the last 24 hours, at most 50 per process type). Two queries, whatever the
     number of containers and exits."""
-    containers = (
-        Container.objects.for_actor(actor, Action.APP_VIEW)
-        .filter(app=app, state__in=Container.LIVE)
-        .order_by("process_type", "index", "-created_at")
-        .values_list(*_CONTAINER_ROW)
-    )
+    scoped = _scoped(actor, app)
+    with connection.cursor() as cursor:
+        cursor.execute(_LIVE_CONTAINERS.format(**_tables(scoped=scoped[0])), [app.pk, list(Container.LIVE), *scoped[1]])
+        containers = cursor.fetchall()
     exits: dict[tuple[str, int, int], list[ContainerExit]] = {}
-    for ended in container_exits(actor=actor, app=app, now=now)["exits"]:  # newest first
+    for ended in _exits(app, now, scoped)["exits"]:  # newest first
         exits.setdefault((ended.process_type, ended.index, ended.release), []).append(ended)
     rows = []
     for row in containers:

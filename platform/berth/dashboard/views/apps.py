@@ -26,7 +26,7 @@ from berth.applications.specs import parse_process_types
 from berth.core.errors import BerthError
 from berth.deployments import services
 from berth.deployments.models import Deployment
-from berth.deployments.selectors import ACTIVITY_PAGE, app_state, base_release, deployments_page, live_since
+from berth.deployments.selectors import ACTIVITY_PAGE, app_state, base_release, deployments_page, with_live_since
 from berth.fleet.models import Size
 from berth.fleet.selectors import app_live_containers
 from berth.tenancy.models import Membership, User
@@ -107,7 +107,7 @@ def overview_context(
         "app": app,
         "state": state,
         "current": current,
-        "live_since": live_since(current) if current else None,
+        "live_since": current.live_since if current else None,
         "target": target if target is not None and target != current else None,
         "pending": next((d for d in deployments if d.state in Deployment.UNFINISHED), None),
         "processes": _processes(state),
@@ -126,13 +126,29 @@ def overview_context(
 
 
 def _releases(app: App, state: dict) -> dict[int, Release]:
-    """The release that runs and the target release, with their authors, in one query (not their config:
-    it is encrypted, and not shown)."""
+    """The release that runs and the target release, with their authors' emails and when each went live
+    (`live_since`), in one query; only what the overview shows of them and the process types the formation
+    form offers (not their config: it is encrypted, and not shown)."""
     versions = {v for v in (state["release"], state["target_release"]) if v is not None}
     if not versions:
         return {}
-    rows = Release.objects.filter(app=app, version__in=versions).select_related("author").defer("config")
+    rows = with_live_since(
+        Release.objects.filter(app=app, version__in=versions).select_related("author").only(*_RELEASE_SHOWN)
+    )
     return {r.version: r for r in rows}
+
+
+# What the overview reads of the release that runs and the target release.
+_RELEASE_SHOWN = (
+    "app_id",
+    "version",
+    "image",
+    "image_digest",
+    "process_types",
+    "description",
+    "created_at",
+    "author__email",
+)
 
 
 def _processes(state: dict) -> list[dict[str, Any]]:
