@@ -4,6 +4,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.core.paginator import Page, Paginator
 from django.db import connection, models
@@ -432,41 +433,69 @@ _STEP_LINES = """
 # NamedTuple per step cost twice as much as reading the steps.
 StepLine = tuple[str, str]
 
+_KINDS = dict(Deployment.Kind.choices)
+_STATES = dict(Deployment.State.choices)
+
+
+class ActivityEntry(NamedTuple):
+    """A deployment as an activity feed shows it."""
+
+    id: int
+    kind: str
+    state: str
+    version: int  # the release's
+    author: str | None  # the email of who asked for it; None for Berth's own (a heal, a crash-loop rollback)
+    created_at: datetime
+    error: str
+    # Its steps in order; None when the caller holds them already (deployments_page's `held`).
+    step_lines: list[StepLine] | None
+
+    def get_kind_display(self) -> str:
+        return _KINDS.get(self.kind, self.kind)
+
+    def get_state_display(self) -> str:
+        return _STATES.get(self.state, self.state)
+
+
+# The page of deployments, in SQL: through the ORM, building it (three tables, the scoping) cost more than
+# PostgreSQL spends running it, on the overview and every poll of it. `{scoped}` is the scoping's own SQL.
+_ACTIVITY = """
+    SELECT d.id, d.kind, d.state, r.version, author.email, d.created_at, d.error
+      FROM deployments_deployment d
+      JOIN applications_release r ON r.id = d.release_id
+      LEFT JOIN tenancy_user author ON author.id = d.created_by_id
+     WHERE d.app_id = %s AND d.id < %s AND d.id IN ({scoped})
+     ORDER BY d.id DESC
+     LIMIT %s
+"""
+
 
 def deployments_page(
     *, actor: User, app: App, before: int | None = None, limit: int = ACTIVITY_PAGE, held: Collection[int] = ()
-) -> tuple[list[Deployment], int | None]:
+) -> tuple[list[ActivityEntry], int | None]:
     """The app's deployments newest first, `limit` of them (only those older than deployment `before`
-    when given), each with its release's version, its author's email and its steps (`step_lines`, a list
-    of StepLine in order): two queries whatever the number of deployments and steps. Returns them and
-    the `before` of the next, older page (None on the last).
+    when given), each with its release's version, its author's email and its steps: two queries whatever
+    the number of deployments and steps. Returns them and the `before` of the next, older page (None on
+    the last).
 
     `held`: deployments whose steps the caller holds already. Those that succeeded come without them
     (`step_lines` None): a deployment writes no step once it succeeded, so what the caller holds is all.
 
     Paged by id rather than by offset, so a deployment queued while someone reads page 2 does not shift
     what page 3 shows; ids grow with creation, so this is the list's creation order. What an activity
-    feed does not show is left unread (reading it costs a query per row, or decrypting): the release's
-    config and everything else of it but its version, the author but its email, the formation snapshots."""
-    rows = (
-        Deployment.objects.for_actor(actor, Action.APP_VIEW)
-        .filter(app=app)
-        .select_related("release", "created_by")
-        .only("id", "app_id", "kind", "state", "created_at", "error", "release__version", "created_by__email")
-        .order_by("-id")
-    )
-    if before is not None:
-        rows = rows.filter(id__lt=before)
-    page = list(rows[: limit + 1])
-    older = page[limit - 1].pk if len(page) > limit else None
-    page = page[:limit]
-    kept = {d.pk for d in page if d.pk in held and d.state == Deployment.State.SUCCEEDED}
-    lines: dict[int, list[StepLine]] = {d.pk: [] for d in page if d.pk not in kept}
-    if page:  # the query runs even when every step is held, so the count of queries never changes
-        with connection.cursor() as cursor:
+    feed does not show is left unread: the release's config (encrypted) and everything else of it but its
+    version, the author but their email, the formation snapshots."""
+    scoped = Deployment.objects.for_actor(actor, Action.APP_VIEW).filter(app=app).order_by().values("id")
+    scoped_sql, scoped_params = scoped.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTIVITY.format(scoped=scoped_sql), [app.pk, before or 2**63 - 1, *scoped_params, limit + 1])
+        rows = cursor.fetchall()
+        older = rows[limit - 1][0] if len(rows) > limit else None
+        rows = rows[:limit]
+        kept = {row[0] for row in rows if row[0] in held and row[2] == Deployment.State.SUCCEEDED}
+        lines: dict[int, list[StepLine]] = {row[0]: [] for row in rows if row[0] not in kept}
+        if rows:  # the query runs even when every step is held, so the count of queries never changes
             cursor.execute(_STEP_LINES, [list(lines)])
             for deployment_id, at, message in cursor.fetchall():
                 lines[deployment_id].append((at, message))
-    for deployment in page:
-        deployment.step_lines = lines.get(deployment.pk)  # type: ignore[attr-defined]
-    return page, older
+    return [ActivityEntry(*row, step_lines=lines.get(row[0])) for row in rows], older

@@ -146,14 +146,15 @@ def container_exits(*, actor: User, app: App, now: datetime) -> dict:
     host (states `exited` and `lost`; not those Berth stopped), that ended in the last 24 hours, at most 50
     per process type; each with the deployment that replaced it (None until one did). Scoped to what the
     actor may read (for_actor, app.view). Returns {"since", "per_process_type", "exits"}."""
-    return _exits(app, now, _scoped(actor, app))
+    return _exits(app, now, _scoped(actor, app, ENDED_ON_THEIR_OWN))
 
 
-def _scoped(actor: User, app: App) -> tuple[str, tuple]:
-    """The SQL, and its parameters, of the ids of the app's containers the actor may read (for_actor,
-    app.view), for a statement written in SQL to filter by."""
-    scoped = Container.objects.for_actor(actor, Action.APP_VIEW).filter(app=app).order_by().values("id")
-    return scoped.query.sql_with_params()
+def _scoped(actor: User, app: App, states: tuple[str, ...]) -> tuple[str, tuple]:
+    """The SQL, and its parameters, of the ids of the app's containers in these states that the actor may
+    read (for_actor, app.view), for a statement written in SQL to filter by. Narrowed to the states the
+    statement reads, so PostgreSQL finds them by the (app, state) index, not among the app's whole history."""
+    scoped = Container.objects.for_actor(actor, Action.APP_VIEW).filter(app=app, state__in=states)
+    return scoped.order_by().values("id").query.sql_with_params()
 
 
 def _tables(**more: str) -> dict[str, str]:
@@ -207,9 +208,9 @@ class LiveContainer(NamedTuple):
 
 
 # What a list of an app's containers shows of them, and nothing else: a host's keys and a release's
-# config are encrypted, and decrypting them for every row cost more than the rest of the page. In SQL, with
-# the crash history's scoping compiled once for both: through the ORM, building this query and the scoping
-# of each cost more than PostgreSQL spends running them, on the overview and every poll of it.
+# config are encrypted, and decrypting them for every row cost more than the rest of the page. In SQL, as
+# the crash history is: through the ORM, building this query cost more than PostgreSQL spends running it,
+# on the overview and every poll of it.
 _LIVE_CONTAINERS = """
     SELECT c.id, c.process_type, c."index", release.version, host.name, host.address, c.published_port, c.state,
            c.health, c.started_at
@@ -226,12 +227,12 @@ def app_live_containers(*, actor: User, app: App, now: datetime) -> list[LiveCon
     version, each with its restarts, counted in the crash history (`container_exits`: exited on its own
     or lost with its host, in the last 24 hours, at most 50 per process type). Two queries, whatever the
     number of containers and exits."""
-    scoped = _scoped(actor, app)
+    scoped = _scoped(actor, app, Container.LIVE)
     with connection.cursor() as cursor:
         cursor.execute(_LIVE_CONTAINERS.format(**_tables(scoped=scoped[0])), [app.pk, list(Container.LIVE), *scoped[1]])
         containers = cursor.fetchall()
     exits: dict[tuple[str, int, int], list[ContainerExit]] = {}
-    for ended in _exits(app, now, scoped)["exits"]:  # newest first
+    for ended in _exits(app, now, _scoped(actor, app, ENDED_ON_THEIR_OWN))["exits"]:  # newest first
         exits.setdefault((ended.process_type, ended.index, ended.release), []).append(ended)
     rows = []
     for row in containers:

@@ -1,5 +1,5 @@
 """The dashboard's long lists, written out in Python: the org home's apps (50 a page), an app's
-containers (up to a hundred) and the steps of its ten newest deployments (a rollout of 100 containers
+containers (up to a hundred) and its ten newest deployments with their steps (a rollout of 100 containers
 writes 500). Through the template engine a step cost ~50 µs (two date filters and an escaped message), a
 container row ~70 µs and an app row ~35 µs (each variable and condition a few µs), most of a page's CPU
 where a page has 15 ms; here each is one f-string. The markup is the one the templates had, and every
@@ -12,7 +12,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
-from berth.deployments.selectors import StepLine
+from berth.deployments.selectors import ActivityEntry, StepLine
 from berth.fleet.models import Container
 from berth.fleet.selectors import ContainerExit, LiveContainer
 
@@ -31,6 +31,35 @@ def step_items(steps: Iterable[StepLine]) -> SafeString:
     # The time is ISO text from PostgreSQL (deployments.selectors._STEP_LINES); the message is escaped.
     return mark_safe(  # noqa: S308
         "".join([f'<li><time datetime="{at}">{at[11:19]}</time> {escape(message)}</li>' for at, message in steps])
+    )
+
+
+@register.filter
+def activity_items(deployments: Iterable[ActivityEntry]) -> SafeString:
+    """An `<li>` per deployment: kind, release, state, who and when, the reason of a failure, and its steps,
+    folded (`<details hx-preserve>`) once it succeeded; empty when the page holds them (`step_lines` None:
+    htmx keeps the page's own)."""
+    return mark_safe("".join([_activity_item(d) for d in deployments]))  # noqa: S308  # each value is escaped
+
+
+def _activity_item(d: ActivityEntry) -> str:
+    badge = "running-deploy" if d.state == "running" else escape(d.state)
+    who = escape(d.author) if d.author else "Berth"
+    error = f'<p class="error">Failed: {escape(d.error)}</p>' if d.error else ""
+    if d.step_lines is None:
+        steps = f'<details id="steps-{d.id}" hx-preserve></details>'
+    else:
+        steps = f'<ol class="steps">{step_items(d.step_lines)}</ol>'
+        if d.state == "succeeded":
+            count = len(d.step_lines)
+            summary = f"<summary>{count} step{'' if count == 1 else 's'}</summary>"
+            steps = f'<details id="steps-{d.id}" hx-preserve>{summary}{steps}</details>'
+    return (
+        f'<li class="{escape(d.state)}" id="deployment-{d.id}">'
+        f'<p class="deployment-head"><strong>{escape(d.get_kind_display())}</strong> to v{d.version} '
+        f'<span class="badge {badge}">{escape(d.get_state_display())}</span> '
+        f'<span class="muted">· {who} · {ago(d.created_at)}</span></p>'
+        f"{error}{steps}</li>\n"
     )
 
 

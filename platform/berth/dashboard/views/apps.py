@@ -114,7 +114,7 @@ def overview_context(
         "containers": app_live_containers(actor=_actor(request), app=app, now=timezone.now()),
         "deployments": deployments,
         # The deployments whose steps this answer folds, for the next poll to say it holds them.
-        "folded": ",".join(str(d.pk) for d in deployments if d.state == Deployment.State.SUCCEEDED),
+        "folded": ",".join(str(d.id) for d in deployments if d.state == Deployment.State.SUCCEEDED),
         "held_steps_header": HELD_STEPS_HEADER,
         "before": before,
         "older": older,
