@@ -14,6 +14,7 @@ from .models import Invoice
 from .money import period_end, period_of, period_start, round_amount, round_seconds
 from .rollup import ROLLED_UP, ROLLUP_LOCK
 
+_ZERO = Decimal(0)
 GROUPS = {"app": "app_name", "process_type": "process_type", "size": "size_name", "day": "day"}
 DEFAULT_GROUPS = ("app", "process_type", "size")
 
@@ -89,13 +90,16 @@ def usage_for_period(*, organization_id: int, period: date, group_by: tuple[str,
         params = {"org": organization_id, "period": period, "cutoff": cutoff, "midnight": midnight, "mark": mark}
         cursor.execute(sql, {**params, "first_day": start.date(), "cutoff_day": midnight.date()})
         rows = cursor.fetchall()
-    result_rows = []
+    # One pass, plain: the org home reads this report for an organization's every app (1,000 rows) on a page
+    # that has 15 ms of CPU. The sums are numeric, which psycopg reads as Decimal.
+    width, by_day, result_rows = len(columns), "day" in group_by, []
     for row in rows:
-        keys = dict(zip(group_by, row[: len(columns)], strict=True))
-        if "day" in keys:
-            keys["day"] = keys["day"].date().isoformat()
-        seconds, cost = Decimal(row[len(columns)] or 0), Decimal(row[len(columns) + 1] or 0)
-        result_rows.append({**keys, "seconds": round_seconds(seconds), "cost": round_amount(cost)})
+        entry = dict(zip(group_by, row[:width], strict=True))
+        if by_day:
+            entry["day"] = entry["day"].date().isoformat()
+        entry["seconds"] = round_seconds(row[width] or _ZERO)
+        entry["cost"] = round_amount(row[width + 1] or _ZERO)
+        result_rows.append(entry)
     currency = next((row[-1] for row in rows if row[-1]), "USD")
     return {
         "period": period.strftime("%Y-%m"),

@@ -26,7 +26,14 @@ from berth.applications.specs import parse_process_types
 from berth.core.errors import BerthError
 from berth.deployments import services
 from berth.deployments.models import Deployment
-from berth.deployments.selectors import ACTIVITY_PAGE, app_state, base_release, deployments_page, with_live_since
+from berth.deployments.selectors import (
+    ACTIVITY_PAGE,
+    ReleaseShown,
+    app_state,
+    base_release,
+    deployments_page,
+    releases_shown,
+)
 from berth.fleet.models import Size
 from berth.fleet.selectors import app_live_containers
 from berth.tenancy.models import Membership, User
@@ -97,7 +104,7 @@ def overview_context(
     """What the overview shows. The formation form (and the sizes it offers) is read only when rendered:
     the live update does not show it. `held_steps`: deployments whose folded steps the page holds."""
     state = app_state(app)
-    releases = _releases(app, state)
+    releases = releases_shown(app, {v for v in (state["release"], state["target_release"]) if v is not None})
     current = releases.get(state["release"])
     target = releases.get(state["target_release"])
     before = _positive_int(request.GET.get("before"))
@@ -125,32 +132,6 @@ def overview_context(
     }
 
 
-def _releases(app: App, state: dict) -> dict[int, Release]:
-    """The release that runs and the target release, with their authors' emails and when each went live
-    (`live_since`), in one query; only what the overview shows of them and the process types the formation
-    form offers (not their config: it is encrypted, and not shown)."""
-    versions = {v for v in (state["release"], state["target_release"]) if v is not None}
-    if not versions:
-        return {}
-    rows = with_live_since(
-        Release.objects.filter(app=app, version__in=versions).select_related("author").only(*_RELEASE_SHOWN)
-    )
-    return {r.version: r for r in rows}
-
-
-# What the overview reads of the release that runs and the target release.
-_RELEASE_SHOWN = (
-    "app_id",
-    "version",
-    "image",
-    "image_digest",
-    "process_types",
-    "description",
-    "created_at",
-    "author__email",
-)
-
-
 def _processes(state: dict) -> list[dict[str, Any]]:
     """Per process type: wanted quantity and size, live containers per release, and how many in all."""
     return [
@@ -159,7 +140,7 @@ def _processes(state: dict) -> list[dict[str, Any]]:
     ]
 
 
-def _formation_form(app: App, state: dict, base: Release | None, data: Any = None) -> FormationForm:
+def _formation_form(app: App, state: dict, base: Release | ReleaseShown | None, data: Any = None) -> FormationForm:
     """The formation form, for the process types of the release a change builds on (`base_release`): the
     target release, or when nothing runs or deploys (the first release failed), the newest one."""
     process_types = base.process_types if base is not None else {}
