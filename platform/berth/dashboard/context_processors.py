@@ -3,7 +3,7 @@
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from berth.tenancy.selectors import organizations_of
+from berth.tenancy.selectors import organization_names_of
 
 from .access import Can
 
@@ -16,5 +16,5 @@ def dashboard(request: HttpRequest) -> dict:
         "can": Can(membership.role if membership else None),
         # Lazy: one query, only on pages that show the switcher, and not even built on the others (an htmx
         # update of part of a page): building the queryset cost half a millisecond.
-        "my_organizations": SimpleLazyObject(lambda: list(organizations_of(request.user).only("slug", "name"))),
+        "my_organizations": SimpleLazyObject(lambda: organization_names_of(request.user)),
     }
