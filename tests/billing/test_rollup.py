@@ -15,7 +15,7 @@ from berth.billing.metering import usage_close_for_app, usage_sync
 from berth.billing.models import SizePrice, UsageDaily, UsageRecord
 from berth.billing.money import period_end, period_start, round_amount, round_seconds
 from berth.billing.rollup import usage_rollup
-from berth.billing.selectors import usage_for_period
+from berth.billing.selectors import app_costs, usage_for_period
 from berth.fleet.models import Container
 from tests.factories import AppFactory, ContainerFactory, HostFactory, OrganizationFactory, SizeFactory
 from tests.timing import at
@@ -92,6 +92,12 @@ def assert_reads_match_the_ledger(org, periods=(OCTOBER, NOVEMBER), moments=MOME
                     group_by,
                 )
                 compared += 1
+            # The org home's read: a few apps' costs and the total, as the report by app has them.
+            by_app = usage_for_period(organization_id=org.pk, period=period, group_by=("app",), now=now)
+            asked = ["shop", "no-such-app"]
+            costs = app_costs(organization_id=org.pk, period=period, apps=asked, now=now)
+            assert costs["costs"] == {row["app"]: row["cost"] for row in by_app["rows"] if row["app"] in asked}
+            assert (str(costs["total_cost"]), costs["currency"]) == (str(by_app["total_cost"]), by_app["currency"])
     return compared
 
 

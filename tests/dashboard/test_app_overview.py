@@ -263,9 +263,9 @@ def test_the_overview_costs_the_same_queries_whatever_it_shows(
     add_deployments(app, deployments, steps=4)
     add_pending_release(app, members[Role.OWNER])
     client = dashboard_client(members[Role.DEVELOPER])
-    # session, user, membership, app, app_state (3), the two releases, deployments and their steps, live
-    # since, the crash history, containers, sizes, the organization switcher
-    with django_assert_num_queries(15):
+    # session, user, membership, app, app_state, the two releases with when they went live, deployments and
+    # their steps, the live containers, the crash history, sizes, the organization switcher
+    with django_assert_num_queries(12):
         response = client.get(OVERVIEW)
     assert response.status_code == 200
     assert text(response).count("Healthy") == containers

@@ -4,8 +4,11 @@ holds; in the browser the steps and the containers' health change without a relo
 deploy and scale on the test bed's hosts by a real worker."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.template.defaultfilters import date, time
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from berth.applications.models import App
@@ -87,6 +90,54 @@ def test_the_live_answer_follows_the_deployment(app, members, dashboard_client):
     assert poll_of(third) == "every 30s" and '<span class="badge running">Running</span>' in third
 
 
+def held_of(html: str) -> str:
+    """What the next poll says its page holds: the X-Berth-Held-Steps header the state section sets."""
+    return re.search(r"""<section id="app-state"[^>]*hx-headers='\{"X-Berth-Held-Steps": "([0-9,]*)"\}'""", html).group(
+        1
+    )
+
+
+@pytest.mark.django_db
+def test_a_poll_leaves_out_the_folded_steps_its_page_holds(app, members, dashboard_client):
+    """The page says which deployments' folded steps it holds; the poll's answer leaves those out (an empty
+    `<details hx-preserve>`, which htmx fills with the page's own) and writes out every other step."""
+    first, succeeded, failed = add_deployments(app, 3)  # two succeeded, the third failed
+    pending = add_pending_release(app, members[Role.DEVELOPER])
+    client = dashboard_client(members[Role.VIEWER])
+    page = client.get(OVERVIEW).content.decode()
+    assert held_of(page) == f"{succeeded.pk},{first.pk}"  # the folded steps: those of deployments that succeeded
+    assert f"Step 1 of deployment {succeeded.pk}." in page
+
+    polled = client.get(LIVE, **HTMX, HTTP_X_BERTH_HELD_STEPS=str(succeeded.pk))
+    html = polled.content.decode()
+    assert f'<details id="steps-{succeeded.pk}" hx-preserve></details>' in html
+    assert f"deployment {succeeded.pk}." not in html
+    assert f"Step 1 of deployment {first.pk}." in html and f"Step 2 of deployment {failed.pk}." in html
+    assert "Queued: new release to v2." in html
+    assert held_of(html) == f"{succeeded.pk},{first.pk}" and "X-Berth-Held-Steps" in polled["Vary"]
+    # Steps a deployment still writes are written out, whatever the poll says; so is the whole page.
+    running = client.get(LIVE, **HTMX, HTTP_X_BERTH_HELD_STEPS=f"{pending.pk},{failed.pk},x,-1").content.decode()
+    assert "Queued: new release to v2." in running and f"Step 2 of deployment {failed.pk}." in running
+    whole = client.get(LIVE, HTTP_X_BERTH_HELD_STEPS=str(succeeded.pk)).content.decode()
+    assert f"Step 1 of deployment {succeeded.pk}." in whole
+
+
+@pytest.mark.django_db
+def test_steps_show_their_time_and_message_as_written(app, members, dashboard_client):
+    """A step's time (to the second, and as ISO 8601 in `datetime`, microseconds only when it has some) and
+    its message, escaped."""
+    [deployment] = add_deployments(app, 1, steps=0)
+    on_the_second = timezone.now().replace(microsecond=0)
+    DeploymentStep.objects.create(deployment=deployment, at=on_the_second, message="Started <b>web.0</b> & 'more'")
+    later = on_the_second + timedelta(seconds=1, microseconds=2500)
+    DeploymentStep.objects.create(deployment=deployment, at=later, message="Done.")
+    html = dashboard_client(members[Role.VIEWER]).get(LIVE, **HTMX).content.decode()
+    first = f'<li><time datetime="{date(on_the_second, "c")}">{time(on_the_second, "H:i:s")}</time> '
+    assert first + "Started &lt;b&gt;web.0&lt;/b&gt; &amp; &#x27;more&#x27;</li>" in html
+    assert f'<li><time datetime="{date(later, "c")}">{time(later, "H:i:s")}</time> Done.</li>' in html
+    assert date(later, "c").endswith(".002500+00:00") and "+00:00" in date(on_the_second, "c")
+
+
 @pytest.mark.django_db
 def test_the_live_address_without_htmx_is_the_whole_overview(app, members, dashboard_client):
     client = dashboard_client(members[Role.VIEWER])
@@ -110,9 +161,9 @@ def test_a_live_update_costs_the_same_queries_whatever_the_app_holds(
     add_deployments(app, deployments, steps=4)
     add_pending_release(app, members[Role.OWNER])
     client = dashboard_client(members[Role.VIEWER])
-    # session, user, membership, app, app_state (3), the two releases, deployments and their steps, live
-    # since, the crash history, containers
-    with django_assert_num_queries(13):
+    # session, user, membership, app, app_state, the two releases with when they went live, deployments and
+    # their steps, the live containers, the crash history
+    with django_assert_num_queries(10):
         response = client.get(LIVE, **HTMX)
     assert response.content.decode().count("badge healthy") == containers
 

@@ -1,6 +1,6 @@
 """Reads of usage and cost, aggregated in SQL (never a Python loop over records)."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cached_property
@@ -14,6 +14,7 @@ from .models import Invoice
 from .money import period_end, period_of, period_start, round_amount, round_seconds
 from .rollup import ROLLED_UP, ROLLUP_LOCK
 
+_ZERO = Decimal(0)
 GROUPS = {"app": "app_name", "process_type": "process_type", "size": "size_name", "day": "day"}
 DEFAULT_GROUPS = ("app", "process_type", "size")
 
@@ -63,17 +64,80 @@ def usage_for_period(*, organization_id: int, period: date, group_by: tuple[str,
     from the ledger; both are exact (seconds to the microsecond), so the sum is what summing the
     records would give.
     """
-    start, end = period_start(period), period_end(period)
-    cutoff = min(now, end)
-    midnight = datetime.combine(cutoff.astimezone(UTC).date(), time(), tzinfo=UTC)
     columns = [GROUPS[name] for name in group_by]
     select = ", ".join([*columns, "SUM(seconds)", "SUM(seconds * price_per_hour) / 3600", "MIN(currency)"])
     group = f"GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}" if columns else ""
-    live = _LIVE_BY_DAY if "day" in group_by else _LIVE_WHOLE
-    sql = (
-        f"WITH live AS ({_LIVE}), parts (app_name, process_type, size_name, day, price_per_hour, currency, seconds) "
-        f"AS ({_ROLLED} UNION ALL {live}) SELECT {select} FROM parts {group}"
+    sql = f"{_parts(by_day='day' in group_by)} SELECT {select} FROM parts {group}"
+    rows = _read_usage(sql, organization_id=organization_id, period=period, now=now)
+    # One pass, plain: the usage page reads this report for an organization's every app and day. The sums
+    # are numeric, which psycopg reads as Decimal.
+    width, by_day, result_rows = len(columns), "day" in group_by, []
+    for row in rows:
+        entry = dict(zip(group_by, row[:width], strict=True))
+        if by_day:
+            entry["day"] = entry["day"].date().isoformat()
+        entry["seconds"] = round_seconds(row[width] or _ZERO)
+        entry["cost"] = round_amount(row[width + 1] or _ZERO)
+        result_rows.append(entry)
+    currency = next((row[-1] for row in rows if row[-1]), "USD")
+    return {
+        "period": period.strftime("%Y-%m"),
+        "currency": currency,
+        "group_by": list(group_by),
+        "rows": result_rows,
+        # Sums of the rows as shown, as the total cost is.
+        "total_seconds": sum((r["seconds"] for r in result_rows), Decimal("0.000")),
+        "total_cost": sum((r["cost"] for r in result_rows), Decimal("0.00")),
+    }
+
+
+# The report by app, as usage_for_period(group_by=("app",)) has it, kept for the apps asked about, and the
+# total: the sum of every app's cost, each rounded once. PostgreSQL rounds as money.round_amount does
+# (ROUND on numeric is half away from zero, and costs are never negative: money.py).
+_APP_COSTS = """
+    , by_app AS MATERIALIZED (
+        SELECT app_name, SUM(seconds * price_per_hour) / 3600 AS cost, MIN(currency) AS currency
+          FROM parts GROUP BY app_name
     )
+    SELECT app_name, ROUND(cost, 2), currency FROM by_app WHERE app_name = ANY(%(apps)s)
+    UNION ALL
+    SELECT NULL, COALESCE(SUM(ROUND(cost, 2)), 0.00),
+           (SELECT currency FROM by_app WHERE currency IS NOT NULL ORDER BY app_name LIMIT 1)
+      FROM by_app
+"""
+
+
+def app_costs(*, organization_id: int, period: date, apps: Collection[str], now: datetime) -> dict:
+    """The cost so far in a period of these apps (by name) and of all the organization's apps together,
+    exactly as usage_for_period(group_by=("app",)) has them: {"currency", "costs": {app: cost}, "total_cost"}.
+    An app with no usage has no entry. For a page that shows a few apps of many and the total: the report
+    of every app (an organization's 1,000) is summed in SQL and not read row by row."""
+    sql = f"{_parts(by_day=False)}{_APP_COSTS}"
+    rows = _read_usage(sql, organization_id=organization_id, period=period, now=now, apps=list(apps))
+    *shown, (_, total, currency) = rows
+    return {
+        "period": period.strftime("%Y-%m"),
+        "currency": currency or "USD",
+        "costs": {app: cost for app, cost, _ in shown},
+        "total_cost": total,
+    }
+
+
+def _parts(*, by_day: bool) -> str:
+    """The period's usage as `parts` (app_name, process_type, size_name, day, price_per_hour, currency,
+    seconds): closed usage of the days before the cutoff's from the roll-up, the rest from the ledger."""
+    live = _LIVE_BY_DAY if by_day else _LIVE_WHOLE
+    return (
+        f"WITH live AS ({_LIVE}), parts (app_name, process_type, size_name, day, price_per_hour, currency, seconds) "
+        f"AS ({_ROLLED} UNION ALL {live})"
+    )
+
+
+def _read_usage(sql: str, *, organization_id: int, period: date, now: datetime, **more: Any) -> list[tuple]:
+    """Run a statement over `parts` for the organization's period, open intervals counting to `now`."""
+    start, end = period_start(period), period_end(period)
+    cutoff = min(now, end)
+    midnight = datetime.combine(cutoff.astimezone(UTC).date(), time(), tzinfo=UTC)
     with transaction.atomic(), connection.cursor() as cursor:
         # No roll-up pass can commit between reading its mark (in a later statement, so a snapshot taken
         # after the lock) and its rows. PostgreSQL guesses 1,000 rows per generate_series, so the plan
@@ -87,25 +151,8 @@ def usage_for_period(*, organization_id: int, period: date, group_by: tuple[str,
         cursor.execute("SELECT COALESCE(MAX(revision), 0) FROM billing_usagerollupmark")
         mark = cursor.fetchone()[0]
         params = {"org": organization_id, "period": period, "cutoff": cutoff, "midnight": midnight, "mark": mark}
-        cursor.execute(sql, {**params, "first_day": start.date(), "cutoff_day": midnight.date()})
-        rows = cursor.fetchall()
-    result_rows = []
-    for row in rows:
-        keys = dict(zip(group_by, row[: len(columns)], strict=True))
-        if "day" in keys:
-            keys["day"] = keys["day"].date().isoformat()
-        seconds, cost = Decimal(row[len(columns)] or 0), Decimal(row[len(columns) + 1] or 0)
-        result_rows.append({**keys, "seconds": round_seconds(seconds), "cost": round_amount(cost)})
-    currency = next((row[-1] for row in rows if row[-1]), "USD")
-    return {
-        "period": period.strftime("%Y-%m"),
-        "currency": currency,
-        "group_by": list(group_by),
-        "rows": result_rows,
-        # Sums of the rows as shown, as the total cost is.
-        "total_seconds": sum((r["seconds"] for r in result_rows), Decimal("0.000")),
-        "total_cost": sum((r["cost"] for r in result_rows), Decimal("0.00")),
-    }
+        cursor.execute(sql, {**params, "first_day": start.date(), "cutoff_day": midnight.date(), **more})
+        return cursor.fetchall()
 
 
 class _InvoicesNewestFirst(Sequence):

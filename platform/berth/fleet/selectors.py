@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, cast
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -146,19 +146,32 @@ def container_exits(*, actor: User, app: App, now: datetime) -> dict:
     host (states `exited` and `lost`; not those Berth stopped), that ended in the last 24 hours, at most 50
     per process type; each with the deployment that replaced it (None until one did). Scoped to what the
     actor may read (for_actor, app.view). Returns {"since", "per_process_type", "exits"}."""
-    scoped = Container.objects.for_actor(actor, Action.APP_VIEW).filter(app=app).order_by().values("id")
-    scoped_sql, scoped_params = scoped.query.sql_with_params()
-    sql = _EXITS.format(
-        containers=Container._meta.db_table,
-        hosts=DockerHost._meta.db_table,
-        releases=Release._meta.db_table,
-        deployments=Deployment._meta.db_table,
-        scoped=scoped_sql,
-    )
+    return _exits(app, now, _scoped(actor, app, ENDED_ON_THEIR_OWN))
+
+
+def _scoped(actor: User, app: App, states: tuple[str, ...]) -> tuple[str, tuple]:
+    """The SQL, and its parameters, of the ids of the app's containers in these states that the actor may
+    read (for_actor, app.view), for a statement written in SQL to filter by. Narrowed to the states the
+    statement reads, so PostgreSQL finds them by the (app, state) index, not among the app's whole history."""
+    scoped = Container.objects.for_actor(actor, Action.APP_VIEW).filter(app=app, state__in=states)
+    return scoped.order_by().values("id").query.sql_with_params()
+
+
+def _tables(**more: str) -> dict[str, str]:
+    return {
+        "containers": Container._meta.db_table,
+        "hosts": DockerHost._meta.db_table,
+        "releases": Release._meta.db_table,
+        "deployments": Deployment._meta.db_table,
+        **more,
+    }
+
+
+def _exits(app: App, now: datetime, scoped: tuple[str, tuple]) -> dict:
     since = now - EXITS_WINDOW
-    params = [app.pk, list(ENDED_ON_THEIR_OWN), since, *scoped_params, EXITS_PER_PROCESS_TYPE, app.pk]
+    params = [app.pk, list(ENDED_ON_THEIR_OWN), since, *scoped[1], EXITS_PER_PROCESS_TYPE, app.pk]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_EXITS.format(**_tables(scoped=scoped[0])), params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
     exits = [
         ContainerExit(
@@ -172,11 +185,21 @@ def container_exits(*, actor: User, app: App, now: datetime) -> dict:
     return {"since": since, "per_process_type": EXITS_PER_PROCESS_TYPE, "exits": exits}
 
 
-@dataclass(frozen=True)
-class LiveContainer:
-    """A live container of an app, with how often its slot restarted and the last exit that made it."""
+class LiveContainer(NamedTuple):
+    """A live container of an app as a list of them shows it, with how often its slot restarted and the
+    last exit that made it restart. Plain values, not a Container: an app has up to a hundred, and
+    building three model instances for each (container, host, release) cost more than rendering them."""
 
-    container: Container
+    id: int
+    process_type: str
+    index: int
+    release: int  # the release's version
+    host: str  # the host's name
+    address: str  # the host's address
+    published_port: int | None
+    state: str
+    health: str
+    started_at: datetime | None
     # Exits of the container's slot (process type and index) while it ran this release, in the crash
     # history's window: each made Berth start a new container in the slot. A rollout's replacements are
     # not restarts (Berth stopped those), and a new release starts from none, as back-off does.
@@ -184,43 +207,35 @@ class LiveContainer:
     last_exit: ContainerExit | None
 
 
-# What a list of an app's containers shows of them. The rest is left unread: a host's keys and a
-# release's config are encrypted, and decrypting them for every row cost more than the rest of the page.
-_CONTAINER_ROW = [
-    "id",
-    "name",
-    "process_type",
-    "index",
-    "state",
-    "health",
-    "published_port",
-    "started_at",
-    "created_at",
-    "host",
-    "host__name",
-    "host__address",
-    "release",
-    "release__version",
-]
+# What a list of an app's containers shows of them, and nothing else: a host's keys and a release's
+# config are encrypted, and decrypting them for every row cost more than the rest of the page. In SQL, as
+# the crash history is: through the ORM, building this query cost more than PostgreSQL spends running it,
+# on the overview and every poll of it.
+_LIVE_CONTAINERS = """
+    SELECT c.id, c.process_type, c."index", release.version, host.name, host.address, c.published_port, c.state,
+           c.health, c.started_at
+      FROM {containers} c
+      JOIN {hosts} host ON host.id = c.host_id
+      JOIN {releases} release ON release.id = c.release_id
+     WHERE c.app_id = %s AND c.state = ANY(%s) AND c.id IN ({scoped})
+     ORDER BY c.process_type, c."index", c.created_at DESC
+"""
 
 
 def app_live_containers(*, actor: User, app: App, now: datetime) -> list[LiveContainer]:
     """The app's live containers in slot order, with their host's name and address and their release's
-    version (their other columns unread), each with its restarts, counted in the crash history
-    (`container_exits`: exited on its own or lost with its host, in the last 24 hours, at most 50 per
-    process type). Two queries, whatever the number of containers and exits."""
-    containers = (
-        Container.objects.for_actor(actor, Action.APP_VIEW)
-        .filter(app=app, state__in=Container.LIVE)
-        .select_related("host", "release")
-        .only(*_CONTAINER_ROW)
-        .order_by("process_type", "index", "-created_at")
-    )
+    version, each with its restarts, counted in the crash history (`container_exits`: exited on its own
+    or lost with its host, in the last 24 hours, at most 50 per process type). Two queries, whatever the
+    number of containers and exits."""
+    scoped = _scoped(actor, app, (*Container.LIVE, *ENDED_ON_THEIR_OWN))  # built once, for both statements
+    with connection.cursor() as cursor:
+        cursor.execute(_LIVE_CONTAINERS.format(**_tables(scoped=scoped[0])), [app.pk, list(Container.LIVE), *scoped[1]])
+        containers = cursor.fetchall()
     exits: dict[tuple[str, int, int], list[ContainerExit]] = {}
-    for ended in container_exits(actor=actor, app=app, now=now)["exits"]:  # newest first
+    for ended in _exits(app, now, scoped)["exits"]:  # newest first
         exits.setdefault((ended.process_type, ended.index, ended.release), []).append(ended)
     rows = []
-    for container in containers:
-        slot = exits.get((container.process_type, container.index, container.release.version), [])
-        rows.append(LiveContainer(container=container, restarts=len(slot), last_exit=slot[0] if slot else None))
+    for row in containers:
+        slot = exits.get((row[1], row[2], row[3]), [])
+        rows.append(LiveContainer(*row, restarts=len(slot), last_exit=slot[0] if slot else None))
     return rows

@@ -38,6 +38,12 @@ def organizations_of(user: User | AnonymousUser | None) -> QuerySet[Organization
     return Organization.objects.for_actor(user, Action.ORG_VIEW).annotate(role=Subquery(role))
 
 
+def organization_names_of(user: User | AnonymousUser | None) -> list[dict[str, str]]:
+    """The organizations the user may see, as a switcher lists them: {"slug", "name"} by slug. One query,
+    without organizations_of's role, which cost as much again to build on every dashboard page."""
+    return list(Organization.objects.for_actor(user, Action.ORG_VIEW).values("slug", "name"))
+
+
 def membership_is_last_owner(membership: Membership) -> bool:
     owners = Membership.objects.filter(organization_id=membership.organization_id, role=Role.OWNER)
     return membership.pk is not None and list(owners.values_list("pk", flat=True)) == [membership.pk]

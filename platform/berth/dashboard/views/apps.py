@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_safe
 from rest_framework.exceptions import ValidationError
@@ -25,7 +26,14 @@ from berth.applications.specs import parse_process_types
 from berth.core.errors import BerthError
 from berth.deployments import services
 from berth.deployments.models import Deployment
-from berth.deployments.selectors import app_state, base_release, deployments_page, live_since
+from berth.deployments.selectors import (
+    ACTIVITY_PAGE,
+    ReleaseShown,
+    app_state,
+    base_release,
+    deployments_page,
+    releases_shown,
+)
 from berth.fleet.models import Size
 from berth.fleet.selectors import app_live_containers
 from berth.tenancy.models import Membership, User
@@ -41,12 +49,14 @@ from ..app_forms import (
     rows_from_release,
 )
 from ..forms import add_refusal, parsed_as_api
-from ..rendering import render_page
+from ..rendering import render_page, wants_fragment
 
 # How often an open overview asks for its live parts: while a deployment is queued or running, and
 # otherwise (a crash makes Berth start a heal deployment, which the slow poll notices).
 POLL_DEPLOYING_SECONDS = 2
 POLL_IDLE_SECONDS = 30
+# Sent by the overview's poll: the deployments whose folded steps the page holds (app_live).
+HELD_STEPS_HEADER = "X-Berth-Held-Steps"
 REFUSED = 400
 
 
@@ -64,32 +74,55 @@ def app_overview(request: HttpRequest, membership: Membership, app_name: str) ->
 @org_page(Action.APP_VIEW)
 @require_safe
 def app_live(request: HttpRequest, membership: Membership, app_name: str) -> HttpResponse:
-    """The overview's live parts for its poll (state, containers, activity); the whole overview without htmx."""
+    """The overview's live parts for its poll (state, containers, activity); the whole overview without htmx.
+
+    The poll says which deployments' folded steps its page holds (HELD_STEPS_HEADER, which the state
+    section sets from what it was sent with); those of them that succeeded are answered as an empty
+    `<details hx-preserve>`, which htmx fills with the page's own: they no longer change, and a rollout
+    of 100 containers has 500 steps, read and written out again every poll for nothing."""
     app = app_of(request, membership, app_name)
-    context = overview_context(request, app)
-    return render_page(request, "dashboard/apps/overview.html", context, fragment="dashboard/apps/_live.html")
+    held = _held_steps(request) if wants_fragment(request) else frozenset()
+    context = overview_context(request, app, held_steps=held)
+    response = render_page(request, "dashboard/apps/overview.html", context, fragment="dashboard/apps/_live.html")
+    patch_vary_headers(response, [HELD_STEPS_HEADER])
+    return response
 
 
-def overview_context(request: HttpRequest, app: App, *, formation_form: FormationForm | None = None) -> dict:
+def _held_steps(request: HttpRequest) -> frozenset[int]:
+    """The deployment ids of HELD_STEPS_HEADER ("12,15,16"); what is not an id is left out."""
+    ids = request.headers.get(HELD_STEPS_HEADER, "").split(",")[: 2 * ACTIVITY_PAGE]
+    return frozenset(int(i) for i in ids if i.isdigit() and len(i) < 19)
+
+
+def overview_context(
+    request: HttpRequest,
+    app: App,
+    *,
+    formation_form: FormationForm | None = None,
+    held_steps: frozenset[int] = frozenset(),
+) -> dict:
     """What the overview shows. The formation form (and the sizes it offers) is read only when rendered:
-    the live update does not show it."""
+    the live update does not show it. `held_steps`: deployments whose folded steps the page holds."""
     state = app_state(app)
-    releases = _releases(app, state)
+    releases = releases_shown(app, {v for v in (state["release"], state["target_release"]) if v is not None})
     current = releases.get(state["release"])
     target = releases.get(state["target_release"])
     before = _positive_int(request.GET.get("before"))
-    deployments, older = deployments_page(actor=_actor(request), app=app, before=before)
+    deployments, older = deployments_page(actor=_actor(request), app=app, before=before, held=held_steps)
     live_url = reverse("dashboard:app-live", args=[app.organization.slug, app.name])
     return {
         "app": app,
         "state": state,
         "current": current,
-        "live_since": live_since(current) if current else None,
+        "live_since": current.live_since if current else None,
         "target": target if target is not None and target != current else None,
         "pending": next((d for d in deployments if d.state in Deployment.UNFINISHED), None),
         "processes": _processes(state),
         "containers": app_live_containers(actor=_actor(request), app=app, now=timezone.now()),
         "deployments": deployments,
+        # The deployments whose steps this answer folds, for the next poll to say it holds them.
+        "folded": ",".join(str(d.id) for d in deployments if d.state == Deployment.State.SUCCEEDED),
+        "held_steps_header": HELD_STEPS_HEADER,
         "before": before,
         "older": older,
         "poll_seconds": POLL_DEPLOYING_SECONDS if state["deploying"] else POLL_IDLE_SECONDS,
@@ -97,16 +130,6 @@ def overview_context(request: HttpRequest, app: App, *, formation_form: Formatio
         "formation_form": formation_form
         or SimpleLazyObject(lambda: _formation_form(app, state, target or base_release(app))),
     }
-
-
-def _releases(app: App, state: dict) -> dict[int, Release]:
-    """The release that runs and the target release, with their authors, in one query (not their config:
-    it is encrypted, and not shown)."""
-    versions = {v for v in (state["release"], state["target_release"]) if v is not None}
-    if not versions:
-        return {}
-    rows = Release.objects.filter(app=app, version__in=versions).select_related("author").defer("config")
-    return {r.version: r for r in rows}
 
 
 def _processes(state: dict) -> list[dict[str, Any]]:
@@ -117,7 +140,7 @@ def _processes(state: dict) -> list[dict[str, Any]]:
     ]
 
 
-def _formation_form(app: App, state: dict, base: Release | None, data: Any = None) -> FormationForm:
+def _formation_form(app: App, state: dict, base: Release | ReleaseShown | None, data: Any = None) -> FormationForm:
     """The formation form, for the process types of the release a change builds on (`base_release`): the
     target release, or when nothing runs or deploys (the first release failed), the newest one."""
     process_types = base.process_types if base is not None else {}

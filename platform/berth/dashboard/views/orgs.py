@@ -18,7 +18,7 @@ from django.utils import timezone
 from berth.api.serializers import OrganizationCreateSerializer
 from berth.applications.models import App
 from berth.billing.money import period_of
-from berth.billing.selectors import usage_for_period
+from berth.billing.selectors import app_costs
 from berth.core.errors import BerthError
 from berth.deployments.selectors import STATUS_FIELDS, AppStatus, AppSummary, app_statuses
 from berth.tenancy import services
@@ -125,7 +125,8 @@ def org_home(request: HttpRequest, membership: Membership) -> HttpResponse:
     """`/orgs/<slug>/`: the organization's apps, 50 a page, with a status, release, containers and cost each.
 
     The queries do not grow with the number of apps: a count and a page of apps, two for the page's
-    statuses (deployments.selectors.app_statuses) and the month's usage once, grouped by app."""
+    statuses (deployments.selectors.app_statuses) and the month's costs of the page's apps and of all of
+    them (billing.selectors.app_costs)."""
     query = request.GET.get("q", "").strip()[:SEARCH_LENGTH]
     apps = App.objects.for_actor(request.user, Action.APP_VIEW).filter(organization=membership.organization)
     if query:
@@ -135,9 +136,9 @@ def org_home(request: HttpRequest, membership: Membership) -> HttpResponse:
     shown = list(page.object_list)
     now = timezone.now()
     statuses = app_statuses(shown, now=now)
-    usage = _usage(membership, now) if role_allows(membership.role, Action.BILLING_VIEW) else None
-    costs = {row["app"]: row["cost"] for row in usage["rows"]} if usage else {}
-    rows = _rows(shown, statuses=statuses, costs=costs if usage else None, org_slug=membership.organization.slug)
+    usage = _usage(membership, shown, now) if role_allows(membership.role, Action.BILLING_VIEW) else None
+    costs = usage["costs"] if usage else None
+    rows = _rows(shown, statuses=statuses, costs=costs, org_slug=membership.organization.slug)
     context = {"rows": rows, "page": page, "query": query, "usage": usage}
     return render_page(request, "dashboard/orgs/home.html", context, fragment="dashboard/orgs/_apps.html")
 
@@ -167,9 +168,9 @@ def _rows(
     return rows
 
 
-def _usage(membership: Membership, now: datetime) -> dict:
-    """The organization's usage this month so far, by app name (the ledger keeps names: a deleted app's
-    usage still counts in the total)."""
-    return usage_for_period(
-        organization_id=membership.organization_id, period=period_of(now), group_by=("app",), now=now
+def _usage(membership: Membership, apps: list[App], now: datetime) -> dict:
+    """What the organization's apps cost this month so far: the shown apps' costs and the total, as the
+    usage report by app has them (the ledger keeps names: a deleted app's usage still counts in the total)."""
+    return app_costs(
+        organization_id=membership.organization_id, period=period_of(now), apps=[a.name for a in apps], now=now
     )
