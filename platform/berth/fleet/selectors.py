@@ -192,7 +192,7 @@ class LiveContainer(NamedTuple):
 
     id: int
     process_type: str
-    index: int
+    slot: int  # the replica's index in its process type
     release: int  # the release's version
     host: str  # the host's name
     address: str  # the host's address
@@ -237,5 +237,5 @@ def app_live_containers(*, actor: User, app: App, now: datetime) -> list[LiveCon
     rows = []
     for row in containers:
         slot = exits.get((row[1], row[2], row[3]), [])
-        rows.append(LiveContainer(*row, restarts=len(slot), last_exit=slot[0] if slot else None))
+        rows.append(LiveContainer._make((*row, len(slot), slot[0] if slot else None)))
     return rows

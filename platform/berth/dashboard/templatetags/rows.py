@@ -76,7 +76,7 @@ def _container_row(c: LiveContainer) -> str:
     up = lasted(c.started_at) if c.started_at else '<span class="muted">not started</span>'
     return (
         f'<tr id="container-{c.id}">'
-        f'<td class="mono">{escape(c.process_type)}.{c.index}</td>'
+        f'<td class="mono">{escape(c.process_type)}.{c.slot}</td>'
         f"<td>v{c.release}</td>"
         f"<td>{escape(c.host)}</td>"
         f'<td class="mono">{escape(c.address)}{port}</td>'
