@@ -4,7 +4,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.core.paginator import Page, Paginator
 from django.db import connection, models
@@ -130,7 +130,7 @@ def app_state(app: App) -> dict:
     release, or running) the wanted quantity and size beside the live containers of each release:
     {"web": {"quantity": 2, "size": "small", "running": {"v1": 1, "v2": 1}}}. One query; the release that
     runs is the app's `current_release`, loaded with it."""
-    params = {
+    params: dict[str, Any] = {
         "app": app.pk,
         "unfinished": [str(state) for state in Deployment.UNFINISHED],
         "live": [str(state) for state in Container.LIVE],
@@ -526,4 +526,4 @@ def deployments_page(
             cursor.execute(_STEP_LINES, [list(lines)])
             for deployment_id, at, message in cursor.fetchall():
                 lines[deployment_id].append((at, message))
-    return [ActivityEntry(*row, step_lines=lines.get(row[0])) for row in rows], older
+    return [ActivityEntry._make((*row, lines.get(row[0]))) for row in rows], older
