@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -185,7 +185,8 @@ def _exits(app: App, now: datetime, scoped: tuple[str, tuple]) -> dict:
     return {"since": since, "per_process_type": EXITS_PER_PROCESS_TYPE, "exits": exits}
 
 
-class LiveContainer(NamedTuple):
+@dataclass(slots=True)
+class LiveContainer:
     """A live container of an app as a list of them shows it, with how often its slot restarted and the
     last exit that made it restart. Plain values, not a Container: an app has up to a hundred, and
     building three model instances for each (container, host, release) cost more than rendering them."""
@@ -235,7 +236,22 @@ def app_live_containers(*, actor: User, app: App, now: datetime) -> list[LiveCon
     for ended in _exits(app, now, scoped)["exits"]:  # newest first
         exits.setdefault((ended.process_type, ended.index, ended.release), []).append(ended)
     rows = []
-    for row in containers:
-        slot = exits.get((row[1], row[2], row[3]), [])
-        rows.append(LiveContainer._make((*row, len(slot), slot[0] if slot else None)))
+    for pk, process_type, index, version, host, address, port, state, health, started_at in containers:
+        ended = exits.get((process_type, index, version), [])
+        rows.append(
+            LiveContainer(
+                pk,
+                process_type,
+                index,
+                version,
+                host,
+                address,
+                port,
+                state,
+                health,
+                started_at,
+                restarts=len(ended),
+                last_exit=ended[0] if ended else None,
+            )
+        )
     return rows
