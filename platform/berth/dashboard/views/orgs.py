@@ -4,7 +4,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import cast
 
 from django import forms
 from django.contrib import messages
@@ -22,11 +21,11 @@ from berth.billing.selectors import app_costs
 from berth.core.errors import BerthError
 from berth.deployments.selectors import STATUS_FIELDS, AppStatus, AppSummary, app_statuses
 from berth.tenancy import services
-from berth.tenancy.models import Membership, User
+from berth.tenancy.models import Membership
 from berth.tenancy.roles import Action, role_allows
 from berth.tenancy.selectors import organizations_of
 
-from ..access import org_page
+from ..access import actor, org_page
 from ..forms import add_refusal, parsed_as_api
 from ..rendering import render_page
 
@@ -63,7 +62,7 @@ def org_create(request: HttpRequest) -> HttpResponse:
     form = OrganizationForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and (data := parsed_as_api(form, OrganizationCreateSerializer)) is not None:
         try:
-            organization = services.organization_create(actor=cast(User, request.user), **data)
+            organization = services.organization_create(actor=actor(request), **data)
         except BerthError as error:
             add_refusal(form, error)
         else:
