@@ -21,6 +21,8 @@ run: deps migrate
 	@command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
 	@testbed/images.sh  # the demo app's image, built locally (no registry is reachable)
 	@mkdir -p var
+	@scripts/ensure-router.sh
+	$(RUN_SETTINGS) $(PY) manage.py router configure --dir var/router --http-port 8080 --https-port 8443
 	$(RUN_SETTINGS) $(PY) manage.py bootstrap
 	$(RUN_SETTINGS) $(UV) run --frozen honcho start -f Procfile
 
@@ -34,6 +36,7 @@ test-fast: deps
 
 testbed:
 	@scripts/ensure-docker.sh
+	@scripts/ensure-router.sh
 	@scripts/ensure-chromium.sh
 	@testbed/hosts.sh up 3 --userns-remap 3  # h1 and h2 for the fleet, h3 remaps user namespaces
 

@@ -11,12 +11,20 @@ from berth.tenancy.services import api_token_create
 from .factories import MembershipFactory, OrganizationFactory, UserFactory
 
 # Shared fixture modules: the test bed's hosts, and apps running on them.
-pytest_plugins = ["tests.testbed", "tests.fleet"]
+pytest_plugins = ["tests.testbed", "tests.fleet", "tests.routers"]
 
 # Fixtures that reach a Docker engine (the test bed's hosts, or a worker that connects to one), and those that
 # drive a browser. A test that uses one, directly or through another fixture, gets the marker, so that
 # `make test-fast` (`-m "not docker and not browser"`) never needs an engine or Chromium.
-ENGINE_FIXTURES = {"testbed_hosts", "userns_testbed_host", "remote_engine", "fleet", "userns_host", "engine_checker"}
+ENGINE_FIXTURES = {
+    "testbed_hosts",
+    "userns_testbed_host",
+    "remote_engine",
+    "fleet",
+    "userns_host",
+    "engine_checker",
+    "router_process",
+}
 BROWSER_FIXTURES = {"browser", "page"}
 
 

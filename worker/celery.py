@@ -13,6 +13,8 @@ if _PLATFORM not in sys.path:
     sys.path.insert(0, _PLATFORM)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "berth.settings.dev")
 
+from django.conf import settings  # noqa: E402
+
 from berth.celery import app  # noqa: E402
 from berth.core import task_names  # noqa: E402
 
@@ -36,6 +38,10 @@ app.conf.update(
         "check-hosts": {"task": task_names.CHECK_HOSTS, "schedule": timedelta(seconds=5)},
         "probe-containers": {"task": task_names.PROBE, "schedule": timedelta(seconds=5)},
         "reconcile": {"task": task_names.RECONCILE, "schedule": timedelta(seconds=10)},
+        "sync-routes": {
+            "task": task_names.ROUTES_SYNC,
+            "schedule": timedelta(seconds=settings.BERTH_ROUTE_SYNC_SECONDS),
+        },
         "meter-usage": {"task": task_names.METER, "schedule": timedelta(seconds=30)},
         "invoices": {"task": task_names.INVOICES, "schedule": timedelta(minutes=10)},
     },

@@ -10,7 +10,7 @@ from berth.core import task_names
 from berth.core.queue import enqueue
 from berth.fleet.models import DockerHost
 
-from . import deploy, healing, reconcile
+from . import deploy, healing, reconcile, routing
 from .engine import EngineError
 
 logger = logging.getLogger(__name__)
@@ -26,9 +26,9 @@ def check_hosts() -> None:
         elif host.status in DockerHost.ANSWERING:
             host.refresh_from_db()
             if host.status == DockerHost.Status.DOWN:
-                healing.heal_apps(
-                    list(App.objects.filter(containers__host=host).values_list("pk", flat=True).distinct())
-                )
+                lost = list(App.objects.filter(containers__host=host).values_list("pk", flat=True).distinct())
+                routing.push(lost)
+                healing.heal_apps(lost)
 
 
 def observe_host(host_id: int, suspects: Iterable[str] = ()) -> None:
@@ -42,6 +42,7 @@ def observe_host(host_id: int, suspects: Iterable[str] = ()) -> None:
     except EngineError as error:
         logger.warning("reconcile of %s failed: %s", host.name, error)
         return
+    routing.push(changed)
     healing.heal_apps(sorted(changed))
 
 
@@ -65,4 +66,5 @@ def probe_fleet() -> None:
             changed |= reconcile.probe_host(host)
         except EngineError as error:
             logger.warning("probing %s failed: %s", host.name, error)
+    routing.push(changed)
     healing.heal_apps(sorted(changed))

@@ -13,6 +13,7 @@ from django.db import connection
 # The first key of Berth's two-key advisory locks: keeps them apart from anyone else's.
 APP = 0x6265  # one deployment of an app at a time
 HOST = 0x6268  # one reconcile pass of a host at a time
+ROUTER = 0x6272  # one push to a router at a time
 
 
 class Busy(Exception):

@@ -11,7 +11,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.utils import timezone
 
-from berth.applications.models import Release
+from berth.applications.models import App, Release
 from berth.applications.registries import PullPolicy, pull_policy
 from berth.applications.specs import ProcessType
 from berth.deployments.models import Deployment, DeploymentStep
@@ -19,6 +19,7 @@ from berth.fleet import transitions
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
 
+from . import routing
 from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name, runs_as_root
 from .engine import DOCKER_ENDED, DOCKER_RUNNING, Engine, EngineError, ImageNotFound, LocalImage, ObservedContainer
 from .placement import HostLoad, place_many
@@ -218,6 +219,8 @@ def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None =
     if healthy:
         messages.append(f"{container.name} is healthy ({seen}).")
     steps(deployment, messages, host=host, container=container)
+    if healthy:
+        routing.join(container, deployment)
     return container
 
 
@@ -292,6 +295,7 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
             if healthy:
                 step(deployment, f"{container.name} is healthy ({seen}).", container=container)
                 transitions.container_healthy(container, observed)
+                routing.join(container, deployment)
                 return HealthResult(True, seen)
             if time.monotonic() - began >= check.start_period_s:
                 failures += 1
@@ -365,9 +369,13 @@ def _look_while_ready(
 
 
 def stop_container(container: Container, deployment: Deployment | None, why: str) -> None:
-    """Stop gracefully (SIGTERM, then SIGKILL after the timeout) and remove; the row keeps the host's times."""
+    """Leave the routes, then stop gracefully (SIGTERM, then SIGKILL after the timeout) and remove; the
+    row keeps the host's times. The routers send it nothing new once it is `stopping`, and it is stopped
+    when they have no request in flight to it, or after the app's drain timeout."""
     transitions.container_stopping(container)
     step(deployment, f"Stopping {container.name}: {why}.", host=container.host, container=container)
+    drain_timeout_s = App.objects.filter(pk=container.app_id).values_list("drain_timeout_s", flat=True).first()
+    routing.leave(container, drain_timeout_s or 0, deployment)
     try:
         with Engine(container.host) as engine:
             engine.stop(container.docker_id, timeout_s=STOP_TIMEOUT_S)

@@ -15,7 +15,7 @@ from berth.deployments.models import Deployment
 from berth.fleet.models import DockerHost
 from berth.tenancy.services import invitations_purge_expired
 
-from . import deploy, fleet_health, healing, locks
+from . import deploy, fleet_health, healing, locks, routing
 from .engine import Engine, EngineError
 
 logger = logging.getLogger(__name__)
@@ -107,3 +107,15 @@ def usage_sync_pass() -> dict:
 @shared_task(name=task_names.INVOICES)
 def generate_invoices() -> dict:
     return invoices_run(now=timezone.now())
+
+
+@shared_task(name=task_names.ROUTES_PUSH)
+def push_routes(app_ids: list[int]) -> None:
+    """After a change the control plane made (a domain, a redirect setting): these apps' routes, now."""
+    routing.push(app_ids)
+
+
+@shared_task(name=task_names.ROUTES_SYNC)
+def sync_routes() -> None:
+    """Every router against the whole route table, repairing any drift."""
+    routing.sync_routers()

@@ -1,7 +1,7 @@
 """Apps: what a tenant deploys and runs on Berth."""
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -24,6 +24,10 @@ class App(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # The release the app should run: moved by a deployment that succeeded, and only by one.
     current_release = models.ForeignKey("Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Routing (docs/routing.md): plain HTTP requests are redirected to HTTPS; and how long a replica
+    # leaving the routes may finish the requests it has before it is stopped anyway.
+    https_only = models.BooleanField(default=False)
+    drain_timeout_s = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1), MaxValueValidator(900)])
 
     objects = TenantQuerySet.as_manager()
 

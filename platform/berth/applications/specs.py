@@ -51,6 +51,8 @@ class ProcessType:
     min_ready_s: float = 5.0
     # A read-only root filesystem, with a writable tmpfs at /tmp.
     read_only: bool = False
+    # Takes HTTP from the routers at the app's hostnames (docs/routing.md): `web` does unless told otherwise.
+    http: bool = False
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -153,12 +155,15 @@ def parse_process_types(data) -> dict[str, ProcessType]:
         spec = spec or {}
         if not isinstance(spec, dict):
             raise _field(where, "A process type must be an object.")
-        unknown = set(spec) - {"command", "port", "health_check", "min_ready_s", "read_only"}
+        unknown = set(spec) - {"command", "port", "health_check", "min_ready_s", "read_only", "http"}
         if unknown:
             raise _field(where, f"Unknown process type fields: {', '.join(sorted(unknown))}.")
         port = spec.get("port", 8080 if name == "web" else None)
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
             raise _field(f"{where}.port", "The port must be a whole number from 1 to 65535.")
+        http = _boolean(spec, "http", where, default=name == "web" and port is not None)
+        if http and port is None:
+            raise _field(f"{where}.http", "A process type that takes HTTP needs a port.")
         parsed[name] = ProcessType(
             name=name,
             command=parse_command(spec.get("command"), f"{where}.command"),
@@ -166,12 +171,13 @@ def parse_process_types(data) -> dict[str, ProcessType]:
             health=parse_health(spec.get("health_check"), f"{where}.health_check", port),
             min_ready_s=_number(spec, "min_ready_s", settings.BERTH_MIN_READY_SECONDS, 0, 600, where),
             read_only=_boolean(spec, "read_only", where),
+            http=http,
         )
     return parsed
 
 
-def _boolean(data: dict, key: str, where: str) -> bool:
-    value = data.get(key, False)
+def _boolean(data: dict, key: str, where: str, default: bool = False) -> bool:
+    value = data.get(key, default)
     if not isinstance(value, bool):
         raise _field(f"{where}.{key}", f"{key} must be true or false.")
     return value
@@ -188,6 +194,8 @@ def load_process_types(stored: dict) -> dict[str, ProcessType]:
             # Releases made before these fields existed ran with no ready time, writable.
             min_ready_s=spec.get("min_ready_s", 0.0),
             read_only=spec.get("read_only", False),
+            # Releases made before routing existed: web took HTTP.
+            http=spec.get("http", name == "web" and spec["port"] is not None),
         )
         for name, spec in stored.items()
     }

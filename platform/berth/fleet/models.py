@@ -174,3 +174,50 @@ class Container(models.Model):
     @property
     def is_live(self) -> bool:
         return self.state in self.LIVE
+
+
+class Router(models.Model):
+    """A router in front of the fleet (docs/routing.md): HAProxy, driven through its runtime API by the
+    worker, which pushes it the route table derived from PostgreSQL; Caddy beside it terminates TLS.
+
+    Like a host, `state` is the operator's intent (does Berth keep it in step?) and `status` what the
+    worker last observed (does its admin endpoint answer?). A router holds nothing PostgreSQL does not.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DISABLED = "disabled", "Disabled (not kept in step)"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Not synced yet"
+        UP = "up", "Up"
+        DOWN = "down", "Down (its admin endpoint does not answer)"
+
+    name = models.CharField(max_length=40, unique=True, validators=[slug_validator])
+    admin_url = models.CharField(
+        max_length=255,
+        help_text="HAProxy's runtime API: unix:///path/admin.sock, or tcp://127.0.0.1:PORT on the worker's machine",
+    )
+    public_address = models.CharField(
+        max_length=255, help_text="The address (or DNS name) clients reach the router at; shown to operators"
+    )
+    http_port = models.PositiveIntegerField(default=80, validators=[MinValueValidator(1)])
+    https_port = models.PositiveIntegerField(default=443, validators=[MinValueValidator(1)])
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # What the last pass found: how many apps the router can hold (its backends) and holds now.
+    capacity = models.PositiveIntegerField(null=True, blank=True)
+    routes = models.PositiveIntegerField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=["active", "disabled"]), name="router_state"),
+            models.CheckConstraint(condition=models.Q(status__in=["pending", "up", "down"]), name="router_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "berth.audit",
     "berth.fleet",
     "berth.deployments",
+    "berth.routing",
     "berth.billing",
     "django.contrib.postgres",
     "berth.api",
@@ -225,6 +226,12 @@ BERTH_PARALLEL_STARTS = env_int("BERTH_PARALLEL_STARTS", 8)
 BERTH_ORG_CONTAINERS_PER_HOST = env_int("BERTH_ORG_CONTAINERS_PER_HOST", 250)
 # How long registering a host waits for a worker to connect to its engine (the engine has 10 s of it).
 BERTH_ENGINE_CHECK_TIMEOUT_SECONDS = env_int("BERTH_ENGINE_CHECK_TIMEOUT_SECONDS", 20)
+
+# Routing (docs/routing.md). Every app answers at <app>.<org>.BERTH_APPS_DOMAIN on the routers; `localhost`
+# works without DNS in browsers and curl (http://hello.demo.localhost:8080).
+BERTH_APPS_DOMAIN = env_str("BERTH_APPS_DOMAIN", "localhost")
+# The periodic pass that compares every router with the route table and repairs what differs.
+BERTH_ROUTE_SYNC_SECONDS = env_int("BERTH_ROUTE_SYNC_SECONDS", 5)
 
 # Billing. Quotas every organization has unless an operator sets its own.
 BERTH_DEFAULT_QUOTA = {

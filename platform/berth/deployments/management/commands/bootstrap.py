@@ -11,6 +11,8 @@ from django.db import transaction
 from berth.billing.bootstrap import prices_set
 from berth.deployments.bootstrap import DEMO_IMAGE, demo_app_ensure
 from berth.fleet.bootstrap import local_host_ensure, sizes_ensure
+from berth.routing.bootstrap import local_router_ensure
+from berth.routing.hostnames import app_url
 from berth.tenancy.bootstrap import UNCHANGED, demo_organization_ensure, demo_token_create, user_ensure
 
 
@@ -28,10 +30,12 @@ class Command(BaseCommand):
         organization = demo_organization_ensure(demo)
         prices_set(operator, sizes_ensure(operator))
         local_host_ensure(operator)
+        local_router_ensure(operator)
         if demo_app_ensure(demo, organization):
             lines.append(
                 f"Deploying demo/hello ({DEMO_IMAGE}) on the local engine: GET /api/v1/orgs/demo/apps/hello/containers/"
             )
+        lines.append(f"App       {app_url('hello', 'demo', port=int(os.environ.get('BERTH_ROUTER_HTTP_PORT', 8080)))}/")
         lines.append(f"Dashboard {settings.BERTH_PUBLIC_URL}/   sign in as demo@berth.local  {demo_password}")
         lines.append(f"API docs  {settings.BERTH_PUBLIC_URL}/api/docs/")
         if demo_password is not UNCHANGED:

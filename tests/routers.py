@@ -1,0 +1,149 @@
+"""A real router for tests: HAProxy and Caddy as `make run` starts them (berth.routing.config), on free
+loopback ports, once per session; each test that asks for `router` gets it registered and emptied."""
+
+import http.client
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from berth.fleet.models import Router
+from berth.routing.config import RouterFiles
+
+CADDY = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "caddy"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass
+class TestRouter:
+    """HAProxy (routes, the worker's runtime API) and Caddy (TLS in front of it), running."""
+
+    __test__ = False
+
+    files: RouterFiles
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # Its row in Berth, while a test has it registered.
+    row: Router | None = None
+
+    def start(self) -> "TestRouter":
+        log = self.files.directory / "router.log"
+        if "haproxy" not in self.processes or self.processes["haproxy"].poll() is not None:
+            self.files.admin_socket.unlink(missing_ok=True)
+            self.processes["haproxy"] = subprocess.Popen(
+                ["haproxy", "-W", "-db", "-f", str(self.files.haproxy_cfg)],
+                stdout=log.open("a"),
+                stderr=subprocess.STDOUT,
+            )
+        if "caddy" not in self.processes or self.processes["caddy"].poll() is not None:
+            self.processes["caddy"] = subprocess.Popen(
+                [str(CADDY), "run", "--config", str(self.files.caddy_json)],
+                stdout=log.open("a"),
+                stderr=subprocess.STDOUT,
+                cwd=self.files.directory,
+            )
+        deadline = time.monotonic() + 15
+        while not (self.files.admin_socket.exists() and self._answers(self.files.https_port)):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the router did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, name: str = "haproxy") -> None:
+        process = self.processes.pop(name, None)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(10)
+
+    @staticmethod
+    def _answers(port: int) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
+
+    def get(self, hostname: str, path: str = "/", *, https: bool = False, headers: dict | None = None) -> Response:
+        """One request to the router as a client of `hostname` would send it (*.localhost needs no DNS in
+        browsers and curl; Python's resolver does not know it, so the connection goes to 127.0.0.1)."""
+        connection = self.connection(hostname, https=https)
+        try:
+            connection.request("GET", path, headers={"Host": hostname, **(headers or {})})
+            response = connection.getresponse()
+            return Response(response.status, dict(response.getheaders()), response.read().decode(errors="replace"))
+        finally:
+            connection.close()
+
+    def connection(self, hostname: str, *, https: bool = False, timeout: float = 10) -> http.client.HTTPConnection:
+        if not https:
+            return http.client.HTTPConnection("127.0.0.1", self.files.http_port, timeout=timeout)
+        context = ssl.create_default_context(cafile=str(self.files.caddy_ca_root))
+        return _SNIConnection(hostname, "127.0.0.1", self.files.https_port, timeout=timeout, context=context)
+
+
+class _SNIConnection(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1, with the hostname as SNI and for the certificate check."""
+
+    def __init__(self, server_name: str, address: str, port: int, **kwargs):
+        super().__init__(address, port, **kwargs)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.server_name)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def router_process(tmp_path_factory) -> Iterator[TestRouter]:
+    if not shutil.which("haproxy"):
+        pytest.fail("HAProxy is not installed: scripts/ensure-router.sh installs it (make testbed runs it)")
+    http_port = free_port()
+    files = RouterFiles(
+        directory=tmp_path_factory.mktemp("router"),
+        http_port=http_port,
+        https_port=free_port(),
+        ask_port=free_port(),
+        slots=64,
+    )
+    files.write()
+    router = TestRouter(files).start()
+    yield router
+    router.stop("caddy")
+    router.stop("haproxy")
+
+
+@pytest.fixture
+def router(router_process, transactional_db) -> Iterator[TestRouter]:
+    """The session's router, registered, and holding no route (a pass against the empty table)."""
+    from worker.routing import sync_routers
+
+    router_process.start()  # a test may have stopped it
+    row = Router.objects.create(
+        name="test-router",
+        admin_url=router_process.files.admin_url,
+        public_address="127.0.0.1",
+        http_port=router_process.files.http_port,
+        https_port=router_process.files.https_port,
+    )
+    sync_routers()
+    router_process.row = row
+    yield router_process
+    router_process.row = None

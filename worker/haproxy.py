@@ -1,0 +1,134 @@
+"""A router's HAProxy, through its runtime API (the "stats socket"): read what it serves, change it in place.
+
+Nothing here reloads HAProxy: servers, weights, drain states and map entries change at run time, so no
+client connection is closed by a route change (docs/routing.md).
+"""
+
+import csv
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+# Commands sent over one connection at most: HAProxy answers each before reading the next, and the
+# answers must not fill the socket's buffer while commands are still being written.
+BATCH = 100
+
+# Bits of `srv_admin_state` (HAProxy's SRV_ADMF_*): put in maintenance, or draining, by the runtime API.
+FORCED_MAINT = 0x01
+FORCED_DRAIN = 0x08
+
+
+class RouterUnreachable(Exception):
+    """The router's admin endpoint did not answer."""
+
+
+class RouterRefused(Exception):
+    """HAProxy answered a command with an error."""
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    backend: str
+    name: str
+    address: str
+    port: int
+    weight: int
+    admin_state: int
+
+    @property
+    def draining(self) -> bool:
+        return bool(self.admin_state & (FORCED_DRAIN | FORCED_MAINT))
+
+
+class RuntimeAPI:
+    """One router's runtime API: `unix:///path/admin.sock` or `tcp://127.0.0.1:PORT`."""
+
+    def __init__(self, url: str, timeout: float = 2.0):
+        self.url = url
+        self.timeout = timeout
+
+    def run(self, commands: list[str]) -> list[str]:
+        """Each command's answer, in order."""
+        answers: list[str] = []
+        for start in range(0, len(commands), BATCH):
+            answers += self._exchange(commands[start : start + BATCH])
+        return answers
+
+    def _connect(self) -> socket.socket:
+        parts = urlsplit(self.url)
+        try:
+            if parts.scheme == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                sock.connect(parts.path)
+            elif parts.scheme == "tcp" and parts.hostname and parts.port:
+                sock = socket.create_connection((parts.hostname, parts.port), timeout=self.timeout)
+            else:
+                raise RouterUnreachable(f"{self.url} is not a unix:// or tcp:// admin endpoint")
+        except OSError as error:
+            raise RouterUnreachable(f"{self.url}: {error.strerror or error}") from None
+        return sock
+
+    def _exchange(self, commands: list[str]) -> list[str]:
+        # Prompt mode: every answer ends with the prompt, so answers can be told apart on one connection.
+        payload = "prompt\n" + "".join(f"{command}\n" for command in commands) + "quit\n"
+        chunks = []
+        with self._connect() as sock:
+            try:
+                sock.sendall(payload.encode())
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            except OSError as error:
+                raise RouterUnreachable(f"{self.url}: {error.strerror or error}") from None
+        parts = b"".join(chunks).decode(errors="replace").split("\n> ")
+        answers = [part.removesuffix("\n") for part in parts[1 : 1 + len(commands)]]
+        if len(answers) != len(commands):
+            raise RouterUnreachable(f"{self.url} closed the connection after {len(answers)} of {len(commands)} answers")
+        return answers
+
+    # Reading.
+
+    def backends(self) -> list[str]:
+        [answer] = self.run(["show backend"])
+        return [line for line in answer.splitlines() if line and not line.startswith("#")]
+
+    def map_entries(self, path: str) -> dict[str, str]:
+        [answer] = self.run([f"show map {path}"])
+        entries = {}
+        for line in answer.splitlines():
+            fields = line.split()
+            if len(fields) == 3:
+                entries[fields[1]] = fields[2]
+        return entries
+
+    def servers(self, backend: str | None = None) -> list[LiveServer]:
+        [answer] = self.run([f"show servers state {backend}" if backend else "show servers state"])
+        found = []
+        for line in answer.splitlines():
+            fields = line.split()
+            if len(fields) < 19 or line.startswith("#"):
+                continue
+            found.append(
+                LiveServer(
+                    backend=fields[1],
+                    name=fields[3],
+                    address=fields[4],
+                    port=int(fields[18]),
+                    weight=int(fields[7]),
+                    admin_state=int(fields[6]),
+                )
+            )
+        return found
+
+    def sessions(self, backend: str | None = None) -> dict[tuple[str, str], int]:
+        """Requests in flight (and queued) per (backend, server), as HAProxy counts them now."""
+        [answer] = self.run([f"show stat {backend or -1} 4 -1"])
+        rows = csv.DictReader(answer.removeprefix("# ").splitlines())
+        return {(row["pxname"], row["svname"]): int(row["scur"] or 0) + int(row["qcur"] or 0) for row in rows}
+
+
+def check_answers(commands: list[str], answers: list[str]) -> list[str]:
+    """The errors among a batch's answers, each with its command. HAProxy answers a change that worked
+    with nothing or a short confirmation; anything else it says is an error."""
+    fine = ("", "New server registered.", "Server deleted.")
+    return [f"{command}: {answer}" for command, answer in zip(commands, answers, strict=True) if answer not in fine]

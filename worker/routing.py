@@ -1,0 +1,257 @@
+"""Keeping the routers in step with the route table (docs/routing.md).
+
+Level-triggered: a push reads the route table from PostgreSQL, reads what the router serves now, and
+sends the difference through HAProxy's runtime API. It runs after every change that alters the table
+(a replica healthy or stopping, a crash seen, a domain added) for the apps concerned, and every
+BERTH_ROUTE_SYNC_SECONDS for every app on every router, which repairs any drift: a router that
+restarted empty is full again after one pass. A router that does not answer never holds anything
+up: it is marked down, skipped by the pushes after a change, and caught up by the periodic pass.
+"""
+
+import logging
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from berth.deployments.models import Deployment
+from berth.fleet.models import Container, Router
+from berth.routing.config import SERVER_OPTIONS
+from berth.routing.selectors import AppRoute, route_table, upstream_name
+
+from . import locks
+from .haproxy import LiveServer, RouterRefused, RouterUnreachable, RuntimeAPI, check_answers
+
+logger = logging.getLogger(__name__)
+
+# How often a replica leaving the routes is looked at until no router has a request in flight to it.
+DRAIN_POLL_S = 0.05
+
+
+@dataclass
+class Outcome:
+    """What one push did on one router."""
+
+    router: Router
+    commands: int = 0
+    # Servers left out of the table that still had requests in flight: drained, not yet deleted.
+    draining: set[str] = field(default_factory=set)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Live:
+    """What a router serves now, as far as a push looks."""
+
+    hosts: dict[str, str]
+    https: dict[str, str]
+    servers: dict[str, dict[str, LiveServer]]
+    sessions: dict[tuple[str, str], int]
+    backends: set[str]
+
+
+def plan(wanted: list[AppRoute], live: Live, *, hosts_map: str, https_map: str, everything: bool) -> list[str]:
+    """The runtime API commands that make the router serve `wanted`. With `everything`, `wanted` is the
+    whole table and whatever else the router serves goes; otherwise only what belongs to the backends
+    of `wanted` (their servers, and the hostnames that point at them) is touched.
+
+    Replicas that join come first, those that leave after: a replaced replica is drained only once its
+    successor serves. One that leaves is drained while it has requests in flight and deleted once idle."""
+    commands: list[str] = []
+    backends = {route.backend for route in wanted}
+    hostnames = {name: route.backend for route in wanted for name in route.hostnames}
+    secure = {name for route in wanted if route.https_only for name in route.hostnames}
+    for route in wanted:
+        if route.backend not in live.backends:
+            continue  # beyond the router's capacity: reported by the pass, not an error per command
+        present = live.servers.get(route.backend, {})
+        for upstream in route.upstreams:
+            where = f"{route.backend}/{upstream.name}"
+            server = present.get(upstream.name)
+            if server is None:
+                commands += [
+                    f"add server {where} {upstream.address}:{upstream.port} weight {upstream.weight} {SERVER_OPTIONS}",
+                    f"enable health {where}",
+                    f"enable server {where}",
+                ]
+                continue
+            if server.draining:
+                commands.append(f"set server {where} state ready")
+            if server.weight != upstream.weight:
+                commands.append(f"set server {where} weight {upstream.weight}")
+    for name, backend in hostnames.items():
+        if backend in live.backends and live.hosts.get(name) != backend:
+            verb = "set" if name in live.hosts else "add"
+            commands.append(f"{verb} map {hosts_map} {name} {backend}")
+    for name in secure - set(live.https):
+        commands.append(f"add map {https_map} {name} 1")
+    for name, backend in live.hosts.items():
+        if name not in hostnames and (everything or backend in backends):
+            commands.append(f"del map {hosts_map} {name}")
+    for name in live.https:
+        if name not in secure and (everything or hostnames.get(name, live.hosts.get(name)) in backends):
+            commands.append(f"del map {https_map} {name}")
+    wanted_servers = {(route.backend, u.name) for route in wanted for u in route.upstreams}
+    for backend, servers in live.servers.items():
+        if not everything and backend not in backends:
+            continue
+        for server in servers.values():
+            if (backend, server.name) in wanted_servers:
+                continue
+            where = f"{backend}/{server.name}"
+            if live.sessions.get((backend, server.name), 0) == 0:
+                commands += [f"set server {where} state maint", f"del server {where}"]
+            elif not server.draining:
+                commands.append(f"set server {where} state drain")
+    return commands
+
+
+def _read(api: RuntimeAPI, router_files: tuple[str, str], backends: Collection[str] | None) -> Live:
+    hosts_map, https_map = router_files
+    all_backends = set(api.backends())
+    if backends is None:
+        servers_list = api.servers()
+        sessions = api.sessions()
+    else:
+        servers_list, sessions = [], {}
+        for backend in backends:
+            if backend in all_backends:
+                servers_list += api.servers(backend)
+                sessions.update(api.sessions(backend))
+    servers: dict[str, dict[str, LiveServer]] = {}
+    for server in servers_list:
+        servers.setdefault(server.backend, {})[server.name] = server
+    return Live(
+        hosts=api.map_entries(hosts_map),
+        https=api.map_entries(https_map),
+        servers=servers,
+        sessions=sessions,
+        backends=all_backends,
+    )
+
+
+def map_paths(api: RuntimeAPI) -> tuple[str, str]:
+    """The router's two maps, as it names them (the files it was started with)."""
+    [answer] = api.run(["show map"])
+    # "12 (/path/hosts.map) pattern loaded from file …"
+    paths = [line.split()[1].strip("()") for line in answer.splitlines() if line and not line.startswith("#")]
+    hosts = next((p for p in paths if p.endswith("/hosts.map")), None)
+    https = next((p for p in paths if p.endswith("/https.map")), None)
+    if hosts is None or https is None:
+        raise RouterRefused("the router has no hosts.map and https.map: was it set up by `manage.py router configure`?")
+    return hosts, https
+
+
+def push_to(router: Router, app_ids: Collection[int] | None) -> Outcome:
+    """Bring one router in step for these apps (all when None). Holds the router's lock, so the table is
+    read after any other push to it finished, and two pushes never interleave on one router."""
+    outcome = Outcome(router)
+    api = RuntimeAPI(router.admin_url)
+    with locks.advisory_lock(locks.ROUTER, router.pk, wait_s=30):
+        wanted = route_table(app_ids)
+        try:
+            paths = map_paths(api)
+            live = _read(api, paths, None if app_ids is None else [r.backend for r in wanted])
+            commands = plan(wanted, live, hosts_map=paths[0], https_map=paths[1], everything=app_ids is None)
+            errors = check_answers(commands, api.run(commands)) if commands else []
+        except (RouterUnreachable, RouterRefused) as error:
+            outcome.error = str(error)
+            return outcome
+    outcome.commands = len(commands)
+    outcome.draining = {
+        name for (backend, name), count in live.sessions.items() if count and _leaving(wanted, backend, name)
+    }
+    if errors:
+        logger.warning("router %s refused %d commands, first: %s", router.name, len(errors), errors[0])
+    if app_ids is None:
+        over = [route for route in wanted if route.backend not in live.backends]
+        _record(router, routes=len(wanted) - len(over), capacity=len(live.backends) - 1, over=len(over))
+    elif router.status != Router.Status.UP:
+        _record(router)
+    return outcome
+
+
+def _leaving(wanted: list[AppRoute], backend: str, name: str) -> bool:
+    route = next((r for r in wanted if r.backend == backend), None)
+    return route is not None and all(u.name != name for u in route.upstreams)
+
+
+def _record(router: Router, *, routes: int | None = None, capacity: int | None = None, over: int = 0) -> None:
+    """A pass that worked: the router is up, and (after a whole pass) what it holds."""
+    changes: dict = {"status": Router.Status.UP, "last_synced_at": timezone.now(), "last_error": ""}
+    if routes is not None:
+        changes.update(routes=routes, capacity=capacity)
+    if over:
+        changes["last_error"] = f"{over} apps have slots beyond this router's {capacity} backends: set it up with more."
+    Router.objects.filter(pk=router.pk).update(**changes)
+    router.status = Router.Status.UP
+
+
+def _down(router: Router, error: str) -> None:
+    Router.objects.filter(pk=router.pk).update(status=Router.Status.DOWN, last_error=error[:2000])
+    router.status = Router.Status.DOWN
+
+
+def push(app_ids: Iterable[int], deployment: Deployment | None = None) -> list[Outcome]:
+    """After a change: push these apps' routes to every active router that is not down. Never raises."""
+    ids = sorted(set(app_ids))
+    if not ids:
+        return []
+    outcomes = []
+    routers = Router.objects.filter(state=Router.State.ACTIVE).exclude(status=Router.Status.DOWN)
+    for router in routers:
+        outcome = push_to(router, ids)
+        if outcome.error:
+            _down(router, outcome.error)
+            logger.warning("router %s is down: %s", router.name, outcome.error)
+            _pending(deployment, router, outcome.error)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _pending(deployment: Deployment | None, router: Router, error: str) -> None:
+    from .runtime import step  # runtime pushes through this module
+
+    step(deployment, f"Routing is pending on router {router.name} ({error}); it catches up when the router answers.")
+
+
+def sync_routers() -> None:
+    """The periodic pass: every active router, down ones included, gets the whole table."""
+    for router in Router.objects.filter(state=Router.State.ACTIVE):
+        try:
+            outcome = push_to(router, None)
+        except locks.Busy:
+            continue
+        if outcome.error:
+            if router.status != Router.Status.DOWN or outcome.error != router.last_error:
+                _down(router, outcome.error)
+        elif outcome.commands:
+            logger.info("router %s: %d changes", router.name, outcome.commands)
+
+
+def join(container: Container, deployment: Deployment | None = None) -> None:
+    """A container just passed its health check: it serves from now on, if its process type takes HTTP."""
+    push([container.app_id], deployment)
+
+
+def leave(container: Container, drain_timeout_s: float, deployment: Deployment | None = None) -> None:
+    """A container Berth is about to stop (its row already `stopping`) leaves the routes, and this returns
+    once no router has a request in flight to it, or after the app's drain timeout."""
+    name = upstream_name(container.pk)
+    deadline = time.monotonic() + drain_timeout_s
+    while True:
+        busy = [o.router.name for o in push([container.app_id], deployment) if name in o.draining]
+        if not busy:
+            return
+        if time.monotonic() >= deadline:
+            from .runtime import step
+
+            step(
+                deployment,
+                f"{container.name} still had requests in flight on {', '.join(busy)} after the app's drain "
+                f"timeout ({drain_timeout_s:g} s); stopping it anyway.",
+                container=container,
+            )
+            return
+        time.sleep(DRAIN_POLL_S)
