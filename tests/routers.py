@@ -84,9 +84,17 @@ class TestRouter:
     def get(self, hostname: str, path: str = "/", *, https: bool = False, headers: dict | None = None) -> Response:
         """One request to the router as a client of `hostname` would send it (*.localhost needs no DNS in
         browsers and curl; Python's resolver does not know it, so the connection goes to 127.0.0.1)."""
+        return self.request("GET", hostname, path, https=https, headers=headers)
+
+    def post(self, hostname: str, path: str = "/", *, body: bytes = b"x=1") -> Response:
+        return self.request("POST", hostname, path, body=body)
+
+    def request(
+        self, method: str, hostname: str, path: str, *, https: bool = False, headers: dict | None = None, body=None
+    ) -> Response:
         connection = self.connection(hostname, https=https)
         try:
-            connection.request("GET", path, headers={"Host": hostname, **(headers or {})})
+            connection.request(method, path, body=body, headers={"Host": hostname, **(headers or {})})
             response = connection.getresponse()
             return Response(response.status, dict(response.getheaders()), response.read().decode(errors="replace"))
         finally:
