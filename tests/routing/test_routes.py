@@ -5,9 +5,13 @@ from berth.fleet.models import Container, Router
 from berth.routing.hostnames import default_hostname
 from tests.deployments.helpers import live
 from tests.fleet import WEB
+from worker.fleet_health import observe_host
+from worker.haproxy import RuntimeAPI
 from worker.routing import sync_routers
 
 from .helpers import deploy_app
+
+pytestmark = pytest.mark.docker
 
 
 def test_an_app_answers_at_its_hostname_on_every_replica(fleet, router, tenant):
@@ -85,16 +89,12 @@ def test_a_router_that_does_not_answer_is_marked_down_and_caught_up(fleet, route
 
 def test_a_crashed_replica_leaves_the_routes_when_seen(fleet, router, tenant):
     app = deploy_app(tenant, "hello", quantity=2)
-    [victim, survivor] = live(app)
-    import docker
-
+    victim = live(app)[0]
     docker.APIClient(base_url=next(h for h in fleet if h.pk == victim.host_id).engine_url).kill(victim.docker_id)
     hostname = default_hostname("hello", "shop")
     # Passive health: the router skips the dead replica at once, and retries a request that hit it.
     for _ in range(10):
         assert router.get(hostname, "/cgi-bin/request").status == 200
-    from worker.fleet_health import observe_host
-
     observe_host(victim.host_id, suspects=[victim.docker_id])
     assert Container.objects.get(pk=victim.pk).state == Container.State.EXITED
     live_names = {s.name for s in _servers(router)}
@@ -102,6 +102,4 @@ def test_a_crashed_replica_leaves_the_routes_when_seen(fleet, router, tenant):
 
 
 def _servers(router):
-    from worker.haproxy import RuntimeAPI
-
     return RuntimeAPI(router.files.admin_url).servers()
