@@ -1,6 +1,9 @@
 """Every app answers at its own hostname through a real router (HAProxy, with Caddy for TLS), with the
 routes pushed by the worker's code from PostgreSQL."""
 
+import docker
+import pytest
+
 from berth.fleet.models import Container, Router
 from berth.routing.hostnames import default_hostname
 from tests.deployments.helpers import live
