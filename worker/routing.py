@@ -201,7 +201,15 @@ def push(app_ids: Iterable[int], deployment: Deployment | None = None) -> list[O
     outcomes = []
     routers = Router.objects.filter(state=Router.State.ACTIVE).exclude(status=Router.Status.DOWN)
     for router in routers:
-        outcome = push_to(router, ids)
+        try:
+            outcome = push_to(router, ids)
+        except locks.Busy:
+            # Another push held the router for 30 s: the periodic pass brings this change.
+            logger.warning("router %s stayed busy; apps %s wait for the next pass", router.name, ids)
+            continue
+        except Exception as error:  # a push must never fail the deployment or pass that made the change
+            logger.exception("push to router %s failed", router.name)
+            outcome = Outcome(router, error=f"{type(error).__name__}: {error}")
         if outcome.error:
             _down(router, outcome.error)
             logger.warning("router %s is down: %s", router.name, outcome.error)

@@ -12,7 +12,8 @@ class AppAdmin(AuditedModelAdmin):
     search_fields = ["name", "organization__slug", "description"]
     list_filter = [("created_at", admin.DateFieldListFilter)]
     autocomplete_fields = ["organization"]
-    readonly_fields = ["created_by", "created_at", "updated_at"]
+    # Routing settings are the tenant's, changed through berth.routing.services (audited, pushed to routers).
+    readonly_fields = ["created_by", "created_at", "updated_at", "https_only", "drain_timeout_s"]
     list_select_related = ["organization", "created_by"]
 
 
