@@ -143,12 +143,12 @@ def map_paths(api: RuntimeAPI) -> tuple[str, str]:
     return hosts, https
 
 
-def push_to(router: Router, app_ids: Collection[int] | None) -> Outcome:
+def push_to(router: Router, app_ids: Collection[int] | None, *, wait_s: float = 30) -> Outcome:
     """Bring one router in step for these apps (all when None). Holds the router's lock, so the table is
     read after any other push to it finished, and two pushes never interleave on one router."""
     outcome = Outcome(router)
     api = RuntimeAPI(router.admin_url)
-    with locks.advisory_lock(locks.ROUTER, router.pk, wait_s=30):
+    with locks.advisory_lock(locks.ROUTER, router.pk, wait_s=wait_s):
         wanted = route_table(app_ids)
         try:
             paths = map_paths(api)
@@ -228,7 +228,8 @@ def sync_routers() -> None:
     """The periodic pass: every active router, down ones included, gets the whole table."""
     for router in Router.objects.filter(state=Router.State.ACTIVE):
         try:
-            outcome = push_to(router, None)
+            # Another worker's pass, or a long run of pushes: this router is looked at again next pass.
+            outcome = push_to(router, None, wait_s=1)
         except locks.Busy:
             continue
         if outcome.error:

@@ -8,7 +8,7 @@ import time
 import docker
 import pytest
 
-from berth.deployments.services import formation_scale, release_create, release_rollback
+from berth.deployments.services import app_restart, formation_scale, release_create, release_rollback
 from berth.fleet.models import DockerHost
 from berth.fleet.services import host_set_state
 from berth.routing.hostnames import default_hostname
@@ -75,6 +75,18 @@ def test_scale_in_from_three_to_one(fleet, router, tenant):
 
     carried(under_load(router, "hello", scale_in), "scale 3 -> 1")
     assert len(live(app)) == 1
+
+
+def test_restart_of_every_replica(fleet, router, tenant):
+    app = deploy_app(tenant, "hello", quantity=3)
+    before = {c.pk for c in live(app)}
+
+    def restart():
+        app_restart(actor=tenant, app=app)
+        run_deployments(app)
+
+    carried(under_load(router, "hello", restart), "restart of 3 replicas")
+    assert len(live(app)) == 3 and not before & {c.pk for c in live(app)}
 
 
 def test_drain_of_the_host_holding_a_replica(fleet, router, tenant):
