@@ -35,7 +35,7 @@ class Outcome:
 
     router: Router
     commands: int = 0
-    # Servers left out of the table that still had requests in flight: drained, not yet deleted.
+    # Servers left out of the table that the router still holds: drained while requests are in flight to them.
     draining: set[str] = field(default_factory=set)
     error: str = ""
 
@@ -162,14 +162,13 @@ def push_to(router: Router, app_ids: Collection[int] | None) -> Outcome:
             paths = map_paths(api)
             live = _read(api, paths, None if app_ids is None else [r.backend for r in wanted])
             commands = plan(wanted, live, hosts_map=paths[0], https_map=paths[1], everything=app_ids is None)
-            errors = check_answers(commands, api.run(commands)) if commands else []
+            answers = api.run(commands) if commands else []
         except (RouterUnreachable, RouterRefused) as error:
             outcome.error = str(error)
             return outcome
+    errors = check_answers(commands, answers)
     outcome.commands = len(commands)
-    outcome.draining = {
-        name for (backend, name), count in live.sessions.items() if count and _leaving(wanted, backend, name)
-    }
+    outcome.draining = _not_deleted(wanted, live, commands, answers)
     if errors:
         logger.warning("router %s refused %d commands, first: %s", router.name, len(errors), errors[0])
     if app_ids is None:
@@ -180,9 +179,23 @@ def push_to(router: Router, app_ids: Collection[int] | None) -> Outcome:
     return outcome
 
 
-def _leaving(wanted: list[AppRoute], backend: str, name: str) -> bool:
-    route = next((r for r in wanted if r.backend == backend), None)
-    return route is not None and all(u.name != name for u in route.upstreams)
+def _not_deleted(wanted: list[AppRoute], live: Live, commands: list[str], answers: list[str]) -> set[str]:
+    """The servers of `wanted`'s backends that leave the routes and that the router still holds. A request
+    can reach a server between the moment its sessions were read and the moment it is put in maintenance;
+    HAProxy then refuses to delete it until that request is done. So a server has left only once its
+    `del server` was accepted, never merely because it looked idle."""
+    deleted = {
+        command.split()[2]
+        for command, answer in zip(commands, answers, strict=True)
+        if command.startswith("del server ") and answer == "Server deleted."
+    }
+    leaving = set()
+    for route in wanted:
+        staying = {upstream.name for upstream in route.upstreams}
+        for name in live.servers.get(route.backend, {}):
+            if name not in staying and f"{route.backend}/{name}" not in deleted:
+                leaving.add(name)
+    return leaving
 
 
 def _record(router: Router, *, routes: int | None = None, capacity: int | None = None, over: int = 0) -> None:
@@ -245,7 +258,8 @@ def join(container: Container, deployment: Deployment | None = None) -> None:
 
 def leave(container: Container, drain_timeout_s: float, deployment: Deployment | None = None) -> None:
     """A container Berth is about to stop (its row already `stopping`) leaves the routes, and this returns
-    once no router has a request in flight to it, or after the app's drain timeout."""
+    once every router that answers deleted its server (HAProxy deletes one only when no request is in
+    flight to it), or after the app's drain timeout."""
     name = upstream_name(container.pk)
     deadline = time.monotonic() + drain_timeout_s
     while True:
