@@ -172,6 +172,17 @@ def test_a_deleted_app_loses_its_hostnames_and_servers_on_the_next_pass(fleet, r
     assert {backend for backend, _ in _servers(router)} == {route_table([kept.pk])[0].backend}
 
 
+def test_deleting_an_app_asks_the_worker_to_take_its_routes_away_at_once(fleet, router, tenant, workers):
+    app = deploy_app(tenant, "gone")
+    hostname = default_hostname("gone", "shop")
+    workers()
+    app_delete(actor=tenant, app=app)
+    # No periodic pass runs here: only the pass the deletion asked for answers with the plain 404 (its
+    # containers' removal alone would leave the hostname to a backend without servers: a 503).
+    wait_for(lambda: router.get(hostname).status == 404)
+    assert_router_matches_table(router)
+
+
 def test_a_deleted_apps_slot_taken_by_the_next_app_before_any_pass(fleet, router, tenant):
     """The next app routed takes the lowest free slot, the deleted app's, while the router still sends the
     deleted app's hostname to its replica there: the new app's first push takes both away."""
