@@ -76,7 +76,7 @@ def test_https_only_redirects_plain_http_to_https_with_the_path_and_query(fleet,
 def test_the_forwarded_headers_say_which_scheme_the_client_used_whatever_it_claims(fleet, router, tenant):
     deploy_app(tenant, "hello")
     hostname = default_hostname("hello", "shop")
-    claims = {"X-Forwarded-Proto": "ftp", "X-Forwarded-Host": "evil.test"}
+    claims = {"X-Forwarded-Proto": "ftp", "X-Forwarded-Host": "evil.test", "X-Forwarded-For": "192.0.2.9"}
     over_tls = environment(router.get(hostname, "/cgi-bin/request", https=True, headers=claims).body)
     assert over_tls["HTTP_X_FORWARDED_PROTO"] == "https"
     assert over_tls["HTTP_X_FORWARDED_HOST"] == hostname
@@ -85,3 +85,5 @@ def test_the_forwarded_headers_say_which_scheme_the_client_used_whatever_it_clai
     plain = environment(router.get(hostname, "/cgi-bin/request", headers=claims).body)
     assert plain["HTTP_X_FORWARDED_PROTO"] == "http"
     assert plain["HTTP_X_FORWARDED_HOST"] == hostname
+    # HAProxy appends the client's address to what it claimed: the last address is the one to trust.
+    assert plain["HTTP_X_FORWARDED_FOR"].endswith("127.0.0.1")
