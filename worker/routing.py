@@ -35,7 +35,7 @@ class Outcome:
 
     router: Router
     commands: int = 0
-    # Servers left out of the table that still had requests in flight: drained, not yet deleted.
+    # Servers left out of the table that the router still holds: drained while requests are in flight to them.
     draining: set[str] = field(default_factory=set)
     error: str = ""
 
@@ -56,42 +56,34 @@ def plan(wanted: list[AppRoute], live: Live, *, hosts_map: str, https_map: str, 
     whole table and whatever else the router serves goes; otherwise only what belongs to the backends
     of `wanted` (their servers, and the hostnames that point at them) is touched.
 
-    Replicas that join come first, those that leave after: a replaced replica is drained only once its
-    successor serves. One that leaves is drained while it has requests in flight and deleted once idle."""
-    commands: list[str] = []
+    In this order: hostnames that go, replicas that join, replicas that leave, hostnames that come. A
+    replaced replica is drained only once its successor serves, and one that leaves is drained while it
+    has requests in flight and deleted once idle. A backend may be a slot freed by a deleted app and
+    taken by a new one: the old app's hostnames leave it before the new app's replicas join, and the new
+    app's hostnames point at it only once the old replicas left, so neither app's clients reach the other."""
+    joins: list[str] = []
+    leaves: list[str] = []
+    # Apps beyond the router's capacity have no backend there: reported by the pass, not an error per command.
+    placed = [route for route in wanted if route.backend in live.backends]
     backends = {route.backend for route in wanted}
-    hostnames = {name: route.backend for route in wanted for name in route.hostnames}
-    secure = {name for route in wanted if route.https_only for name in route.hostnames}
-    for route in wanted:
-        if route.backend not in live.backends:
-            continue  # beyond the router's capacity: reported by the pass, not an error per command
+    hostnames = {name: route.backend for route in placed for name in route.hostnames}
+    secure = {name for route in placed if route.https_only for name in route.hostnames}
+    for route in placed:
         present = live.servers.get(route.backend, {})
         for upstream in route.upstreams:
             where = f"{route.backend}/{upstream.name}"
             server = present.get(upstream.name)
             if server is None:
-                commands += [
+                joins += [
                     f"add server {where} {upstream.address}:{upstream.port} weight {upstream.weight} {SERVER_OPTIONS}",
                     f"enable health {where}",
                     f"enable server {where}",
                 ]
                 continue
             if server.draining:
-                commands.append(f"set server {where} state ready")
+                joins.append(f"set server {where} state ready")
             if server.weight != upstream.weight:
-                commands.append(f"set server {where} weight {upstream.weight}")
-    for name, backend in hostnames.items():
-        if backend in live.backends and live.hosts.get(name) != backend:
-            verb = "set" if name in live.hosts else "add"
-            commands.append(f"{verb} map {hosts_map} {name} {backend}")
-    for name in secure - set(live.https):
-        commands.append(f"add map {https_map} {name} 1")
-    for name, backend in live.hosts.items():
-        if name not in hostnames and (everything or backend in backends):
-            commands.append(f"del map {hosts_map} {name}")
-    for name in live.https:
-        if name not in secure and (everything or hostnames.get(name, live.hosts.get(name)) in backends):
-            commands.append(f"del map {https_map} {name}")
+                joins.append(f"set server {where} weight {upstream.weight}")
     wanted_servers = {(route.backend, u.name) for route in wanted for u in route.upstreams}
     for backend, servers in live.servers.items():
         if not everything and backend not in backends:
@@ -101,10 +93,26 @@ def plan(wanted: list[AppRoute], live: Live, *, hosts_map: str, https_map: str, 
                 continue
             where = f"{backend}/{server.name}"
             if live.sessions.get((backend, server.name), 0) == 0:
-                commands += [f"set server {where} state maint", f"del server {where}"]
+                leaves += [f"set server {where} state maint", f"del server {where}"]
             elif not server.draining:
-                commands.append(f"set server {where} state drain")
-    return commands
+                leaves.append(f"set server {where} state drain")
+    gone = [
+        f"del map {hosts_map} {name}"
+        for name, backend in live.hosts.items()
+        if name not in hostnames and (everything or backend in backends)
+    ]
+    gone += [
+        f"del map {https_map} {name}"
+        for name in live.https
+        if name not in secure and (everything or hostnames.get(name, live.hosts.get(name)) in backends)
+    ]
+    come = [
+        f"{'set' if name in live.hosts else 'add'} map {hosts_map} {name} {backend}"
+        for name, backend in hostnames.items()
+        if live.hosts.get(name) != backend
+    ]
+    come += [f"add map {https_map} {name} 1" for name in sorted(secure - set(live.https))]
+    return gone + joins + leaves + come
 
 
 def _read(api: RuntimeAPI, router_files: tuple[str, str], backends: Collection[str] | None) -> Live:
@@ -154,14 +162,13 @@ def push_to(router: Router, app_ids: Collection[int] | None, *, wait_s: float = 
             paths = map_paths(api)
             live = _read(api, paths, None if app_ids is None else [r.backend for r in wanted])
             commands = plan(wanted, live, hosts_map=paths[0], https_map=paths[1], everything=app_ids is None)
-            errors = check_answers(commands, api.run(commands)) if commands else []
+            answers = api.run(commands) if commands else []
         except (RouterUnreachable, RouterRefused) as error:
             outcome.error = str(error)
             return outcome
+    errors = check_answers(commands, answers)
     outcome.commands = len(commands)
-    outcome.draining = {
-        name for (backend, name), count in live.sessions.items() if count and _leaving(wanted, backend, name)
-    }
+    outcome.draining = _not_deleted(wanted, live, commands, answers)
     if errors:
         logger.warning("router %s refused %d commands, first: %s", router.name, len(errors), errors[0])
     if app_ids is None:
@@ -172,9 +179,23 @@ def push_to(router: Router, app_ids: Collection[int] | None, *, wait_s: float = 
     return outcome
 
 
-def _leaving(wanted: list[AppRoute], backend: str, name: str) -> bool:
-    route = next((r for r in wanted if r.backend == backend), None)
-    return route is not None and all(u.name != name for u in route.upstreams)
+def _not_deleted(wanted: list[AppRoute], live: Live, commands: list[str], answers: list[str]) -> set[str]:
+    """The servers of `wanted`'s backends that leave the routes and that the router still holds. A request
+    can reach a server between the moment its sessions were read and the moment it is put in maintenance;
+    HAProxy then refuses to delete it until that request is done. So a server has left only once its
+    `del server` was accepted, never merely because it looked idle."""
+    deleted = {
+        command.split()[2]
+        for command, answer in zip(commands, answers, strict=True)
+        if command.startswith("del server ") and answer == "Server deleted."
+    }
+    leaving = set()
+    for route in wanted:
+        staying = {upstream.name for upstream in route.upstreams}
+        for name in live.servers.get(route.backend, {}):
+            if name not in staying and f"{route.backend}/{name}" not in deleted:
+                leaving.add(name)
+    return leaving
 
 
 def _record(router: Router, *, routes: int | None = None, capacity: int | None = None, over: int = 0) -> None:
@@ -246,7 +267,8 @@ def join(container: Container, deployment: Deployment | None = None) -> None:
 
 def leave(container: Container, drain_timeout_s: float, deployment: Deployment | None = None) -> None:
     """A container Berth is about to stop (its row already `stopping`) leaves the routes, and this returns
-    once no router has a request in flight to it, or after the app's drain timeout."""
+    once every router that answers deleted its server (HAProxy deletes one only when no request is in
+    flight to it), or after the app's drain timeout."""
     name = upstream_name(container.pk)
     deadline = time.monotonic() + drain_timeout_s
     while True:

@@ -56,6 +56,9 @@ def app_delete(*, actor: User, app: App) -> None:
     (they are orphans once the app is gone) and the ledger keeps what they ran."""
     usage_close_for_app(app=app, at=timezone.now())
     enqueue_on_commit(task_names.RECONCILE)
+    # Its hostnames leave the routers now, not at the next periodic pass: a push for the app alone would
+    # find nothing of it in the route table, so a whole pass, which removes what the table lacks.
+    enqueue_on_commit(task_names.ROUTES_SYNC)
     audit_record(
         actor=actor, action="app.delete", target=app, organization=app.organization, changes={"name": app.name}
     )

@@ -176,6 +176,11 @@ def caddy_config(files: RouterFiles) -> dict:
                                     {
                                         "handler": "reverse_proxy",
                                         "upstreams": [{"dial": f"unix/{files.tls_socket}"}],
+                                        # Caddy keeps idle connections to HAProxy 2 minutes by default,
+                                        # but HAProxy closes them after its `timeout http-keep-alive`
+                                        # (60 s): a POST sent on one as HAProxy closes it would get a
+                                        # 502. Caddy lets them go first.
+                                        "transport": {"protocol": "http", "keep_alive": {"idle_timeout": "30s"}},
                                     }
                                 ]
                             }

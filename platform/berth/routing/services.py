@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.http.request import validate_host
 
 from berth.applications.models import App
 from berth.audit.services import audit_record
@@ -70,6 +71,14 @@ def _under_apps_domain(hostname: str) -> bool:
     return hostname == apps_domain or hostname.endswith(f".{apps_domain}")
 
 
+def _berths_own(hostname: str) -> bool:
+    """Where people reach Berth itself (BERTH_PUBLIC_URL, and ALLOWED_HOSTS as Django matches them; `*`
+    names no host): a router that took such a name could get its certificate and serve a tenant's app
+    where operators sign in."""
+    own = [pattern for pattern in settings.ALLOWED_HOSTS if pattern != "*"]
+    return hostname == (urlsplit(settings.BERTH_PUBLIC_URL).hostname or "").lower() or validate_host(hostname, own)
+
+
 @transaction.atomic
 def domain_add(*, actor: User, app: App, hostname: Any) -> Domain:
     """Add a hostname to an app. A hostname belongs to at most one app in the installation, and names
@@ -80,6 +89,8 @@ def domain_add(*, actor: User, app: App, hostname: Any) -> Domain:
         raise Invalid(problem, field="hostname", code="invalid_hostname")
     if hostname == default_hostname(app.name, app.organization.slug):
         raise Conflict("The app answers at this hostname already: Berth gives it to every app.", field="hostname")
+    if _berths_own(hostname):
+        raise Invalid("Berth itself answers at this hostname.", field="hostname", code="reserved_hostname")
     if _under_apps_domain(hostname):
         raise Invalid(
             f"Names under {settings.BERTH_APPS_DOMAIN} belong to Berth's apps; "
