@@ -12,7 +12,9 @@ class AppAdmin(AuditedModelAdmin):
     search_fields = ["name", "organization__slug", "description"]
     list_filter = [("created_at", admin.DateFieldListFilter)]
     autocomplete_fields = ["organization"]
-    readonly_fields = ["created_by", "created_at", "updated_at"]
+    # Routing settings change through routing.services.app_routing_update (the API and the dashboard),
+    # which records them and has the worker push the routes at once.
+    readonly_fields = ["https_only", "drain_timeout_s", "created_by", "created_at", "updated_at"]
     list_select_related = ["organization", "created_by"]
 
 
