@@ -3,7 +3,8 @@
 import factory
 
 from berth.applications.models import App
-from berth.fleet.models import Container, DockerHost, Size
+from berth.fleet.models import Container, DockerHost, Router, Size
+from berth.routing.models import Domain
 from berth.tenancy.models import Membership, Organization, User
 from berth.tenancy.roles import Role
 
@@ -67,6 +68,27 @@ class HostFactory(factory.django.DjangoModelFactory):
     memory_mb = 2048
     cpu_millis = 2000
     status = DockerHost.Status.UP
+
+
+class RouterFactory(factory.django.DjangoModelFactory):
+    """A router row only; tests that route requests use the `router` fixture's real one (tests/routers.py)."""
+
+    class Meta:
+        model = Router
+
+    name = factory.Sequence(lambda n: f"router-{n}")
+    admin_url = factory.Sequence(lambda n: f"unix:///run/berth/router-{n}/admin.sock")
+    public_address = "203.0.113.10"
+    http_port = 80
+    https_port = 443
+
+
+class DomainFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Domain
+
+    app = factory.SubFactory(AppFactory)
+    hostname = factory.Sequence(lambda n: f"www{n}.example.com")
 
 
 class ContainerFactory(factory.django.DjangoModelFactory):

@@ -20,7 +20,16 @@ from berth.deployments.services import release_create
 from berth.tenancy.roles import Role
 from berth.tenancy.services import invitation_create
 from tests.conftest import token_client
-from tests.factories import AppFactory, ContainerFactory, HostFactory, MembershipFactory, SizeFactory, UserFactory
+from tests.factories import (
+    AppFactory,
+    ContainerFactory,
+    DomainFactory,
+    HostFactory,
+    MembershipFactory,
+    RouterFactory,
+    SizeFactory,
+    UserFactory,
+)
 
 ALL = set(Role.values)
 MANAGERS = {Role.OWNER, Role.ADMIN}
@@ -75,6 +84,10 @@ ORG_ROUTES = {
     ("config", "GET"): (BUILDERS, f"{APP}/config/", None),
     ("config", "PATCH"): (BUILDERS, f"{APP}/config/", {"config": {"GREETING": "hello"}}, 202),
     ("formation", "GET"): (ALL, f"{APP}/formation/", None),
+    ("domain-list", "GET"): (ALL, f"{APP}/domains/", None),
+    ("domain-list", "POST"): (BUILDERS, f"{APP}/domains/", {"hostname": "www.example.com"}),
+    ("domain-detail", "GET"): (ALL, APP + "/domains/{domain}/", None),
+    ("domain-detail", "DELETE"): (BUILDERS, APP + "/domains/{domain}/", None),
     ("usage", "GET"): (BILLERS, "/orgs/{org}/usage/", None),
     ("invoice-list", "GET"): (BILLERS, "/orgs/{org}/invoices/", None),
     ("invoice-detail", "GET"): (BILLERS, "/orgs/{org}/invoices/2026-10/", None),
@@ -103,6 +116,15 @@ OPERATOR_ROUTES = {
     ("host-detail", "PATCH"): ("/fleet/hosts/{host}/", {"state": "cordoned"}, 200),
     ("host-detail", "DELETE"): ("/fleet/hosts/{spare_host}/", None, 204),
     ("size-list", "POST"): ("/sizes/", {"name": "huge", "memory_mb": 4096, "cpu_millis": 2000}, 201),
+    ("router-list", "GET"): ("/fleet/routers/", None, 200),
+    ("router-list", "POST"): (
+        "/fleet/routers/",
+        {"name": "edge-9", "admin_url": "unix:///run/berth/edge-9.sock", "public_address": "203.0.113.9"},
+        201,
+    ),
+    ("router-detail", "GET"): ("/fleet/routers/{router}/", None, 200),
+    ("router-detail", "PATCH"): ("/fleet/routers/{router}/", {"state": "disabled"}, 200),
+    ("router-detail", "DELETE"): ("/fleet/routers/{spare_router}/", None, 204),
 }
 
 # Routes that belong to the person, not to an organization: every authenticated user may call them.
@@ -140,7 +162,7 @@ def test_every_route_has_expectations():
 @pytest.fixture
 def world(organization, members, owner_client):
     """Objects for every detail route: a member, an invitation, an app with a deployed release, a container,
-    a registry credential."""
+    a registry credential, a domain; hosts and routers."""
     victim = MembershipFactory(organization=organization, role=Role.DEVELOPER)
     invitation, _ = invitation_create(
         actor=members[Role.OWNER], organization=organization, email="pending@example.test", role=Role.VIEWER
@@ -156,6 +178,8 @@ def world(organization, members, owner_client):
     credential, _ = registry_credential_set(
         actor=members[Role.OWNER], organization=organization, registry="10.0.0.5:5000", username="ci", password="x"
     )
+    domain = DomainFactory(app=app, hostname="shop.example.com")
+    router, spare_router = RouterFactory(), RouterFactory()
     return {
         "org": organization.slug,
         "member": victim.pk,
@@ -167,6 +191,9 @@ def world(organization, members, owner_client):
         "credential": credential.pk,
         "host": host.pk,
         "spare_host": spare_host.pk,
+        "domain": domain.hostname,
+        "router": router.pk,
+        "spare_router": spare_router.pk,
     }
 
 

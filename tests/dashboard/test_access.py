@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from berth.applications.models import App, ConfigVar, Formation, Release
 from berth.deployments.models import Deployment
+from berth.routing.models import Domain
 from berth.tenancy.models import ApiToken, Invitation, Membership, Organization
 from berth.tenancy.roles import Role, role_allows
 
@@ -28,7 +29,12 @@ def snapshot() -> dict:
     """Everything a forged request could change, as plain values."""
     return {
         "organizations": list(Organization.objects.order_by("pk").values_list("slug", "name")),
-        "apps": list(App.objects.order_by("pk").values_list("name", "description", "current_release_id")),
+        "apps": list(
+            App.objects.order_by("pk").values_list(
+                "name", "description", "current_release_id", "https_only", "drain_timeout_s"
+            )
+        ),
+        "domains": list(Domain.objects.order_by("pk").values_list("app_id", "hostname")),
         "releases": list(Release.objects.order_by("pk").values_list("app_id", "version", "image")),
         "deployments": list(Deployment.objects.order_by("pk").values_list("pk", "state", "release_id")),
         "formation": list(Formation.objects.order_by("pk").values_list("process_type", "quantity", "size_id")),
@@ -75,6 +81,9 @@ def test_a_forged_post_by_a_read_only_role_is_refused_and_changes_nothing(role, 
         "image": "berth-test/web:v2",
         "role": "owner",
         "email": "x@example.test",
+        "hostname": "forged.example.com",
+        "https_only": "on",
+        "drain_timeout_s": "600",
     }
     refused = {}
     for route, entry in ORG_ROUTES:

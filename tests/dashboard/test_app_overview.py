@@ -264,8 +264,8 @@ def test_the_overview_costs_the_same_queries_whatever_it_shows(
     add_pending_release(app, members[Role.OWNER])
     client = dashboard_client(members[Role.DEVELOPER])
     # session, user, membership, app, app_state, the two releases with when they went live, deployments and
-    # their steps, the live containers, the crash history, sizes, the organization switcher
-    with django_assert_num_queries(12):
+    # their steps, the live containers, the crash history, sizes, the app's addresses, the organization switcher
+    with django_assert_num_queries(13):
         response = client.get(OVERVIEW)
     assert response.status_code == 200
     assert text(response).count("Healthy") == containers

@@ -1,5 +1,5 @@
-"""Every page of an app carries the same tabs: Overview, Deploy, Releases and Config, the ones a role may
-open and no other, and the page shown marked as the current one."""
+"""Every page of an app carries the same tabs: Overview, Deploy, Releases, Config and Domains, the ones a role
+may open and no other, and the page shown marked as the current one."""
 
 import re
 from html import unescape
@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from berth.applications.models import App
 from berth.deployments.services import config_set, release_create
+from berth.routing.services import domain_add
 from berth.tenancy.roles import Action, Role, role_allows
 from tests.factories import AppFactory, SizeFactory
 
@@ -20,6 +21,7 @@ TABS = [
     ("Deploy", "app-deploy", Action.APP_DEPLOY),
     ("Releases", "releases", Action.APP_VIEW),
     ("Config", "config", Action.CONFIG_VIEW),
+    ("Domains", "domains", Action.APP_VIEW),
 ]
 
 
@@ -30,6 +32,7 @@ def app(organization, members) -> App:
     app = AppFactory(organization=organization, name="shop")
     release_create(actor=members[Role.OWNER], app=app, image="berth-test/web:v1", process_types={"web": {}})
     config_set(actor=members[Role.OWNER], app=app, values={"GREETING": "hello"})
+    domain_add(actor=members[Role.OWNER], app=app, hostname="www.example.com")
     return app
 
 
@@ -51,6 +54,10 @@ PAGES = {
         Action.APP_DEPLOY,
         "Config",
     ),
+    "domains": ("get", url("domains"), {}, Action.APP_VIEW, "Domains"),
+    "domain remove confirm": ("get", url("domain-remove", "www.example.com"), {}, Action.DOMAIN_MANAGE, "Domains"),
+    "domains refused": ("post", url("domains"), {"hostname": "*.example.com"}, Action.DOMAIN_MANAGE, "Domains"),
+    "routing refused": ("post", url("app-routing"), {"drain_timeout_s": "0"}, Action.APP_UPDATE, "Domains"),
 }
 
 
@@ -68,12 +75,12 @@ def tab_bars(html: str) -> list[list[tuple[str, str, bool]]]:
 def test_every_app_page_has_the_tabs_the_role_may_open_with_its_own_marked(page, role, app, members, dashboard_client):
     method, address, data, _, current = PAGES[page]
     response = getattr(dashboard_client(members[role]), method)(address, data)
-    assert response.status_code == 200
+    assert response.status_code == (400 if page.endswith("refused") else 200)
     expected = [(label, url(view), label == current) for label, view, action in TABS if role_allows(role, action)]
     assert tab_bars(response.content.decode()) == [expected]
 
 
-def test_a_viewer_sees_overview_and_releases_only(app, members, dashboard_client):
+def test_a_viewer_sees_overview_releases_and_domains_only(app, members, dashboard_client):
     """The role table's answer, spelled out: a viewer may neither deploy nor read config."""
     html = dashboard_client(members[Role.VIEWER]).get(url("releases")).content.decode()
-    assert [label for label, _, _ in tab_bars(html)[0]] == ["Overview", "Releases"]
+    assert [label for label, _, _ in tab_bars(html)[0]] == ["Overview", "Releases", "Domains"]

@@ -17,9 +17,10 @@ from berth.audit.models import AuditEvent
 from berth.billing.models import Invoice, InvoiceLine
 from berth.deployments.models import Deployment, DeploymentStep
 from berth.fleet.models import Container, Size
+from berth.routing.models import Domain
 from berth.tenancy.models import Invitation
 from berth.tenancy.roles import Role
-from tests.factories import ContainerFactory, HostFactory, MembershipFactory
+from tests.factories import ContainerFactory, HostFactory, MembershipFactory, RouterFactory
 
 from .routes import ORG_ROUTES, url_of
 
@@ -42,7 +43,7 @@ def queries_of_every_page(client, world) -> dict[str, int]:
 
 def grow(organization, members, app) -> None:
     """MORE of everything a page lists: apps, releases, deployments with steps, containers, members,
-    invitations, audit events, invoices with lines and config vars."""
+    invitations, audit events, invoices with lines, config vars and domains, each by another person; routers."""
     owner, now = members[Role.OWNER], timezone.now()
     size = Size.objects.get(name="small")
     current = app.current_release or app.releases.first()
@@ -122,6 +123,12 @@ def grow(organization, members, app) -> None:
             for n in range(5)
         )
     ConfigVar.objects.bulk_create(ConfigVar(app=app, key=f"KEY_{n}", value=str(n)) for n in range(MORE))
+    Domain.objects.bulk_create(
+        Domain(app=app, hostname=f"www{n}.example.com", created_by=MembershipFactory(organization=organization).user)
+        for n in range(MORE)
+    )
+    for n in range(3):
+        RouterFactory(name=f"router-{n}")
 
 
 def test_no_page_and_no_update_costs_more_queries_as_the_organization_grows(

@@ -64,6 +64,15 @@ FORMS = {
         {"rows": "3", "known": "GREETING", "set_GREETING": "new-hello", "new_key_1": "bad-key", "new_value_1": "v1"},
         "new_key_1",
     ),
+    "add a domain": Form(
+        Role.DEVELOPER, "/orgs/acme/apps/shop/domains/", {"hostname": "www.example.com:8080"}, "hostname"
+    ),
+    "routing": Form(
+        Role.DEVELOPER,
+        "/orgs/acme/apps/shop/routing/",
+        {"https_only": "on", "drain_timeout_s": "9000"},
+        "drain_timeout_s",
+    ),
     "invite": Form(Role.OWNER, "/orgs/acme/members/invite/", {"email": "not-an-email", "role": "admin"}, "email"),
     "change a role": Form(Role.OWNER, "/orgs/acme/members/{owner}/role/", {"role": "admin"}, "role"),
     "leave": Form(Role.VIEWER, "/orgs/acme/members/leave/", {"confirm": "acne"}, "confirm"),

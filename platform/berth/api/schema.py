@@ -59,13 +59,29 @@ def add_error_responses(result, generator, request, public):
     return result
 
 
-# Names for choice sets that share a field name ("state"), so the schema's enums read well.
+# Names for choice sets that share a field name ("state", "status"), so the schema's enums read well.
 def _choices():
     from berth.billing.models import Invoice
     from berth.deployments.models import Deployment
-    from berth.fleet.models import Container, DockerHost
+    from berth.fleet.models import Container, DockerHost, Router
 
-    return (Deployment.State.choices, Container.State.choices, DockerHost.State.choices, Invoice.State.choices)
+    return (
+        Deployment.State.choices,
+        Container.State.choices,
+        DockerHost.State.choices,
+        DockerHost.Status.choices,
+        Invoice.State.choices,
+        Router.State.choices,
+        Router.Status.choices,
+    )
 
 
-DEPLOYMENT_STATES, CONTAINER_STATES, HOST_STATES, INVOICE_STATES = _choices()
+(
+    DEPLOYMENT_STATES,
+    CONTAINER_STATES,
+    HOST_STATES,
+    HOST_STATUSES,
+    INVOICE_STATES,
+    ROUTER_STATES,
+    ROUTER_STATUSES,
+) = _choices()

@@ -1,6 +1,9 @@
 """Request and response shapes of the tenant API. Serializers validate; services decide."""
 
+from typing import cast
+
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -13,7 +16,10 @@ from berth.core.validators import slug_validator
 from berth.deployments.models import Deployment, DeploymentStep
 from berth.deployments.selectors import app_state
 from berth.fleet.credentials import credential_problems
-from berth.fleet.models import Container, DockerHost, Size
+from berth.fleet.models import Container, DockerHost, Router, Size
+from berth.routing.hostnames import default_hostname
+from berth.routing.models import Domain
+from berth.routing.selectors import PublicPorts, app_urls, hostname_urls, public_ports
 from berth.tenancy.models import ApiToken, Invitation, Membership, Organization, User
 from berth.tenancy.roles import Role
 
@@ -27,6 +33,36 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["This field is not accepted here."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class _AsSent(serializers.Field):
+    """A value handed to the service as the JSON body has it, for the service's rule to accept or refuse by
+    name: parsed here first ("1" read as 1, say), it would pass a check the service is the one place of."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class BooleanAsSent(_AsSent):
+    pass
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IntegerAsSent(_AsSent):
+    pass
+
+
+def _public_ports(serializer: serializers.Field) -> PublicPorts:
+    """The routers' ports, read once per response however many rows it shows. The context is the root
+    serializer's own dict (typed as a read-only mapping), shared by every row."""
+    context = cast(dict, serializer.context)
+    if "public_ports" not in context:
+        context["public_ports"] = public_ports()
+    return context["public_ports"]
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -119,15 +155,50 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
 
 
+class UrlsSerializer(serializers.Serializer):
+    http = serializers.CharField(help_text="Plain HTTP (redirected to HTTPS when the app is https_only)")
+    https = serializers.CharField()
+
+
 class AppSerializer(serializers.ModelSerializer):
     organization: "serializers.SlugRelatedField[Organization]" = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
     created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    hostname = serializers.SerializerMethodField(
+        help_text="The hostname Berth gives the app, <app>.<org>.<apps domain>; those added are under domains/"
+    )
+    urls = serializers.SerializerMethodField(
+        help_text="Where the app answers at its hostname: on the ports of the first active router by name, "
+        "or 80 and 443 while there is none"
+    )
+    https_only = serializers.BooleanField(read_only=True, help_text="Plain HTTP requests are redirected to HTTPS")
+    drain_timeout_s = serializers.IntegerField(
+        read_only=True,
+        help_text="How long a replica leaving the routes may finish its requests before it is stopped anyway",
+    )
 
     class Meta:
         model = App
-        fields = ["name", "organization", "description", "created_by", "created_at", "updated_at"]
+        fields = [
+            "name",
+            "organization",
+            "description",
+            "hostname",
+            "urls",
+            "https_only",
+            "drain_timeout_s",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_hostname(self, app) -> str:
+        return default_hostname(app.name, app.organization.slug)
+
+    @extend_schema_field(UrlsSerializer)
+    def get_urls(self, app) -> dict:
+        return app_urls(app, _public_ports(self))
 
 
 class ProcessStateSerializer(serializers.Serializer):
@@ -169,7 +240,102 @@ class AppCreateSerializer(StrictSerializer):
 
 
 class AppUpdateSerializer(StrictSerializer):
-    description = serializers.CharField(max_length=500, allow_blank=True)
+    """Any of the app's settings; those left out keep their value."""
+
+    description = serializers.CharField(max_length=500, allow_blank=True, required=False)
+    https_only = BooleanAsSent(required=False, help_text="Redirect plain HTTP requests to HTTPS")
+    drain_timeout_s = IntegerAsSent(
+        required=False,
+        help_text="Seconds, 1 to 900: how long a replica leaving the routes may finish its requests before it "
+        "is stopped anyway",
+    )
+
+
+# --- domains and routers ---------------------------------------------------------------------------
+
+
+class DomainSerializer(serializers.ModelSerializer):
+    created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    urls = serializers.SerializerMethodField(help_text="On the ports of the first active router by name")
+
+    class Meta:
+        model = Domain
+        fields = ["hostname", "urls", "created_at", "created_by"]
+
+    @extend_schema_field(UrlsSerializer)
+    def get_urls(self, domain) -> dict:
+        return hostname_urls(domain.hostname, _public_ports(self))
+
+
+class DomainCreateSerializer(StrictSerializer):
+    hostname = serializers.CharField(
+        allow_blank=True,
+        help_text="A hostname such as www.example.com: no scheme, port, path or wildcard; not under the apps "
+        "domain, where Berth names apps; free in the whole installation. Point its DNS at the routers.",
+    )
+
+
+class RouterSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(
+        choices=Router.State.choices,
+        read_only=True,
+        help_text="The operator's intent: active routers are kept in step with the route table, disabled ones are not",
+    )
+    status = serializers.ChoiceField(
+        choices=Router.Status.choices,
+        read_only=True,
+        help_text="What the worker last saw: pending (not synced yet), up, or down (its admin endpoint does not "
+        "answer; it is caught up when it answers again)",
+    )
+    capacity = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="How many apps the router can hold (its backends)"
+    )
+    routes = serializers.IntegerField(read_only=True, allow_null=True, help_text="How many apps it holds now")
+    last_error = serializers.CharField(read_only=True, help_text="Why it is down; empty when it is up")
+
+    class Meta:
+        model = Router
+        fields = [
+            "id",
+            "name",
+            "admin_url",
+            "public_address",
+            "http_port",
+            "https_port",
+            "state",
+            "status",
+            "capacity",
+            "routes",
+            "last_synced_at",
+            "last_error",
+            "created_at",
+        ]
+
+
+_ADMIN_URL_HELP = (
+    "HAProxy's runtime API: unix:///path/admin.sock, or tcp://127.0.0.1:PORT on the worker's machine (it has no "
+    "credentials, so never an address beyond the loopback interface)"
+)
+
+
+class RouterCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=40, validators=[slug_validator])
+    admin_url = serializers.CharField(max_length=255, allow_blank=True, help_text=_ADMIN_URL_HELP)
+    public_address = serializers.CharField(
+        max_length=255, help_text="The address (or DNS name) clients reach the router at"
+    )
+    http_port = IntegerAsSent(required=False, help_text="Where it takes plain HTTP; 80 if left out")
+    https_port = IntegerAsSent(required=False, help_text="Where it takes HTTPS; 443 if left out")
+
+
+class RouterUpdateSerializer(StrictSerializer):
+    admin_url = serializers.CharField(max_length=255, allow_blank=True, required=False, help_text=_ADMIN_URL_HELP)
+    public_address = serializers.CharField(max_length=255, required=False)
+    http_port = IntegerAsSent(required=False)
+    https_port = IntegerAsSent(required=False)
+    state = serializers.ChoiceField(
+        choices=Router.State.choices, required=False, help_text="disabled: Berth stops keeping it in step"
+    )
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from .views import account, applications, audit, billing, deployments, fleet, organizations, registries
+from .views import account, applications, audit, billing, deployments, fleet, organizations, registries, routing
 
 router = SimpleRouter()
 router.register("tokens", account.ApiTokenViewSet, basename="token")
@@ -18,9 +18,11 @@ APP = rf"{ORG}/apps/(?P<app_name>[^/]+)"
 router.register(f"{APP}/releases", deployments.ReleaseViewSet, basename="release")
 router.register(f"{APP}/deployments", deployments.DeploymentViewSet, basename="deployment")
 router.register(f"{APP}/containers", deployments.ContainerViewSet, basename="container")
+router.register(f"{APP}/domains", routing.DomainViewSet, basename="domain")
 router.register(f"{ORG}/invoices", billing.InvoiceViewSet, basename="invoice")
 router.register("sizes", fleet.SizeViewSet, basename="size")
 router.register("fleet/hosts", fleet.DockerHostViewSet, basename="host")
+router.register("fleet/routers", fleet.RouterViewSet, basename="router")
 
 # Config and formation are one document each per app: GET reads it, PATCH changes part of it.
 config = deployments.ConfigViewSet.as_view({"get": "read", "patch": "partial_update_all"})

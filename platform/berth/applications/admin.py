@@ -12,8 +12,9 @@ class AppAdmin(AuditedModelAdmin):
     search_fields = ["name", "organization__slug", "description"]
     list_filter = [("created_at", admin.DateFieldListFilter)]
     autocomplete_fields = ["organization"]
-    # Routing settings are the tenant's, changed through berth.routing.services (audited, pushed to routers).
-    readonly_fields = ["created_by", "created_at", "updated_at", "https_only", "drain_timeout_s"]
+    # Routing settings change through routing.services.app_routing_update (the API and the dashboard),
+    # which records them and has the worker push the routes at once.
+    readonly_fields = ["https_only", "drain_timeout_s", "created_by", "created_at", "updated_at"]
     list_select_related = ["organization", "created_by"]
 
 

@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from .views import account, apps, audit, billing, config, members, orgs, releases, tokens
+from .views import account, apps, audit, billing, config, domains, members, orgs, releases, tokens
 
 app_name = "dashboard"
 
@@ -54,6 +54,9 @@ app_patterns = [
     path(f"{APP}releases/<int:version>/rollback/", releases.rollback, name="release-rollback"),
     path(f"{APP}config/", config.config_vars, name="config"),
     path(f"{APP}config/reveal/", config.config_reveal, name="config-reveal"),
+    path(f"{APP}domains/", domains.domain_list, name="domains"),
+    path(f"{APP}domains/<str:hostname>/remove/", domains.domain_remove, name="domain-remove"),
+    path(f"{APP}routing/", domains.routing_update, name="app-routing"),
 ]
 
 urlpatterns = [path("", include(account_patterns)), path("", include(org_patterns)), path("", include(app_patterns))]

@@ -1,4 +1,4 @@
-"""Console pages for the fleet: hosts, the sizes containers run at, and the containers observed on hosts."""
+"""Console pages for the fleet: hosts, routers, the sizes containers run at, and the containers observed on hosts."""
 
 from typing import TYPE_CHECKING, ClassVar
 
@@ -12,10 +12,11 @@ from django.utils.timesince import timesince
 from berth.console.audited import AuditedModelAdmin
 from berth.console.readonly import ReadOnlyAdminMixin
 from berth.core.errors import BerthError, Conflict
+from berth.routing import services as routing
 
 from . import services
 from .credentials import CONNECTION_FIELDS, credential_problems
-from .models import Container, DockerHost, Size
+from .models import Container, DockerHost, Router, Size
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
@@ -256,6 +257,118 @@ class DockerHostAdmin(AuditedModelAdmin):
                 self.message_user(request, error.message, messages.ERROR)
             else:
                 self.message_user(request, f"Removed {host.name} from the fleet.", messages.SUCCESS)
+
+
+class RouterForm(forms.ModelForm):
+    class Meta:
+        model = Router
+        fields = ["name", *routing.ROUTER_FIELDS]
+
+    def clean(self):
+        """The service's checks (an admin endpoint on this machine only, ports in range), shown next to
+        their field before anything is saved."""
+        super().clean()
+        data = self.cleaned_data
+        if not self.errors:
+            fields = {name: data.get(name) for name in routing.ROUTER_FIELDS}
+            try:
+                routing.router_check(fields)
+            except BerthError as error:
+                self.add_error(error.field if error.field in self.fields else None, error.message)
+        return data
+
+
+@admin.register(Router)
+class RouterAdmin(AuditedModelAdmin):
+    """Routers are registered and changed through the routing services, which record each change and ask
+    the worker to bring the routers in step; their state changes only through the actions."""
+
+    audit_name = "router"
+    form = RouterForm
+    list_display = ["name", "public_address", "ports", "state", "status_and_reason", "routes_held", "last_synced_at"]
+    list_filter = ["state", "status"]
+    search_fields = ["name", "public_address"]
+    actions = ["disable", "activate", "remove"]
+    observed = ["state", "status", "capacity", "routes", "last_synced_at", "last_error", "created_at"]
+    add_fieldsets: ClassVar["_FieldsetSpec"] = [(None, {"fields": ["name", *routing.ROUTER_FIELDS]})]
+    fieldsets = [
+        *add_fieldsets,
+        (
+            "State and what the worker observed",
+            {
+                "fields": [*observed],
+                "description": "Status: pending (not synced yet), up, or down (its admin endpoint does not answer; "
+                "deploys go on, and the router is caught up when it answers again).",
+            },
+        ),
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        return self.fieldsets if obj else self.add_fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        # A router keeps its name: the audit log and the worker's records name it.
+        return ["name", *self.observed] if obj else []
+
+    @admin.display(description="ports (http / https)")
+    def ports(self, router):
+        return f"{router.http_port} / {router.https_port}"
+
+    @admin.display(ordering="status", description="status")
+    def status_and_reason(self, router):
+        """A router that is down says why in the list itself, as a host does."""
+        if router.status == Router.Status.DOWN and router.last_error:
+            return f"down: {Truncator(router.last_error).chars(200)}"
+        return router.status
+
+    @admin.display(ordering="routes", description="apps held / capacity")
+    def routes_held(self, router):
+        if router.capacity is None:
+            return "-"
+        return f"{router.routes or 0} / {router.capacity}"
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in routing.ROUTER_FIELDS}
+        if change:
+            changed = {name: value for name, value in fields.items() if name in form.changed_data}
+            routing.router_update(actor=request.user, router=obj, **changed)
+        else:
+            obj.pk = routing.router_register(actor=request.user, name=form.cleaned_data["name"], **fields).pk
+
+    def log_addition(self, request, obj, message):
+        # router_register has audited it as "router.register".
+        return admin.ModelAdmin.log_addition(self, request, obj, message)
+
+    def log_change(self, request, obj, message):
+        # router_update has audited what changed, if anything did.
+        return admin.ModelAdmin.log_change(self, request, obj, message)
+
+    def has_delete_permission(self, request, obj=None):
+        # Removal goes through router_remove (the action below), which audits it.
+        return False
+
+    def _set_state(self, request, queryset, state):
+        routers = [router for router in queryset if router.state != state]
+        for router in routers:
+            routing.router_update(actor=request.user, router=router, state=state)
+        names = ", ".join(router.name for router in routers) or "no router (all were already)"
+        self.message_user(request, f"{Router.State(state).label}: {names}.", messages.SUCCESS)
+
+    @admin.action(description="Disable: stop keeping them in step", permissions=["change"])
+    def disable(self, request, queryset):
+        self._set_state(request, queryset, Router.State.DISABLED)
+
+    @admin.action(description="Activate: keep them in step", permissions=["change"])
+    def activate(self, request, queryset):
+        self._set_state(request, queryset, Router.State.ACTIVE)
+
+    @admin.action(description="Remove: forget them (they serve what they hold until stopped)", permissions=["change"])
+    def remove(self, request, queryset):
+        names = []
+        for router in queryset:
+            routing.router_remove(actor=request.user, router=router)
+            names.append(router.name)
+        self.message_user(request, f"Removed {', '.join(names)}.", messages.SUCCESS)
 
 
 class SizeForm(forms.ModelForm):

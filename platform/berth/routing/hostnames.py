@@ -9,6 +9,11 @@ def default_hostname(app_name: str, org_slug: str) -> str:
 
 
 def app_url(app_name: str, org_slug: str, *, port: int | None = None, scheme: str = "http") -> str:
+    return hostname_url(default_hostname(app_name, org_slug), port=port, scheme=scheme)
+
+
+def hostname_url(hostname: str, *, port: int | None = None, scheme: str = "http") -> str:
+    """The URL of a hostname on the routers; the port is left out where it is the scheme's own."""
     default = 443 if scheme == "https" else 80
     suffix = f":{port}" if port and port != default else ""
-    return f"{scheme}://{default_hostname(app_name, org_slug)}{suffix}"
+    return f"{scheme}://{hostname}{suffix}"

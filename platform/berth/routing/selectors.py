@@ -8,9 +8,9 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
 from berth.applications.models import App, Release
-from berth.fleet.models import Container, DockerHost
+from berth.fleet.models import Container, DockerHost, Router
 
-from .hostnames import default_hostname
+from .hostnames import default_hostname, hostname_url
 from .models import Domain, RouteSlot, backend_name
 
 # A server's weight when all of an app's servers share its traffic equally (HAProxy allows 1 to 256).
@@ -126,3 +126,71 @@ def _insert_lowest_slot(app_id: int) -> None:
                 ON CONFLICT DO NOTHING""",  # noqa: S608 (the table's name is the model's)
             [app_id],
         )
+
+
+# What people see: an app's addresses, for the API and the dashboard.
+
+
+@dataclass(frozen=True)
+class PublicPorts:
+    """The ports an app's URLs name. Every router serves every route, so any router's ports would do; the
+    first active one by name keeps the URLs the same on every page. 80 and 443 while no router is active."""
+
+    http: int = 80
+    https: int = 443
+
+
+def public_ports() -> PublicPorts:
+    ports = (
+        Router.objects.filter(state=Router.State.ACTIVE).order_by("name").values_list("http_port", "https_port").first()
+    )
+    return PublicPorts(*ports) if ports else PublicPorts()
+
+
+def hostname_urls(hostname: str, ports: PublicPorts) -> dict[str, str]:
+    """{"http": …, "https": …}: where a hostname of an app answers on the routers."""
+    return {
+        "http": hostname_url(hostname, port=ports.http),
+        "https": hostname_url(hostname, port=ports.https, scheme="https"),
+    }
+
+
+def app_urls(app: App, ports: PublicPorts) -> dict[str, str]:
+    """The app's URLs at the hostname Berth gives it."""
+    return hostname_urls(default_hostname(app.name, app.organization.slug), ports)
+
+
+@dataclass(frozen=True)
+class Address:
+    hostname: str
+    urls: dict[str, str]
+    # The hostname Berth gives the app, rather than one its tenant added.
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class AppAddresses:
+    """Where an app answers: its own hostname first, then the first of the hostnames its tenant added."""
+
+    addresses: list[Address]
+    # Added hostnames beyond those listed.
+    more: int
+
+
+def app_addresses(app: App, *, domains: int) -> AppAddresses:
+    """The app's hostname and the first `domains` of those added, with their URLs; one query, whatever
+    the app and the routers hold."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT
+                  (SELECT ARRAY[http_port, https_port] FROM {Router._meta.db_table}
+                   WHERE state = %s ORDER BY name LIMIT 1),
+                  ARRAY(SELECT hostname FROM {Domain._meta.db_table} WHERE app_id = %s ORDER BY hostname LIMIT %s),
+                  (SELECT count(*) FROM {Domain._meta.db_table} WHERE app_id = %s)""",  # noqa: S608 (models' tables)
+            [Router.State.ACTIVE, app.pk, domains, app.pk],
+        )
+        router_ports, hostnames, count = cursor.fetchone()
+    ports = PublicPorts(*router_ports) if router_ports else PublicPorts()
+    own = Address(default_hostname(app.name, app.organization.slug), app_urls(app, ports), default=True)
+    added = [Address(hostname, hostname_urls(hostname, ports)) for hostname in hostnames]
+    return AppAddresses([own, *added], more=count - len(hostnames))

@@ -13,7 +13,7 @@ from django.http.request import validate_host
 from berth.applications.models import App
 from berth.audit.services import audit_record
 from berth.core import task_names
-from berth.core.errors import Conflict, Invalid
+from berth.core.errors import Conflict, Invalid, NotFound
 from berth.core.queue import enqueue_on_commit
 from berth.fleet.models import Router
 from berth.tenancy.models import User
@@ -114,6 +114,7 @@ def domain_add(*, actor: User, app: App, hostname: Any) -> Domain:
 
 @transaction.atomic
 def domain_remove(*, actor: User, domain: Domain) -> None:
+    """Remove a hostname from its app; the push takes it off the routers, which then answer it with their 404."""
     app = domain.app
     audit_record(
         actor=actor,
@@ -124,6 +125,21 @@ def domain_remove(*, actor: User, domain: Domain) -> None:
     )
     domain.delete()
     _push(app.pk)
+
+
+@transaction.atomic
+def domain_remove_hostname(*, actor: User, app: App, hostname: Any) -> None:
+    """Remove `hostname` from `app`, as a person names it (any case, a trailing dot). The hostname Berth
+    gives the app is not one of its domains and cannot go; another app's hostname is as unknown as none."""
+    hostname = normalize_hostname(hostname)
+    if hostname == default_hostname(app.name, app.organization.slug):
+        raise Conflict(
+            "Berth gives every app this hostname; it cannot be removed.", field="hostname", code="default_hostname"
+        )
+    domain = Domain.objects.select_for_update().filter(app=app, hostname=hostname).first()
+    if domain is None:
+        raise NotFound("Not found.")
+    domain_remove(actor=actor, domain=domain)
 
 
 @transaction.atomic
@@ -187,7 +203,9 @@ def admin_url_problem(url: Any) -> str | None:
 ROUTER_FIELDS = ("admin_url", "public_address", "http_port", "https_port")
 
 
-def _check_router(fields: dict) -> None:
+def router_check(fields: dict) -> None:
+    """Refuse, naming the field, a router's admin endpoint or port that Berth cannot use; for the console's
+    form too, which shows the refusal next to the field before anything is saved."""
     problem = admin_url_problem(fields.get("admin_url"))
     if problem:
         raise Invalid(problem, field="admin_url", code="invalid_admin_url")
@@ -200,7 +218,7 @@ def _check_router(fields: dict) -> None:
 @transaction.atomic
 def router_register(*, actor: User | None, name: str, **fields: Any) -> Router:
     """Register a router; the worker's next pass (at once) gives it the whole route table."""
-    _check_router(fields)
+    router_check(fields)
     try:
         with transaction.atomic():
             router = Router.objects.create(name=name, **fields)
@@ -223,7 +241,7 @@ def router_update(*, actor: User, router: Router, **fields: Any) -> Router:
     state = fields.get("state", current.state)
     if state not in Router.State.values:
         raise Invalid(f"A router is {' or '.join(Router.State.values)}.", field="state")
-    _check_router({field: fields.get(field, getattr(current, field)) for field in ROUTER_FIELDS})
+    router_check({field: fields.get(field, getattr(current, field)) for field in ROUTER_FIELDS})
     changes = {f: [getattr(current, f), v] for f, v in fields.items() if getattr(current, f) != v}
     for field, value in fields.items():
         setattr(router, field, value)

@@ -174,7 +174,10 @@ SPECTACULAR_SETTINGS = {
         "DeploymentStateEnum": "berth.api.schema.DEPLOYMENT_STATES",
         "ContainerStateEnum": "berth.api.schema.CONTAINER_STATES",
         "HostStateEnum": "berth.api.schema.HOST_STATES",
+        "HostStatusEnum": "berth.api.schema.HOST_STATUSES",
         "InvoiceStateEnum": "berth.api.schema.INVOICE_STATES",
+        "RouterStateEnum": "berth.api.schema.ROUTER_STATES",
+        "RouterStatusEnum": "berth.api.schema.ROUTER_STATUSES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

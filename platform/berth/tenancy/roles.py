@@ -26,6 +26,8 @@ class Action(models.TextChoices):
     # Releases, config, formation, restarts: everything that changes what runs.
     APP_DEPLOY = "app.deploy"
     CONFIG_VIEW = "config.view"
+    # Adding and removing an app's hostnames: what the router sends to the app (docs/routing.md).
+    DOMAIN_MANAGE = "domain.manage"
     # Which registries the organization has logins for (never the passwords).
     REGISTRY_VIEW = "registry.view"
     # Storing, replacing or removing a registry login: it lets every app of the org pull with it.
@@ -42,6 +44,7 @@ _APPS = {
     Action.APP_DELETE,
     Action.APP_DEPLOY,
     Action.CONFIG_VIEW,
+    Action.DOMAIN_MANAGE,
     Action.REGISTRY_VIEW,
 }
 _ADMIN = (

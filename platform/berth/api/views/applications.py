@@ -1,6 +1,7 @@
 """Apps of an organization."""
 
 import django_filters
+from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
@@ -9,6 +10,7 @@ from rest_framework.response import Response
 
 from berth.applications import services
 from berth.applications.models import App
+from berth.routing.services import app_routing_update
 from berth.tenancy.roles import Action
 
 from .. import serializers
@@ -63,10 +65,18 @@ class AppViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationS
 
     @extend_schema(request=serializers.AppUpdateSerializer)
     def partial_update(self, request, org_slug=None, app_name=None):
+        """Change the description and how the app is routed (`https_only`, `drain_timeout_s`); a field
+        left out keeps its value, and a refused one changes nothing."""
         app = self.get_object()
         data = serializers.AppUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.app_update(actor=request.user, app=app, **data.validated_data)
+        fields = data.validated_data
+        routing = {name: fields[name] for name in ("https_only", "drain_timeout_s") if name in fields}
+        with transaction.atomic():
+            if routing:
+                app_routing_update(actor=request.user, app=app, **routing)
+            if "description" in fields:
+                services.app_update(actor=request.user, app=app, description=fields["description"])
         return Response(self.get_serializer(app).data)
 
     @extend_schema(responses={204: None})

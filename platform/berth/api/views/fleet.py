@@ -1,4 +1,4 @@
-"""The fleet, for operators (staff): Docker hosts and container sizes. Tenants may list sizes."""
+"""The fleet, for operators (staff): Docker hosts, routers and container sizes. Tenants may list sizes."""
 
 from django.db.models import Count, Q, Sum
 from drf_spectacular.utils import extend_schema
@@ -6,7 +6,8 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.response import Response
 
 from berth.fleet import services
-from berth.fleet.models import Container, DockerHost, Size
+from berth.fleet.models import Container, DockerHost, Router, Size
+from berth.routing import services as routing
 
 from .. import serializers
 
@@ -68,4 +69,36 @@ class DockerHostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):
         services.host_remove(actor=request.user, host=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RouterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Routers in front of the fleet. Registering answers at once; the worker's next pass (sent at once)
+    gives the router the whole route table and fills in its status, capacity and routes."""
+
+    queryset = Router.objects.order_by("name")
+    serializer_class = serializers.RouterSerializer
+    permission_classes = [permissions.IsAuthenticated, IsOperator]
+
+    @extend_schema(request=serializers.RouterCreateSerializer, responses={201: serializers.RouterSerializer})
+    def create(self, request):
+        """400 naming `admin_url` for an endpoint beyond this machine (HAProxy's runtime API has no
+        credentials); 409 for a name taken."""
+        data = serializers.RouterCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        router = routing.router_register(actor=request.user, **data.validated_data)
+        return Response(self.get_serializer(router).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.RouterUpdateSerializer)
+    def partial_update(self, request, pk=None):
+        router = self.get_object()
+        data = serializers.RouterUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        router = routing.router_update(actor=request.user, router=router, **data.validated_data)
+        return Response(self.get_serializer(router).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        """Berth forgets the router and stops keeping it in step; it serves what it holds until stopped."""
+        routing.router_remove(actor=request.user, router=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

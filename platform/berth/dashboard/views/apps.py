@@ -36,6 +36,7 @@ from berth.deployments.selectors import (
 )
 from berth.fleet.models import Size
 from berth.fleet.selectors import app_live_containers
+from berth.routing.selectors import app_addresses
 from berth.tenancy.models import Membership, User
 from berth.tenancy.roles import Action
 
@@ -58,6 +59,8 @@ POLL_IDLE_SECONDS = 30
 # Sent by the overview's poll: the deployments whose folded steps the page holds (app_live).
 HELD_STEPS_HEADER = "X-Berth-Held-Steps"
 REFUSED = 400
+# Hostnames the overview lists beside the app's own; the Domains tab has them all.
+OVERVIEW_DOMAINS = 3
 
 
 # --- overview and its live update -------------------------------------------------------------------
@@ -101,8 +104,9 @@ def overview_context(
     formation_form: FormationForm | None = None,
     held_steps: frozenset[int] = frozenset(),
 ) -> dict:
-    """What the overview shows. The formation form (and the sizes it offers) is read only when rendered:
-    the live update does not show it. `held_steps`: deployments whose folded steps the page holds."""
+    """What the overview shows. The formation form (and the sizes it offers) and the app's addresses are
+    read only when rendered: the live update does not show them. `held_steps`: deployments whose folded
+    steps the page holds."""
     state = app_state(app)
     releases = releases_shown(app, {v for v in (state["release"], state["target_release"]) if v is not None})
     current = releases.get(state["release"])
@@ -129,6 +133,7 @@ def overview_context(
         "live_url": f"{live_url}?before={before}" if before else live_url,
         "formation_form": formation_form
         or SimpleLazyObject(lambda: _formation_form(app, state, target or base_release(app))),
+        "addresses": SimpleLazyObject(lambda: app_addresses(app, domains=OVERVIEW_DOMAINS)),
     }
 
 
