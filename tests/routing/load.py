@@ -2,8 +2,8 @@
 
 Two kinds of client, as real ones behave: keep-alive clients that reuse one connection and never retry a
 request (a closed connection is a failure, then they reconnect), and clients that open a new connection
-per request. Every other request is a POST, which the router never retries on another replica: only a
-replica that is stopped once idle, and joins once healthy, serves it. A failure is a connection error,
+per request. By default every other request is a POST, which the router never retries on another
+replica once sent: only a replica that is stopped once idle, and joins once healthy, serves it. A failure is a connection error,
 a timeout or a 5xx answer."""
 
 import http.client
@@ -40,8 +40,10 @@ class Load:
         fresh_clients: int = 3,
         per_client_rate: float = 20.0,
         https: bool = False,
+        methods: tuple[str, ...] = ("GET", "POST"),
     ):
         self.router, self.hostname, self.path, self.https = router, hostname, path, https
+        self.methods = methods
         self.kinds = ["keepalive"] * keepalive_clients + ["fresh"] * fresh_clients
         self.interval = 1.0 / per_client_rate
         self.report = Report()
@@ -69,11 +71,13 @@ class Load:
         while not self._stop.is_set():
             if connection is None:
                 connection = self.router.connection(self.hostname, https=self.https, timeout=10)
-            outcome, served = self._one(connection, "POST" if self.report.requests % 2 else "GET")
+            method = self.methods[self.report.requests % len(self.methods)]
+            outcome, served = self._one(connection, method)
             with self._lock:
                 self.report.requests += 1
                 if outcome:
-                    self.report.failures.append(f"{kind}-{number} at {time.monotonic() - self.started:.2f}s: {outcome}")
+                    at = time.monotonic() - self.started
+                    self.report.failures.append(f"{kind}-{number} {method} at {at:.2f}s: {outcome}")
                 if served:
                     self.report.served_by[served] += 1
             if outcome or kind == "fresh":
