@@ -186,7 +186,8 @@ def run_child(name: str, script: Path, env: dict[str, str], timeout_s: float, ar
 
 
 def stop_recorded_groups(name: str) -> None:
-    """Stop the process groups (Celery worker, beat, event follower, gunicorn) a child recorded and left behind."""
+    """Stop the process groups (Celery worker, beat, event follower, gunicorn, a router) a child recorded and left
+    behind."""
     path = pgid_file(name)
     if not path.exists():
         return
@@ -195,7 +196,7 @@ def stop_recorded_groups(name: str) -> None:
         with contextlib.suppress(OSError):
             cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
             # Only our own processes: a recycled process-group id is left alone.
-            if b"celery" in cmdline or b"worker.events" in cmdline or b"gunicorn" in cmdline:
+            if any(name in cmdline for name in (b"celery", b"worker.events", b"gunicorn", b"haproxy", b"caddy")):
                 _server.stop_group(pgid)
     path.unlink()
 
