@@ -215,12 +215,12 @@ def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None =
         running=running,
         healthy=healthy,
     )
+    if healthy:  # it serves from now on; the deployment's story is written after
+        routing.join(container, deployment)
     messages = [f"Started {container.name} (port {container.published_port})."]
     if healthy:
         messages.append(f"{container.name} is healthy ({seen}).")
     steps(deployment, messages, host=host, container=container)
-    if healthy:
-        routing.join(container, deployment)
     return container
 
 
@@ -293,9 +293,11 @@ def wait_healthy(container: Container, process: ProcessType, deployment: Deploym
                 return HealthResult(False, _exit_reason(engine, container, observed))
             healthy, seen = _probe(process, container.host, container.published_port, engine, container.docker_id)
             if healthy:
-                step(deployment, f"{container.name} is healthy ({seen}).", container=container)
-                transitions.container_healthy(container, observed)
+                # Healthy: into the routes first, the deployment's story and the usage records after.
+                transitions.container_healthy(container, observed, usage=False)
                 routing.join(container, deployment)
+                step(deployment, f"{container.name} is healthy ({seen}).", container=container)
+                transitions.container_usage_sync(container)
                 return HealthResult(True, seen)
             if time.monotonic() - began >= check.start_period_s:
                 failures += 1

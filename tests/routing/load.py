@@ -3,8 +3,8 @@
 Two kinds of client, as real ones behave: keep-alive clients that reuse one connection and never retry a
 request (a closed connection is a failure, then they reconnect), and clients that open a new connection
 per request. By default every other request is a POST, which the router never retries on another
-replica once sent: only a replica that is stopped once idle, and joins once healthy, serves it. A failure is a connection error,
-a timeout or a 5xx answer."""
+replica once sent: only a replica that is stopped once idle, and joins once healthy, serves it. A
+failure is a connection error, a timeout or a 5xx answer."""
 
 import http.client
 import threading

@@ -114,8 +114,9 @@ def container_started(
     )
 
 
-def container_healthy(container: Container, observed: Observed | None = None) -> None:
-    """A new container passed its health check: it runs, and its usage is written. One recorded healthy
+def container_healthy(container: Container, observed: Observed | None = None, *, usage: bool = True) -> None:
+    """A new container passed its health check: it runs, and its usage is written (unless `usage` is
+    False: the caller writes it with container_usage_sync, after what cannot wait). One recorded healthy
     at its start (`container_started`) has only its usage to write."""
     if container.health != Container.Health.HEALTHY or container.healthy_at is None:
         now = timezone.now()
@@ -128,6 +129,12 @@ def container_healthy(container: Container, observed: Observed | None = None) ->
             healthy_at=now,
             last_seen_at=now,
         )
+    if usage:
+        _usage_sync(container.pk)
+
+
+def container_usage_sync(container: Container) -> None:
+    """Write the usage of a container that just became healthy (see container_healthy)."""
     _usage_sync(container.pk)
 
 
