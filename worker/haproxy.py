@@ -86,45 +86,82 @@ class RuntimeAPI:
             raise RouterUnreachable(f"{self.url} closed the connection after {len(answers)} of {len(commands)} answers")
         return answers
 
-    # Reading.
+    # Reading: each method asks one thing; a caller that needs several asks them in one `run` and parses
+    # the answers with the functions below.
 
     def backends(self) -> list[str]:
-        [answer] = self.run(["show backend"])
-        return [line for line in answer.splitlines() if line and not line.startswith("#")]
+        return parse_backends(self.run(["show backend"])[0])
+
+    def map_paths(self) -> tuple[str, str]:
+        return parse_map_paths(self.run(["show map"])[0])
 
     def map_entries(self, path: str) -> dict[str, str]:
-        [answer] = self.run([f"show map {path}"])
-        entries = {}
-        for line in answer.splitlines():
-            fields = line.split()
-            if len(fields) == 3:
-                entries[fields[1]] = fields[2]
-        return entries
+        return parse_map(self.run([f"show map {path}"])[0])
 
     def servers(self, backend: str | None = None) -> list[LiveServer]:
-        [answer] = self.run([f"show servers state {backend}" if backend else "show servers state"])
-        found = []
-        for line in answer.splitlines():
-            fields = line.split()
-            if len(fields) < 19 or line.startswith("#"):
-                continue
-            found.append(
-                LiveServer(
-                    backend=fields[1],
-                    name=fields[3],
-                    address=fields[4],
-                    port=int(fields[18]),
-                    weight=int(fields[7]),
-                    admin_state=int(fields[6]),
-                )
-            )
-        return found
+        return parse_servers(self.run([servers_command(backend)])[0])
 
     def sessions(self, backend: str | None = None) -> dict[tuple[str, str], int]:
-        """Requests in flight (and queued) per (backend, server), as HAProxy counts them now."""
-        [answer] = self.run([f"show stat {backend or -1} 4 -1"])
-        rows = csv.DictReader(answer.removeprefix("# ").splitlines())
-        return {(row["pxname"], row["svname"]): int(row["scur"] or 0) + int(row["qcur"] or 0) for row in rows}
+        return parse_sessions(self.run([sessions_command(backend)])[0])
+
+
+def servers_command(backend: str | None = None) -> str:
+    return f"show servers state {backend}" if backend else "show servers state"
+
+
+def sessions_command(backend: str | None = None) -> str:
+    return f"show stat {backend or -1} 4 -1"
+
+
+def parse_backends(answer: str) -> list[str]:
+    return [line for line in answer.splitlines() if line and not line.startswith("#")]
+
+
+def parse_map(answer: str) -> dict[str, str]:
+    """`show map <path>`: "0x55… key value" a line."""
+    entries = {}
+    for line in answer.splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            entries[fields[1]] = fields[2]
+    return entries
+
+
+def parse_map_paths(answer: str) -> tuple[str, str]:
+    """The router's two maps from `show map`, as it names them (the files it was started with)."""
+    # "12 (/path/hosts.map) pattern loaded from file …"
+    paths = [line.split()[1].strip("()") for line in answer.splitlines() if line and not line.startswith("#")]
+    hosts = next((p for p in paths if p.endswith("/hosts.map")), None)
+    https = next((p for p in paths if p.endswith("/https.map")), None)
+    if hosts is None or https is None:
+        raise RouterRefused("the router has no hosts.map and https.map: was it set up by `manage.py router configure`?")
+    return hosts, https
+
+
+def parse_servers(answer: str) -> list[LiveServer]:
+    """`show servers state`: one line of space-separated fields per server, after a version and a header."""
+    found = []
+    for line in answer.splitlines():
+        fields = line.split()
+        if len(fields) < 19 or line.startswith("#"):
+            continue
+        found.append(
+            LiveServer(
+                backend=fields[1],
+                name=fields[3],
+                address=fields[4],
+                port=int(fields[18]),
+                weight=int(fields[7]),
+                admin_state=int(fields[6]),
+            )
+        )
+    return found
+
+
+def parse_sessions(answer: str) -> dict[tuple[str, str], int]:
+    """Requests in flight (and queued) per (backend, server), from `show stat`, as HAProxy counts them now."""
+    rows = csv.DictReader(answer.removeprefix("# ").splitlines())
+    return {(row["pxname"], row["svname"]): int(row["scur"] or 0) + int(row["qcur"] or 0) for row in rows}
 
 
 def check_answers(commands: list[str], answers: list[str]) -> list[str]:

@@ -21,7 +21,20 @@ from berth.routing.config import SERVER_OPTIONS
 from berth.routing.selectors import AppRoute, route_table, upstream_name
 
 from . import locks
-from .haproxy import LiveServer, RouterRefused, RouterUnreachable, RuntimeAPI, check_answers
+from .haproxy import (
+    LiveServer,
+    RouterRefused,
+    RouterUnreachable,
+    RuntimeAPI,
+    check_answers,
+    parse_backends,
+    parse_map,
+    parse_map_paths,
+    parse_servers,
+    parse_sessions,
+    servers_command,
+    sessions_command,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,40 +128,30 @@ def plan(wanted: list[AppRoute], live: Live, *, hosts_map: str, https_map: str, 
     return gone + joins + leaves + come
 
 
-def _read(api: RuntimeAPI, router_files: tuple[str, str], backends: Collection[str] | None) -> Live:
-    hosts_map, https_map = router_files
-    all_backends = set(api.backends())
-    if backends is None:
-        servers_list = api.servers()
-        sessions = api.sessions()
-    else:
-        servers_list, sessions = [], {}
-        for backend in backends:
-            if backend in all_backends:
-                servers_list += api.servers(backend)
-                sessions.update(api.sessions(backend))
+def _read(api: RuntimeAPI, backends: Collection[str] | None) -> tuple[tuple[str, str], Live]:
+    """The router's maps and what it serves, for these backends (all when None), in two exchanges."""
+    listing, names = api.run(["show map", "show backend"])
+    hosts_map, https_map = parse_map_paths(listing)
+    all_backends = set(parse_backends(names))
+    scope: list[str | None] = [None] if backends is None else [b for b in backends if b in all_backends]
+    commands = [f"show map {hosts_map}", f"show map {https_map}"]
+    for backend in scope:
+        commands += [servers_command(backend), sessions_command(backend)]
+    answers = api.run(commands)
     servers: dict[str, dict[str, LiveServer]] = {}
-    for server in servers_list:
-        servers.setdefault(server.backend, {})[server.name] = server
-    return Live(
-        hosts=api.map_entries(hosts_map),
-        https=api.map_entries(https_map),
+    sessions: dict[tuple[str, str], int] = {}
+    for servers_answer, sessions_answer in zip(answers[2::2], answers[3::2], strict=True):
+        for server in parse_servers(servers_answer):
+            servers.setdefault(server.backend, {})[server.name] = server
+        sessions.update(parse_sessions(sessions_answer))
+    live = Live(
+        hosts=parse_map(answers[0]),
+        https=parse_map(answers[1]),
         servers=servers,
         sessions=sessions,
         backends=all_backends,
     )
-
-
-def map_paths(api: RuntimeAPI) -> tuple[str, str]:
-    """The router's two maps, as it names them (the files it was started with)."""
-    [answer] = api.run(["show map"])
-    # "12 (/path/hosts.map) pattern loaded from file …"
-    paths = [line.split()[1].strip("()") for line in answer.splitlines() if line and not line.startswith("#")]
-    hosts = next((p for p in paths if p.endswith("/hosts.map")), None)
-    https = next((p for p in paths if p.endswith("/https.map")), None)
-    if hosts is None or https is None:
-        raise RouterRefused("the router has no hosts.map and https.map: was it set up by `manage.py router configure`?")
-    return hosts, https
+    return (hosts_map, https_map), live
 
 
 def push_to(router: Router, app_ids: Collection[int] | None, *, wait_s: float = 30) -> Outcome:
@@ -159,8 +162,7 @@ def push_to(router: Router, app_ids: Collection[int] | None, *, wait_s: float = 
     with locks.advisory_lock(locks.ROUTER, router.pk, wait_s=wait_s):
         wanted = route_table(app_ids)
         try:
-            paths = map_paths(api)
-            live = _read(api, paths, None if app_ids is None else [r.backend for r in wanted])
+            paths, live = _read(api, None if app_ids is None else [r.backend for r in wanted])
             commands = plan(wanted, live, hosts_map=paths[0], https_map=paths[1], everything=app_ids is None)
             answers = api.run(commands) if commands else []
         except (RouterUnreachable, RouterRefused) as error:

@@ -2,13 +2,12 @@
 
 from berth.routing.selectors import route_table
 from worker.haproxy import RuntimeAPI
-from worker.routing import map_paths
 
 
 def served(router) -> dict:
     """The router's servers (backend, name, address, port, weight, admin state) and its two maps."""
     api = RuntimeAPI(router.files.admin_url)
-    hosts_map, https_map = map_paths(api)
+    hosts_map, https_map = api.map_paths()
     return {
         "servers": {(s.backend, s.name, s.address, s.port, s.weight, s.admin_state) for s in api.servers()},
         "hosts": api.map_entries(hosts_map),

@@ -67,7 +67,7 @@ def test_pushes_that_race_leave_the_router_exactly_as_the_table_says(fleet, rout
     app = deploy_app(tenant, "hello", quantity=3)
     other = deploy_app(tenant, "other")
     api = RuntimeAPI(router.files.admin_url)
-    hosts_map, _ = routing.map_paths(api)
+    hosts_map, _ = api.map_paths()
     [route] = route_table([app.pk])
     for round_ in range(3):
         # Drift both ways each round: the router lost a server, and holds a hostname nobody has.

@@ -20,7 +20,7 @@ from .load import Load
 
 pytestmark = pytest.mark.docker
 
-# At least 50 requests a second: 3 keep-alive and 3 new-connection clients at 20 a second each.
+# At least 50 requests a second: 4 keep-alive and 4 new-connection clients aim at 20 a second each.
 MIN_RATE = 50
 
 
