@@ -488,16 +488,20 @@ def canary_weight_check(weight: object, *, field: str = "canary_weight") -> int:
     return weight
 
 
-def _canary_processes(app: App, formation: dict[str, Formation], process_types: dict) -> list[str]:
-    """The process types a canary of these process types runs beside the app's release, or why it cannot."""
-    running = app.current_release
-    if running is None:
+def _running_or_refuse(app: App) -> Release:
+    if app.current_release is None:
         raise Conflict(
             "The first release of an app can't be a canary: nothing runs yet to share the requests with. "
             "Deploy it as a release.",
             field="canary_weight",
             code="no_release",
         )
+    return app.current_release
+
+
+def _canary_processes(app: App, formation: dict[str, Formation], process_types: dict) -> list[str]:
+    """The process types a canary of these process types runs beside the app's release, or why it cannot."""
+    running = _running_or_refuse(app)
     routed = routed_process_types(process_types, running.process_types)
     if not routed:
         raise Invalid(
@@ -524,6 +528,7 @@ def canary_create(
     canary_weight_check(weight)
     app = _lock_app(app)
     _refuse_during_canary(app, "Another canary", "An app has one canary at a time.")
+    _running_or_refuse(app)
     target = target_release(app)
     if target is not None and target.pk != app.current_release_id:
         raise Conflict(

@@ -23,14 +23,14 @@ def split_weights(percent: int, old: int, new: int) -> tuple[int, int]:
     ratio = Fraction((100 - percent) * new, percent * old)  # old weight / canary weight, reduced
     if ratio.numerator <= MAX_WEIGHT and ratio.denominator <= MAX_WEIGHT:
         return ratio.numerator, ratio.denominator
-    wanted = Fraction(percent, 100)
-    best = (MAX_WEIGHT, MAX_WEIGHT)
+    wanted, exact = percent / 100, float(ratio)
+    best, best_error = (MAX_WEIGHT, MAX_WEIGHT), 1.0
     for canary in range(1, MAX_WEIGHT + 1):
-        mine = min(MAX_WEIGHT, max(1, round(ratio * canary)))
-        if abs(share(mine, canary, old, new) - wanted) < abs(share(*best, old, new) - wanted):
-            best = (mine, canary)
+        mine = min(MAX_WEIGHT, max(1, round(exact * canary)))
+        error = abs(new * canary / (new * canary + old * mine) - wanted)
+        if error < best_error:
+            best, best_error = (mine, canary), error
     return best
-
 
 def share(old_weight: int, canary_weight: int, old: int, new: int) -> Fraction:
     """The canary's share of the requests with these weights and replica counts."""
