@@ -22,7 +22,7 @@ from django.utils import timezone
 from berth.applications.models import App, Formation, Release
 from berth.applications.specs import ProcessType
 from berth.deployments.canary import canary_quantity, routed_process_types
-from berth.deployments.models import Deployment
+from berth.deployments.models import Canary, Deployment
 from berth.deployments.selectors import active_canary
 from berth.deployments.services import deployment_give_back
 from berth.fleet import transitions
@@ -153,6 +153,9 @@ def execute(deployment: Deployment) -> bool:
     except DeployFailed as failure:
         fail(deployment, str(failure))
         return False
+    if deployment.kind == Deployment.Kind.CANARY:
+        # A new weight may start or stop no replica, and the routers must still hear of it.
+        routing.push([app.pk], deployment)
     with transaction.atomic():
         if not beside:
             App.objects.filter(pk=app.pk).update(current_release=release)
@@ -280,7 +283,7 @@ def _converge_canary(rollout: Rollout, formation: dict) -> None:
     canary_quantity replicas of the canary's release in the canary's own slots, started and replaced as
     the release's are; every other canary replica (the canary ended, shrank or was replaced) is stopped."""
     app, deployment = rollout.app, rollout.deployment
-    canary = active_canary(app)
+    canary = _canary_beside(app, rollout.release)
     wanted: dict[str, int] = {}
     if canary is not None:
         release = canary.release
@@ -301,6 +304,26 @@ def _converge_canary(rollout: Rollout, formation: dict) -> None:
     ]
     why = "the canary ended" if canary is None else f"the canary v{canary.release.version} runs fewer replicas"
     _stop_together(leaving, deployment, why)
+
+
+def _canary_beside(app: App, release: Release) -> Canary | None:
+    """The canary whose replicas a converge on `release` keeps: the active one, or one promoted whose
+    promotion is still queued behind this deployment (a scale asked for before it), so that the promotion
+    finds its replicas to adopt rather than starting the release's from none."""
+    canary = active_canary(app)
+    if canary is not None:
+        return canary
+    promoting = (
+        Deployment.objects.filter(app=app, kind=Deployment.Kind.PROMOTE, state__in=Deployment.UNFINISHED)
+        .exclude(release=release)
+        .values("release_id")
+    )
+    return (
+        Canary.objects.filter(app=app, state=Canary.State.PROMOTED, release_id__in=promoting)
+        .select_related("release")
+        .order_by("-id")
+        .first()
+    )
 
 
 def _stop_together(containers: list[Container], deployment: Deployment | None, why: str) -> None:

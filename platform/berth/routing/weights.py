@@ -32,6 +32,7 @@ def split_weights(percent: int, old: int, new: int) -> tuple[int, int]:
             best, best_error = (mine, canary), error
     return best
 
+
 def share(old_weight: int, canary_weight: int, old: int, new: int) -> Fraction:
     """The canary's share of the requests with these weights and replica counts."""
     return Fraction(new * canary_weight, new * canary_weight + old * old_weight)
