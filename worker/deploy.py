@@ -24,7 +24,7 @@ from berth.applications.specs import ProcessType
 from berth.deployments.canary import canary_quantity, routed_process_types
 from berth.deployments.models import Canary, Deployment
 from berth.deployments.selectors import active_canary
-from berth.deployments.services import deployment_give_back
+from berth.deployments.services import canary_failed, deployment_give_back
 from berth.fleet import transitions
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
@@ -138,6 +138,8 @@ def execute(deployment: Deployment) -> bool:
         return False
     if deployment.kind == Deployment.Kind.PROMOTE:
         _adopt_canary(deployment)
+    elif beside:
+        _canary_gone(deployment)
     target = {f.process_type: (f.quantity, f.size) for f in Formation.objects.filter(app=app).select_related("size")}
     healing = deployment.kind == Deployment.Kind.HEAL
     rollout = Rollout(
@@ -178,6 +180,16 @@ def _done(app: App, release: Release) -> str:
         return f"Done: {app.name} runs v{release.version}."
     share = f"{canary.weight}% of its requests"
     return f"Done: {app.name} runs v{release.version}, and the canary v{canary.release.version} {share}."
+
+
+def _canary_gone(deployment: Deployment) -> None:
+    """A canary's deployment whose canary ended before it ran says so; it converges the app all the same."""
+    if deployment.kind != Deployment.Kind.CANARY:
+        return
+    ended = Canary.objects.filter(app_id=deployment.app_id, release_id=deployment.release_id).order_by("-id").first()
+    if ended is not None and ended.state != Canary.State.ACTIVE:
+        why = f": {ended.reason}" if ended.reason else ""
+        step(deployment, f"The canary v{deployment.release.version} was {ended.get_state_display().lower()}{why}.")
 
 
 def _adopt_canary(deployment: Deployment) -> None:
@@ -281,22 +293,29 @@ def converge(rollout: Rollout, formation: dict) -> None:
 def _converge_canary(rollout: Rollout, formation: dict) -> None:
     """Keep the app's active canary beside its release: for each process type both take HTTP with,
     canary_quantity replicas of the canary's release in the canary's own slots, started and replaced as
-    the release's are; every other canary replica (the canary ended, shrank or was replaced) is stopped."""
+    the release's are; every other canary replica (the canary ended, shrank or was replaced) is stopped.
+
+    A canary replica that cannot be placed or never becomes healthy fails the canary's own deployment.
+    In any other deployment (a scale, a heal, an abort of an earlier canary) it fails the canary instead,
+    which ends, and the deployment goes on with what it was asked for (docs/deploys.md#canary-releases)."""
     app, deployment = rollout.app, rollout.deployment
     canary = _canary_beside(app, rollout.release)
     wanted: dict[str, int] = {}
     if canary is not None:
-        release = canary.release
-        release.app = app
-        processes = release.processes
-        deferred = frozenset(slots_backing_off(app, release, canary=True)) if rollout.heal else frozenset()
-        on = replace(rollout, release=release, canary=True, deferred=deferred)
-        for name in routed_process_types(release.process_types, rollout.release.process_types):
-            quantity, size = formation.get(name, (0, None))
-            wanted[name] = canary_quantity(quantity, canary.weight)
-            _start_missing(on, processes[name], wanted[name], size)
-            for index in range(wanted[name]):
-                _converge_slot(on, processes[name], index, size)
+        try:
+            wanted = _converge_canary_replicas(rollout, canary, formation)
+        except DeployFailed as failure:
+            own = (
+                deployment is not None
+                and deployment.kind == Deployment.Kind.CANARY
+                and deployment.release_id == canary.release_id
+            )
+            if own:
+                raise  # the canary's own deployment fails, and ends it (deployment_give_back)
+            reason = f"the canary v{canary.release.version} failed: {failure}"
+            step(deployment, f"{reason[0].upper()}{reason[1:]}. It ends; its replicas go.")
+            canary_failed(app=app, canary=canary, reason=str(failure))
+            canary, wanted = None, {}
     leaving = [
         container
         for container in live_containers(app=app, canary=True).select_related("host")
@@ -304,6 +323,23 @@ def _converge_canary(rollout: Rollout, formation: dict) -> None:
     ]
     why = "the canary ended" if canary is None else f"the canary v{canary.release.version} runs fewer replicas"
     _stop_together(leaving, deployment, why)
+
+
+def _converge_canary_replicas(rollout: Rollout, canary: Canary, formation: dict) -> dict[str, int]:
+    """Start and replace the canary's replicas; how many each process type it runs wants."""
+    wanted: dict[str, int] = {}
+    release = canary.release
+    release.app = rollout.app
+    processes = release.processes
+    deferred = frozenset(slots_backing_off(rollout.app, release, canary=True)) if rollout.heal else frozenset()
+    on = replace(rollout, release=release, canary=True, deferred=deferred)
+    for name in routed_process_types(release.process_types, rollout.release.process_types):
+        quantity, size = formation.get(name, (0, None))
+        wanted[name] = canary_quantity(quantity, canary.weight)
+        _start_missing(on, processes[name], wanted[name], size)
+        for index in range(wanted[name]):
+            _converge_slot(on, processes[name], index, size)
+    return wanted
 
 
 def _canary_beside(app: App, release: Release) -> Canary | None:

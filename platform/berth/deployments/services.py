@@ -663,6 +663,15 @@ def canary_abort(*, actor: User | None, app: App, reason: str = "") -> tuple[Can
     return canary, deployment
 
 
+@transaction.atomic
+def canary_failed(*, app: App, canary: Canary, reason: str) -> None:
+    """Berth ends a canary whose replica could not be placed or never became healthy during a deployment
+    other than its own (a scale, a heal): that deployment goes on without it."""
+    _lock_app(app)
+    if Canary.objects.filter(pk=canary.pk, state=Canary.State.ACTIVE).exists():
+        _canary_end(canary, state=Canary.State.FAILED, actor=None, reason=reason)
+
+
 def _canary_end(canary: Canary, *, state: str, actor: User | None, reason: str = "") -> None:
     canary.state, canary.ended_at, canary.ended_by, canary.reason = state, timezone.now(), actor, reason[:2000]
     canary.save(update_fields=["state", "ended_at", "ended_by", "reason"])
