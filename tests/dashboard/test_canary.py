@@ -63,3 +63,11 @@ def test_a_refused_promotion_says_why_on_the_confirm_page(app, members, dashboar
 def test_a_viewer_cannot_promote(app, members, dashboard_client):
     assert dashboard_client(members[Role.VIEWER]).post(PROMOTE).status_code == 403
     assert Canary.objects.get().state == Canary.State.ACTIVE
+
+
+def test_the_live_update_carries_the_canary(app, members, dashboard_client):
+    html = dashboard_client(members[Role.VIEWER]).get(f"{OVERVIEW}live/", HTTP_HX_REQUEST="true").content.decode()
+    assert '<div id="canary" hx-swap-oob="true">' in html and "v2 at 10%" in html
+    Canary.objects.update(state=Canary.State.ABORTED)  # gone: the live update empties the section
+    html = dashboard_client(members[Role.VIEWER]).get(f"{OVERVIEW}live/", HTTP_HX_REQUEST="true").content.decode()
+    assert '<div id="canary" hx-swap-oob="true">' in html and "v2 at 10%" not in html
