@@ -178,8 +178,8 @@ def _done(app: App, release: Release) -> str:
     canary = active_canary(app)
     if canary is None:
         return f"Done: {app.name} runs v{release.version}."
-    share = f"{canary.weight}% of its requests"
-    return f"Done: {app.name} runs v{release.version}, and the canary v{canary.release.version} {share}."
+    beside = f"the canary v{canary.release.version} gets {canary.weight}% of its requests"
+    return f"Done: {app.name} runs v{release.version}, and {beside}."
 
 
 def _canary_gone(deployment: Deployment) -> None:

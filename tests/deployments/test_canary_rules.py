@@ -125,7 +125,7 @@ def test_changes_that_make_a_release_wait_for_the_canary_to_end_and_say_why(app,
     assert ConfigVar.objects.get(app=app, key="GREETING").value == "hello"  # refused before anything was written
     rollback = owner_client.post(f"{BASE}/releases/rollback/", {"version": 1}, format="json")
     refused(rollback, 409, code="canary_active", says="promote or abort")
-    refused(canary(owner_client, 20, image="berth-test/web:v3"), 409, code="canary_active", says="one canary")
+    refused(canary(owner_client, 20, image="berth-test/web:v3"), 409, code="canary_active", says="one canary at a time")
     assert Release.objects.count() == releases
 
 

@@ -542,7 +542,7 @@ def canary_create(
     requests until it is promoted or aborted. Its other process types stay on the release that runs."""
     canary_weight_check(weight)
     app = _lock_app(app)
-    _refuse_during_canary(app, "Another canary", "An app has one canary at a time.")
+    _refuse_during_canary(app, "An app has one canary at a time:", "start the next one once this one ended.")
     _running_or_refuse(app)
     target = target_release(app)
     if target is not None and target.pk != app.current_release_id:
