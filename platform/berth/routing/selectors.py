@@ -101,7 +101,8 @@ def _upstreams(app_ids: list[int]) -> dict[int, list[Upstream]]:
         if process_type in http_types.get(release_id, ()):
             found[app_id].append((Upstream(upstream_name(pk), address, port or 0), canary))
     weights = _canary_weights([app_id for app_id, upstreams in found.items() if any(c for _, c in upstreams)])
-    return {app_id: _weighed(upstreams, weights.get(app_id)) for app_id, upstreams in found.items()}
+    # Every app asked for has an entry: one with no serving replica has none.
+    return defaultdict(list, {app_id: _weighed(upstreams, weights.get(app_id)) for app_id, upstreams in found.items()})
 
 
 def _canary_weights(app_ids: list[int]) -> dict[int, int]:
