@@ -47,7 +47,9 @@ def network_labels(organization: Organization) -> dict:
     return {MANAGED_LABEL: "true", "berth.org": organization.slug}
 
 
-def labels_for(*, release: Release, process: ProcessType, index: int, size: Size, deployment_id: int | None) -> dict:
+def labels_for(
+    *, release: Release, process: ProcessType, index: int, size: Size, deployment_id: int | None, canary: bool = False
+) -> dict:
     """Labels that say whose a container is: enough to rebuild all observed state (docs/architecture.md#invariants)."""
     app = release.app
     return {
@@ -62,6 +64,8 @@ def labels_for(*, release: Release, process: ProcessType, index: int, size: Size
         "berth.index": str(index),
         "berth.size": size.name,
         "berth.deployment": str(deployment_id or ""),
+        # A replica of the app's canary ("true"), or of its release (""): a slot of one is not one of the other.
+        "berth.canary": "true" if canary else "",
     }
 
 
@@ -74,6 +78,7 @@ def container_spec(
     host: DockerHost,
     deployment_id: int | None,
     image_user: str,
+    canary: bool = False,
 ) -> dict:
     """`image_user` is the user the release's image says it runs as, on this host (LocalImage.user)."""
     app = release.app
@@ -98,7 +103,9 @@ def container_spec(
         "user": container_user(image_user, host),
         "command": list(process.command),
         "environment": environment,
-        "labels": labels_for(release=release, process=process, index=index, size=size, deployment_id=deployment_id),
+        "labels": labels_for(
+            release=release, process=process, index=index, size=size, deployment_id=deployment_id, canary=canary
+        ),
         "ports": ports,
         "network": network_name(app.organization_id),
         "network_labels": network_labels(app.organization),

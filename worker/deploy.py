@@ -21,12 +21,15 @@ from django.utils import timezone
 
 from berth.applications.models import App, Formation, Release
 from berth.applications.specs import ProcessType
-from berth.deployments.models import Deployment
-from berth.deployments.services import deployment_give_back
+from berth.deployments.canary import canary_quantity, routed_process_types
+from berth.deployments.models import Canary, Deployment
+from berth.deployments.selectors import active_canary
+from berth.deployments.services import canary_failed, deployment_give_back
+from berth.fleet import transitions
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
 
-from . import locks
+from . import locks, routing
 from .healing import heal_apps, slots_backing_off
 from .placement import PlacementError
 from .reconcile import check_host
@@ -107,16 +110,36 @@ class Rollout:
     wait_ready: bool = True
     # Slots (process type, index) in crash back-off, which this converge leaves empty.
     deferred: frozenset[tuple[str, int]] = frozenset()
+    # A heal: the canary's slots in crash back-off are left empty too.
+    heal: bool = False
+    # The slots are the app's canary's (Container.canary), apart from its release's.
+    canary: bool = False
 
     def replica(self, process: ProcessType, index: int, size: Size) -> Replica:
         """A slot of this rollout's release to start a container in."""
-        return Replica(deployment=self.deployment, release=self.release, process=process, index=index, size=size)
+        return Replica(
+            deployment=self.deployment,
+            release=self.release,
+            process=process,
+            index=index,
+            size=size,
+            canary=self.canary,
+        )
 
 
 def execute(deployment: Deployment) -> bool:
-    """Converge the app on the deployment's release and formation; whether it succeeded."""
+    """Converge the app on the deployment's release and formation, with its canary beside it if it has
+    one; whether it succeeded. A canary's own deployments converge on the release that runs."""
     app = deployment.app
-    release = deployment.release
+    beside = deployment.kind in Deployment.BESIDE
+    release = _running(app) if beside else deployment.release
+    if release is None:
+        fail(deployment, "the app runs no release for a canary to run beside")
+        return False
+    if deployment.kind == Deployment.Kind.PROMOTE:
+        _adopt_canary(deployment)
+    elif beside:
+        _canary_gone(deployment)
     target = {f.process_type: (f.quantity, f.size) for f in Formation.objects.filter(app=app).select_related("size")}
     healing = deployment.kind == Deployment.Kind.HEAL
     rollout = Rollout(
@@ -125,16 +148,59 @@ def execute(deployment: Deployment) -> bool:
         deployment=deployment,
         wait_ready=not healing,
         deferred=frozenset(slots_backing_off(app, release)) if healing else frozenset(),
+        heal=healing,
     )
     try:
         converge(rollout, target)
     except DeployFailed as failure:
         fail(deployment, str(failure))
         return False
+    if deployment.kind == Deployment.Kind.CANARY:
+        # A new weight may start or stop no replica, and the routers must still hear of it.
+        routing.push([app.pk], deployment)
     with transaction.atomic():
-        App.objects.filter(pk=app.pk).update(current_release=release)
-        finish(deployment, Deployment.State.SUCCEEDED, f"Done: {app.name} runs v{release.version}.")
+        if not beside:
+            App.objects.filter(pk=app.pk).update(current_release=release)
+        finish(deployment, Deployment.State.SUCCEEDED, _done(app, release))
     return True
+
+
+def _running(app: App) -> Release | None:
+    if app.current_release_id is None:
+        return None
+    release = Release.objects.filter(pk=app.current_release_id).first()
+    if release is not None:
+        release.app = app
+    return release
+
+
+def _done(app: App, release: Release) -> str:
+    canary = active_canary(app)
+    if canary is None:
+        return f"Done: {app.name} runs v{release.version}."
+    beside = f"the canary v{canary.release.version} gets {canary.weight}% of its requests"
+    return f"Done: {app.name} runs v{release.version}, and {beside}."
+
+
+def _canary_gone(deployment: Deployment) -> None:
+    """A canary's deployment whose canary ended before it ran says so; it converges the app all the same."""
+    if deployment.kind != Deployment.Kind.CANARY:
+        return
+    ended = Canary.objects.filter(app_id=deployment.app_id, release_id=deployment.release_id).order_by("-id").first()
+    if ended is not None and ended.state != Canary.State.ACTIVE:
+        why = f": {ended.reason}" if ended.reason else ""
+        step(deployment, f"The canary v{deployment.release.version} was {ended.get_state_display().lower()}{why}.")
+
+
+def _adopt_canary(deployment: Deployment) -> None:
+    """A promotion: the canary's replicas become the release's replicas of the same slots, which the
+    converge then keeps while it replaces the other slots' old containers, start-first. Their share of
+    the requests becomes an even one at once."""
+    release = deployment.release
+    adopted = transitions.containers_promoted(app_id=deployment.app_id, release_id=release.pk)
+    if adopted:
+        step(deployment, f"The canary's {adopted} replicas of v{release.version} become replicas of the release.")
+        routing.push([deployment.app_id], deployment)
 
 
 def _choose(release: Release, process: ProcessType, size: Size, indices: list[int]) -> list[Chosen]:
@@ -172,7 +238,7 @@ def fail(deployment: Deployment, reason: str) -> None:
     hosts back on the release that runs, with the formation as it now stands."""
     step(deployment, f"Failed: {reason}")
     app = deployment.app
-    running = deployment_give_back(deployment)
+    running = deployment_give_back(deployment, reason)
     try:
         if running is not None:
             step(deployment, f"Returning {app.name} to v{running.version}.")
@@ -216,10 +282,84 @@ def converge(rollout: Rollout, formation: dict) -> None:
         _start_missing(rollout, processes[name], quantity, size)
         for index in range(quantity):
             _converge_slot(rollout, processes[name], index, size)
-        extras = live_containers(app=app, process_type=name, index__gte=quantity)
+        extras = live_containers(app=app, canary=False, process_type=name, index__gte=quantity)
         _stop_together(list(extras.select_related("host")), deployment, f"{name} is scaled to {quantity}")
-    for stale in live_containers(app=app).exclude(process_type__in=list(processes)).select_related("host"):
-        stop_container(stale, deployment, f"v{release.version} has no {stale.process_type} process")
+    stale = live_containers(app=app, canary=False).exclude(process_type__in=list(processes)).select_related("host")
+    for container in stale:
+        stop_container(container, deployment, f"v{release.version} has no {container.process_type} process")
+    _converge_canary(rollout, formation)
+
+
+def _converge_canary(rollout: Rollout, formation: dict) -> None:
+    """Keep the app's active canary beside its release: for each process type both take HTTP with,
+    canary_quantity replicas of the canary's release in the canary's own slots, started and replaced as
+    the release's are; every other canary replica (the canary ended, shrank or was replaced) is stopped.
+
+    A canary replica that cannot be placed or never becomes healthy fails the canary's own deployment.
+    In any other deployment (a scale, a heal, an abort of an earlier canary) it fails the canary instead,
+    which ends, and the deployment goes on with what it was asked for (docs/deploys.md#canary-releases)."""
+    app, deployment = rollout.app, rollout.deployment
+    canary = _canary_beside(app, rollout.release)
+    wanted: dict[str, int] = {}
+    if canary is not None:
+        try:
+            wanted = _converge_canary_replicas(rollout, canary, formation)
+        except DeployFailed as failure:
+            own = (
+                deployment is not None
+                and deployment.kind == Deployment.Kind.CANARY
+                and deployment.release_id == canary.release_id
+            )
+            if own:
+                raise  # the canary's own deployment fails, and ends it (deployment_give_back)
+            reason = f"the canary v{canary.release.version} failed: {failure}"
+            step(deployment, f"{reason[0].upper()}{reason[1:]}. It ends; its replicas go.")
+            canary_failed(app=app, canary=canary, reason=str(failure))
+            canary, wanted = None, {}
+    leaving = [
+        container
+        for container in live_containers(app=app, canary=True).select_related("host")
+        if container.index >= wanted.get(container.process_type, 0)
+    ]
+    why = "the canary ended" if canary is None else f"the canary v{canary.release.version} runs fewer replicas"
+    _stop_together(leaving, deployment, why)
+
+
+def _converge_canary_replicas(rollout: Rollout, canary: Canary, formation: dict) -> dict[str, int]:
+    """Start and replace the canary's replicas; how many each process type it runs wants."""
+    wanted: dict[str, int] = {}
+    release = canary.release
+    release.app = rollout.app
+    processes = release.processes
+    deferred = frozenset(slots_backing_off(rollout.app, release, canary=True)) if rollout.heal else frozenset()
+    on = replace(rollout, release=release, canary=True, deferred=deferred)
+    for name in routed_process_types(release.process_types, rollout.release.process_types):
+        quantity, size = formation.get(name, (0, None))
+        wanted[name] = canary_quantity(quantity, canary.weight)
+        _start_missing(on, processes[name], wanted[name], size)
+        for index in range(wanted[name]):
+            _converge_slot(on, processes[name], index, size)
+    return wanted
+
+
+def _canary_beside(app: App, release: Release) -> Canary | None:
+    """The canary whose replicas a converge on `release` keeps: the active one, or one promoted whose
+    promotion is still queued behind this deployment (a scale asked for before it), so that the promotion
+    finds its replicas to adopt rather than starting the release's from none."""
+    canary = active_canary(app)
+    if canary is not None:
+        return canary
+    promoting = (
+        Deployment.objects.filter(app=app, kind=Deployment.Kind.PROMOTE, state__in=Deployment.UNFINISHED)
+        .exclude(release=release)
+        .values("release_id")
+    )
+    return (
+        Canary.objects.filter(app=app, state=Canary.State.PROMOTED, release_id__in=promoting)
+        .select_related("release")
+        .order_by("-id")
+        .first()
+    )
 
 
 def _stop_together(containers: list[Container], deployment: Deployment | None, why: str) -> None:
@@ -250,7 +390,11 @@ def _start_missing(rollout: Rollout, process: ProcessType, quantity: int, size: 
     if quantity < 2:
         return  # a lone replica goes the plain way, through _converge_slot
     release = rollout.release
-    occupied = set(live_containers(app=rollout.app, process_type=process.name).values_list("index", flat=True))
+    occupied = set(
+        live_containers(app=rollout.app, process_type=process.name, canary=rollout.canary).values_list(
+            "index", flat=True
+        )
+    )
     missing = [i for i in range(quantity) if i not in occupied and (process.name, i) not in rollout.deferred]
     if len(missing) < 2:
         return
@@ -298,7 +442,11 @@ def _not_ready(new: Container, process: ProcessType, rollout: Rollout, result: H
 
 def _converge_slot(rollout: Rollout, process: ProcessType, index: int, size: Size) -> None:
     deployment, release = rollout.deployment, rollout.release
-    live = list(live_containers(app=rollout.app, process_type=process.name, index=index).select_related("host"))
+    live = list(
+        live_containers(app=rollout.app, process_type=process.name, index=index, canary=rollout.canary).select_related(
+            "host"
+        )
+    )
     current = [c for c in live if _is_current(c, release, size, deployment)]
     if current:
         keep = current[0]
@@ -307,7 +455,8 @@ def _converge_slot(rollout: Rollout, process: ProcessType, index: int, size: Siz
                 stop_container(other, deployment, f"replaced by {keep.name}")
         return
     if not live and (process.name, index) in rollout.deferred:
-        step(deployment, f"{process.name}.{index} waits out its crash back-off; a later pass starts it.")
+        slot = rollout.replica(process, index, size).slot
+        step(deployment, f"{slot} waits out its crash back-off; a later pass starts it.")
         return
     # Containers of the target release that never became healthy (a previous attempt died) go first.
     for unproven in [c for c in live if c.release_id == release.pk and c.health != Container.Health.HEALTHY]:

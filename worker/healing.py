@@ -24,9 +24,10 @@ from django.utils import timezone
 from berth.applications.models import App, Formation, Release
 from berth.core import task_names
 from berth.core.queue import enqueue
-from berth.deployments.models import Deployment
-from berth.deployments.selectors import live_since, stable_release
-from berth.deployments.services import deployment_create, release_rollback_crash_loop
+from berth.deployments.canary import canary_quantity, routed_process_types
+from berth.deployments.models import Canary, Deployment
+from berth.deployments.selectors import active_canary, live_since, stable_release
+from berth.deployments.services import canary_abort, deployment_create, release_rollback_crash_loop
 from berth.fleet.models import Container, DockerHost
 from berth.fleet.selectors import live_containers
 
@@ -73,13 +74,15 @@ def slot_wait_s(crashes: list[Crash], now: datetime) -> float:
     return max(0.0, crash_backoff_s(streak) - (now - crashes[0].finished_at).total_seconds())
 
 
-def _crashes(releases: dict[int, int], now: datetime) -> dict[int, dict[Slot, list[Crash]]]:
-    """Recent crashes of each app's given release, by slot, newest first: {app id: {slot: [Crash]}}."""
+def _crashes(releases: dict[int, int], now: datetime, *, canary: bool = False) -> dict[int, dict[Slot, list[Crash]]]:
+    """Recent crashes of each app's given release, by slot, newest first: {app id: {slot: [Crash]}}; of its
+    canary's slots with `canary`."""
     found: dict[int, dict[Slot, list[Crash]]] = defaultdict(lambda: defaultdict(list))
     rows = (
         Container.objects.filter(
             app_id__in=releases,
             release_id__in=set(releases.values()),
+            canary=canary,
             state=Container.State.EXITED,
             finished_at__gte=now - CRASH_WINDOW,
         )
@@ -92,10 +95,11 @@ def _crashes(releases: dict[int, int], now: datetime) -> dict[int, dict[Slot, li
     return found
 
 
-def slots_backing_off(app: App, release: Release) -> dict[Slot, float]:
-    """The slots of `release` that must still wait after their crashes, and for how long."""
+def slots_backing_off(app: App, release: Release, *, canary: bool = False) -> dict[Slot, float]:
+    """The slots of `release` (of the app's canary, with `canary`) that must still wait after their
+    crashes, and for how long."""
     now = timezone.now()
-    slots = _crashes({app.pk: release.pk}, now).get(app.pk, {})
+    slots = _crashes({app.pk: release.pk}, now, canary=canary).get(app.pk, {})
     waits = {slot: slot_wait_s(crashes, now) for slot, crashes in slots.items()}
     return {slot: wait for slot, wait in waits.items() if wait > 0}
 
@@ -107,43 +111,70 @@ def app_drift(app: App) -> float | None:
 
 def drifts(app_ids: Iterable[int]) -> dict[int, float]:
     """{app id: seconds to wait} for the apps among `app_ids` that drifted: a slot empty, crashed or
-    unhealthy, a container of another release or size, on a draining host, or one too many. The wait is
-    0 when anything but an empty slot in back-off needs doing, else the shortest slot back-off."""
+    unhealthy, a container of another release or size, on a draining host, or one too many; of the
+    release's slots or of its active canary's (which a canary that ended has none of). The wait is 0
+    when anything but an empty slot in back-off needs doing, else the shortest slot back-off."""
     releases = dict(
         App.objects.filter(pk__in=app_ids, current_release__isnull=False).values_list("pk", "current_release_id")
     )
     if not releases:
         return {}
-    process_types = dict(Release.objects.filter(pk__in=releases.values()).values_list("pk", "process_types"))
+    canaries = {
+        app_id: (release_id, weight)
+        for app_id, release_id, weight in Canary.objects.filter(
+            app_id__in=releases, state=Canary.State.ACTIVE
+        ).values_list("app_id", "release_id", "weight")
+    }
+    process_types = dict(
+        Release.objects.filter(
+            pk__in={*releases.values(), *(release_id for release_id, _ in canaries.values())}
+        ).values_list("pk", "process_types")
+    )
     wanted: dict[int, dict[Slot, int]] = {app_id: {} for app_id in releases}
+    wanted_canary: dict[int, dict[Slot, int]] = {app_id: {} for app_id in releases}
+    formation: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
     for app_id, process_type, quantity, size_id in Formation.objects.filter(app_id__in=releases).values_list(
         "app_id", "process_type", "quantity", "size_id"
     ):
+        formation[app_id][process_type] = (quantity, size_id)
         if process_type in process_types[releases[app_id]]:
             wanted[app_id].update({(process_type, i): size_id for i in range(quantity)})
+    for app_id, (release_id, weight) in canaries.items():
+        for name in routed_process_types(process_types[release_id], process_types[releases[app_id]]):
+            quantity, size_id = formation[app_id].get(name, (0, 0))
+            wanted_canary[app_id].update({(name, i): size_id for i in range(canary_quantity(quantity, weight))})
     live: dict[int, list] = {app_id: [] for app_id in releases}
-    for app_id, *row in live_containers(app_id__in=releases).values_list(
-        "app_id", "process_type", "index", "release_id", "size_id", "health", "host__state"
+    live_canary: dict[int, list] = {app_id: [] for app_id in releases}
+    for app_id, is_canary, *row in live_containers(app_id__in=releases).values_list(
+        "app_id", "canary", "process_type", "index", "release_id", "size_id", "health", "host__state"
     ):
-        live[app_id].append(row)
+        (live_canary if is_canary else live)[app_id].append(row)
     now = timezone.now()
     empty: dict[int, set[Slot]] = {}
+    empty_canary: dict[int, set[Slot]] = {}
     result: dict[int, float] = {}
     for app_id, release_id in releases.items():
         missing, other = _drift(wanted[app_id], live[app_id], release_id)
-        if other:
+        canary_release = canaries.get(app_id, (None, 0))[0]
+        missing_canary, other_canary = _drift(wanted_canary[app_id], live_canary[app_id], canary_release)
+        if other or other_canary:
             result[app_id] = 0.0
-        elif missing:
-            empty[app_id] = missing
+        elif missing or missing_canary:
+            empty[app_id], empty_canary[app_id] = missing, missing_canary
     if empty:
         crashes = _crashes({app_id: releases[app_id] for app_id in empty}, now)
-        for app_id, slots in empty.items():
-            by_slot = crashes.get(app_id, {})
-            result[app_id] = min(slot_wait_s(by_slot.get(slot, []), now) for slot in slots)
+        canary_crashes = _crashes(
+            {app_id: canaries[app_id][0] for app_id in empty if app_id in canaries}, now, canary=True
+        )
+        for app_id in empty:
+            by_slot, by_canary_slot = crashes.get(app_id, {}), canary_crashes.get(app_id, {})
+            waits = [slot_wait_s(by_slot.get(slot, []), now) for slot in empty[app_id]]
+            waits += [slot_wait_s(by_canary_slot.get(slot, []), now) for slot in empty_canary[app_id]]
+            result[app_id] = min(waits)
     return result
 
 
-def _drift(wanted: dict[Slot, int], live: list, release_id: int) -> tuple[set[Slot], bool]:
+def _drift(wanted: dict[Slot, int], live: list, release_id: int | None) -> tuple[set[Slot], bool]:
     """(slots with no container at all, whether anything else differs from what is wanted)."""
     occupied = {(process_type, index) for process_type, index, *_ in live}
     serving = {
@@ -171,6 +202,12 @@ def heal_app(app: App) -> Deployment | None:
             to, reason = loop
             logger.warning("app %s: %s; rolling back to v%s", app.pk, reason, to.version)
             _, deployment = release_rollback_crash_loop(app=app, to=to, reason=reason)
+            return deployment
+        canary = active_canary(app)
+        canary_loop = canary_crash_loop(canary) if canary is not None else None
+        if canary_loop is not None:
+            logger.warning("app %s: %s; aborting the canary", app.pk, canary_loop)
+            _, deployment = canary_abort(actor=None, app=app, reason=canary_loop)
             return deployment
         wait = app_drift(app)
         # An app with no current release never drifts (drifts), so the second test only narrows the type.
@@ -205,6 +242,24 @@ def crash_loop(app: App) -> tuple[Release, str] | None:
         logger.warning("app %s: %s, but no earlier release ran stably", app.pk, reason)
         return None
     return to, reason
+
+
+def canary_crash_loop(canary: Canary) -> str | None:
+    """Why the canary is aborted, when its replicas crashed BERTH_CRASH_LOOP_CRASHES times within the last
+    BERTH_CRASH_LOOP_SECONDS; None otherwise. Unlike a release that went live, a canary never proved
+    itself, whatever its age: a canary is how a release proves itself."""
+    window = timedelta(seconds=settings.BERTH_CRASH_LOOP_SECONDS)
+    since = max(canary.created_at, timezone.now() - window)
+    crashes = Container.objects.filter(
+        app_id=canary.app_id,
+        release_id=canary.release_id,
+        canary=True,
+        state=Container.State.EXITED,
+        finished_at__gte=since,
+    ).count()
+    if crashes < settings.BERTH_CRASH_LOOP_CRASHES:
+        return None
+    return f"the canary v{canary.release.version} crashed {crashes} times within {window.seconds} s"
 
 
 def _kept_empty(app: App, release: Release) -> str | None:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from berth.applications.models import Release
 from berth.deployments.models import Deployment
+from berth.deployments.selectors import active_canary
 from berth.fleet import transitions
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import live_containers
@@ -156,6 +157,11 @@ def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int
         engine.remove(summary["docker_id"])
         return set()
     deployment_id = _int(labels.get("berth.deployment"))
+    # A canary's replica stays one only while that canary is active; one adopted later (after a promotion,
+    # say) is left to the converge as one of the release's, which it then is or is not.
+    canary = labels.get("berth.canary") == "true" and (
+        (active := active_canary(release.app_id)) is not None and active.release_id == release.pk
+    )
     transitions.container_adopted(
         host=host,
         observed=observed,
@@ -164,6 +170,7 @@ def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int
         index=_int(labels.get("berth.index")) or 0,
         size=size,
         deployment=Deployment.objects.filter(pk=deployment_id).first() if deployment_id else None,
+        canary=canary,
     )
     return {release.app_id}
 

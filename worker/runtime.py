@@ -138,17 +138,18 @@ def _image(engine: Engine, release: Release, policy: PullPolicy | None = None) -
 @dataclass(frozen=True)
 class Replica:
     """One replica slot to fill: an index of a release's process type, at a size, for a deployment
-    (None for none)."""
+    (None for none); a canary's slots are apart from the release's."""
 
     deployment: Deployment | None
     release: Release
     process: ProcessType
     index: int
     size: Size
+    canary: bool = False
 
     @property
     def slot(self) -> str:
-        return f"{self.process.name}.{self.index}"
+        return f"{'canary ' if self.canary else ''}{self.process.name}.{self.index}"
 
 
 def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None = None) -> Container:
@@ -175,6 +176,7 @@ def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None =
             host=host,
             deployment_id=deployment.pk if deployment else None,
             image_user=found.user if found else "",
+            canary=replica.canary,
         )
 
     def announce_and_find_image() -> LocalImage:
@@ -214,6 +216,7 @@ def start_container(replica: Replica, chosen: Chosen, image: LocalImage | None =
         observed=observed,
         running=running,
         healthy=healthy,
+        canary=replica.canary,
     )
     if healthy:  # it serves from now on; the deployment's story is written after
         routing.join(container, deployment)

@@ -93,6 +93,11 @@ ORG_ROUTES = {
     ("invoice-detail", "GET"): (BILLERS, "/orgs/{org}/invoices/2026-10/", None),
     ("quota", "GET"): (ALL, "/orgs/{org}/quota/", None),
     ("formation", "PATCH"): (BUILDERS, f"{APP}/formation/", {"formation": {"web": {"quantity": 2}}}, 202),
+    # The world's app has no canary: reading it is a 404, changing it a 409 (tests/routing/test_canary.py).
+    ("canary", "GET"): (ALL, f"{APP}/canary/", None, 404),
+    ("canary", "PATCH"): (BUILDERS, f"{APP}/canary/", {"weight": 20}, 409),
+    ("canary-promote", "POST"): (BUILDERS, f"{APP}/canary/promote/", {}, 409),
+    ("canary-abort", "POST"): (BUILDERS, f"{APP}/canary/abort/", {}, 409),
 }
 
 # Operator (staff) routes: tenants of any role get 403 (the fleet is not theirs to see).

@@ -79,6 +79,7 @@ def test_a_scale_right_after_a_new_release_scales_the_new_release(api, app, work
         "target_release": 2,
         "deploying": False,
         "processes": {"web": {"quantity": 3, "size": "small", "running": {"v2": 3}}},
+        "canary": None,
     }
 
 

@@ -13,7 +13,8 @@ from berth.applications.specs import IMAGE_REFERENCE
 from berth.audit.models import AuditEvent
 from berth.billing.models import Invoice, InvoiceLine
 from berth.core.validators import slug_validator
-from berth.deployments.models import Deployment, DeploymentStep
+from berth.deployments.canary import MAX_WEIGHT, MIN_WEIGHT
+from berth.deployments.models import Canary, Deployment, DeploymentStep
 from berth.deployments.selectors import app_state
 from berth.fleet.credentials import credential_problems
 from berth.fleet.models import Container, DockerHost, Router, Size
@@ -210,6 +211,20 @@ class ProcessStateSerializer(serializers.Serializer):
     )
 
 
+class CanaryProcessSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(help_text="How many canary replicas run beside the release's.")
+    size = serializers.CharField()
+    running = serializers.DictField(child=serializers.IntegerField(), help_text="Live canary replicas per release.")
+
+
+class CanaryStateSerializer(serializers.Serializer):
+    release = serializers.IntegerField(help_text="The canary's version.")
+    weight = serializers.IntegerField(help_text="The share of the requests its replicas get, in percent.")
+    processes = serializers.DictField(
+        child=CanaryProcessSerializer(), help_text="The process types it runs: those that take HTTP in both releases."
+    )
+
+
 class AppStateSerializer(serializers.Serializer):
     release = serializers.IntegerField(allow_null=True, help_text="The version that runs (its deployment succeeded).")
     target_release = serializers.IntegerField(
@@ -218,7 +233,12 @@ class AppStateSerializer(serializers.Serializer):
         "(the release that runs once no deployment is under way).",
     )
     deploying = serializers.BooleanField(help_text="Whether a deployment of the app is queued or running.")
-    processes = serializers.DictField(child=ProcessStateSerializer())
+    processes = serializers.DictField(
+        child=ProcessStateSerializer(), help_text="The release's replicas; a canary's are under `canary`."
+    )
+    canary = CanaryStateSerializer(
+        allow_null=True, help_text="The active canary, running beside the release (docs/deploys.md#canary-releases)."
+    )
 
 
 class AppDetailSerializer(AppSerializer):
@@ -419,6 +439,60 @@ class ReleaseCreateSerializer(StrictSerializer):
     description = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 
 
+_WEIGHT_RULE = f"A canary's weight is a whole number from {MIN_WEIGHT} to {MAX_WEIGHT} (percent of the requests)."
+
+
+class ReleaseOrCanaryCreateSerializer(ReleaseCreateSerializer):
+    canary_weight = serializers.IntegerField(
+        required=False,
+        default=None,
+        min_value=MIN_WEIGHT,
+        max_value=MAX_WEIGHT,
+        error_messages={"invalid": _WEIGHT_RULE, "min_value": _WEIGHT_RULE, "max_value": _WEIGHT_RULE},
+        help_text="Deploy the release as a canary beside the release that runs, taking this percentage of the "
+        "requests of the process types that take HTTP, until it is promoted or aborted (canary/).",
+    )
+
+
+class CanaryWeightSerializer(StrictSerializer):
+    weight = serializers.IntegerField(
+        min_value=MIN_WEIGHT,
+        max_value=MAX_WEIGHT,
+        error_messages={"invalid": _WEIGHT_RULE, "min_value": _WEIGHT_RULE, "max_value": _WEIGHT_RULE},
+    )
+
+
+class CanarySerializer(serializers.ModelSerializer):
+    """A canary: its release and share of the requests, who started and ended it, and (while it is active)
+    its replicas."""
+
+    release = serializers.IntegerField(source="release.version", read_only=True)
+    created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    ended_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    processes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Canary
+        fields = [
+            "release",
+            "weight",
+            "state",
+            "created_by",
+            "created_at",
+            "ended_by",
+            "ended_at",
+            "reason",
+            "processes",
+        ]
+
+    @extend_schema_field(serializers.DictField(child=CanaryProcessSerializer()))
+    def get_processes(self, canary) -> dict:
+        if canary.state != Canary.State.ACTIVE:
+            return {}
+        state = app_state(canary.app)["canary"]
+        return state["processes"] if state else {}
+
+
 class RollbackSerializer(StrictSerializer):
     version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
 
@@ -472,6 +546,12 @@ class DeploymentDetailSerializer(DeploymentSerializer):
 class ReleaseDeployedSerializer(serializers.Serializer):
     release = ReleaseSerializer()
     deployment = DeploymentSerializer()
+    canary = CanarySerializer(required=False, help_text="When the release was deployed as a canary.")
+
+
+class CanaryChangedSerializer(serializers.Serializer):
+    canary = CanarySerializer()
+    deployment = DeploymentSerializer(allow_null=True)
 
 
 class ConfigSerializer(serializers.Serializer):
@@ -530,6 +610,7 @@ class ContainerSerializer(serializers.ModelSerializer):
             "name",
             "process_type",
             "index",
+            "canary",
             "release",
             "size",
             "host",

@@ -27,6 +27,10 @@ router.register("fleet/routers", fleet.RouterViewSet, basename="router")
 # Config and formation are one document each per app: GET reads it, PATCH changes part of it.
 config = deployments.ConfigViewSet.as_view({"get": "read", "patch": "partial_update_all"})
 formation = deployments.FormationViewSet.as_view({"get": "list", "patch": "partial_update_all"})
+# An app has at most one active canary: one document, and two actions on it.
+canary = deployments.CanaryViewSet.as_view({"get": "read", "patch": "partial_update_all"})
+canary_promote = deployments.CanaryViewSet.as_view({"post": "promote"})
+canary_abort = deployments.CanaryViewSet.as_view({"post": "abort"})
 usage = billing.UsageViewSet.as_view({"get": "read"})
 quota = billing.QuotaViewSet.as_view({"get": "read"})
 
@@ -35,6 +39,9 @@ urlpatterns = [
     path("invitations/accept/", account.InvitationAcceptView.as_view(), name="invitation-accept"),
     re_path(rf"^{APP}/config/$", config, name="config"),
     re_path(rf"^{APP}/formation/$", formation, name="formation"),
+    re_path(rf"^{APP}/canary/$", canary, name="canary"),
+    re_path(rf"^{APP}/canary/promote/$", canary_promote, name="canary-promote"),
+    re_path(rf"^{APP}/canary/abort/$", canary_abort, name="canary-abort"),
     re_path(rf"^{ORG}/usage/$", usage, name="usage"),
     re_path(rf"^{ORG}/quota/$", quota, name="quota"),
     *router.urls,

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from berth.applications.models import AppChildQuerySet
@@ -16,6 +17,12 @@ class Deployment(models.Model):
         SCALE = "scale", "Formation change"
         RESTART = "restart", "Restart"
         HEAL = "heal", "Self-healing"
+        # A canary's own deployments: start it (or change its weight), and take it away. Its release runs
+        # beside the app's release, not instead of it, so these never make it the target (BESIDE).
+        CANARY = "canary", "Canary"
+        ABORT = "abort", "Canary abort"
+        # The canary's release becomes the app's release: its replicas join it, the old ones go.
+        PROMOTE = "promote", "Canary promotion"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -24,6 +31,8 @@ class Deployment(models.Model):
         FAILED = "failed", "Failed (previous release kept)"
 
     UNFINISHED = (State.QUEUED, State.RUNNING)
+    # Kinds whose release is a canary's, deployed beside the app's release: never its target release.
+    BESIDE = (Kind.CANARY, Kind.ABORT)
 
     app = models.ForeignKey("applications.App", on_delete=models.CASCADE, related_name="deployments")
     release = models.ForeignKey("applications.Release", on_delete=models.CASCADE, related_name="deployments")
@@ -79,3 +88,42 @@ class DeploymentStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S.%f} {self.message}"
+
+
+class Canary(models.Model):
+    """A release deployed beside the app's release for some of its HTTP traffic, until promoted or aborted.
+
+    While it is active, every converge of the app (deploys, scales, heals) keeps its replicas beside the
+    app's release's, and the routers give them `weight` % of the requests (docs/deploys.md#canary-releases).
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PROMOTED = "promoted", "Promoted"
+        ABORTED = "aborted", "Aborted"
+        FAILED = "failed", "Failed"
+
+    app = models.ForeignKey("applications.App", on_delete=models.CASCADE, related_name="canaries")
+    release = models.ForeignKey("applications.Release", on_delete=models.CASCADE, related_name="+")
+    # The share of the requests its replicas get, in percent (1 to 99).
+    weight = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Why it ended when Berth ended it (its replicas never became healthy, a rollback); "" otherwise.
+    reason = models.TextField(blank=True)
+
+    objects = AppChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["app"], condition=Q(state="active"), name="one_active_canary_per_app")
+        ]
+
+    def __str__(self) -> str:
+        return f"canary v{self.release.version} of {self.app.name} at {self.weight}%"

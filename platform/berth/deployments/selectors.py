@@ -14,12 +14,14 @@ from berth.fleet.models import Container
 from berth.tenancy.models import User
 from berth.tenancy.roles import Action
 
-from .models import Deployment
+from .canary import canary_quantity, routed_process_types
+from .models import Canary, Deployment
 
 
 def _newest_unfinished(app: App) -> Deployment | None:
     return (
         Deployment.objects.filter(app=app, state__in=Deployment.UNFINISHED)
+        .exclude(kind__in=Deployment.BESIDE)
         .order_by("-id")
         .select_related("release")
         .first()
@@ -29,9 +31,16 @@ def _newest_unfinished(app: App) -> Deployment | None:
 def target_release(app: App) -> Release | None:
     """The release Berth is moving the app to: that of its newest unfinished deployment, or else the
     release that runs. Every change composes with it: a scale or config change made while a release
-    deploys applies to that release, and one made after a release failed to the release that runs."""
+    deploys applies to that release, and one made after a release failed to the release that runs.
+    A canary's own deployments (start, weight, abort) are left out: its release runs beside the app's."""
     pending = _newest_unfinished(app)
     return pending.release if pending is not None else app.current_release
+
+
+def active_canary(app: App | int) -> Canary | None:
+    """The app's canary while it is active (its replicas wanted beside the release's), with its release."""
+    app_id = app if isinstance(app, int) else app.pk
+    return Canary.objects.filter(app_id=app_id, state=Canary.State.ACTIVE).select_related("release").first()
 
 
 def base_release(app: App) -> Release | None:
@@ -100,61 +109,90 @@ def stable_release(app: App) -> Release | None:
 
 
 # What app_state reads, in one statement: the newest unfinished deployment's release (its version and
-# process types), the live containers counted per process type and release, and the formation with its
-# sizes. Through the ORM these were three queries whose building cost more than running them, on the
-# overview and every poll of it.
+# process types) other than a canary's own, whether any deployment is unfinished, the live containers
+# counted per process type, release and canary flag, the formation with its sizes, and the active canary
+# (its version, weight and process types). Through the ORM these were several queries whose building cost
+# more than running them, on the overview and every poll of it.
 _APP_STATE = """
     SELECT
         (SELECT json_build_array(r.version, ARRAY(SELECT jsonb_object_keys(r.process_types)))
            FROM deployments_deployment d
            JOIN applications_release r ON r.id = d.release_id
-          WHERE d.app_id = %(app)s AND d.state = ANY(%(unfinished)s)
+          WHERE d.app_id = %(app)s AND d.state = ANY(%(unfinished)s) AND d.kind <> ALL(%(beside)s)
           ORDER BY d.id DESC
           LIMIT 1),
-        (SELECT json_agg(json_build_array(live.process_type, live.version, live.count))
-           FROM (SELECT c.process_type, r.version, COUNT(*) AS count
+        EXISTS (SELECT 1 FROM deployments_deployment d WHERE d.app_id = %(app)s AND d.state = ANY(%(unfinished)s)),
+        (SELECT json_agg(json_build_array(live.process_type, live.version, live.canary, live.count))
+           FROM (SELECT c.process_type, r.version, c.canary, COUNT(*) AS count
                    FROM fleet_container c
                    JOIN applications_release r ON r.id = c.release_id
                   WHERE c.app_id = %(app)s AND c.state = ANY(%(live)s)
-                  GROUP BY c.process_type, r.version) live),
+                  GROUP BY c.process_type, r.version, c.canary) live),
         (SELECT json_agg(json_build_array(f.process_type, f.quantity, s.name) ORDER BY f.process_type)
            FROM applications_formation f
            JOIN fleet_size s ON s.id = f.size_id
-          WHERE f.app_id = %(app)s)
+          WHERE f.app_id = %(app)s),
+        (SELECT json_build_array(r.version, k.weight, r.process_types)
+           FROM deployments_canary k
+           JOIN applications_release r ON r.id = k.release_id
+          WHERE k.app_id = %(app)s AND k.state = %(active)s)
 """
 
 
 def app_state(app: App) -> dict:
     """What an app runs and where it is going: the release that runs, the target release (that of its
-    newest unfinished deployment, or else the release that runs), and per process type (of the target
-    release, or running) the wanted quantity and size beside the live containers of each release:
-    {"web": {"quantity": 2, "size": "small", "running": {"v1": 1, "v2": 1}}}. One query; the release that
-    runs is the app's `current_release`, loaded with it."""
+    newest unfinished deployment, a canary's aside, or else the release that runs), and per process type
+    (of the target release, or running) the wanted quantity and size beside the live containers of each
+    release: {"web": {"quantity": 2, "size": "small", "running": {"v1": 1, "v2": 1}}}; and the active
+    canary, if any, with its own replicas ({"release": 3, "weight": 10, "processes": {"web": {"quantity":
+    1, "size": "small", "running": {"v3": 1}}}}), whose replicas `processes` leaves out. One query; the
+    release that runs is the app's `current_release`, loaded with it."""
     params: dict[str, Any] = {
         "app": app.pk,
         "unfinished": [str(state) for state in Deployment.UNFINISHED],
+        "beside": [str(kind) for kind in Deployment.BESIDE],
         "live": [str(state) for state in Container.LIVE],
+        "active": str(Canary.State.ACTIVE),
     }
     with connection.cursor() as cursor:
         cursor.execute(_APP_STATE, params)
-        pending, live, formation = cursor.fetchone()
+        pending, deploying, live, formation, canary = cursor.fetchone()
     current = app.current_release
     if pending is not None:
         target, process_types = pending[0], set(pending[1])
     else:
         target, process_types = (current.version, set(current.process_types)) if current else (None, set())
-    counts: dict[str, dict[str, int]] = {}
-    for process_type, version, count in live or []:
-        counts.setdefault(process_type, {})[f"v{version}"] = count
-    running = {name: dict(sorted(c.items())) for name, c in counts.items()}
+    counts: dict[bool, dict[str, dict[str, int]]] = {False: {}, True: {}}
+    for process_type, version, is_canary, count in live or []:
+        counts[is_canary].setdefault(process_type, {})[f"v{version}"] = count
+    running, canaries = ({name: dict(sorted(c.items())) for name, c in counts[flag].items()} for flag in (False, True))
     return {
         "release": current.version if current else None,
         "target_release": target,
-        "deploying": pending is not None,
+        "deploying": deploying,
         "processes": {
             name: {"quantity": quantity, "size": size, "running": running.get(name, {})}
             for name, quantity, size in formation or []
             if name in process_types or name in running
+        },
+        "canary": _canary_state(canary, current, formation or [], canaries),
+    }
+
+
+def _canary_state(canary: list | None, current: Release | None, formation: list, live: dict) -> dict | None:
+    """The active canary as app_state shows it (None without one): its release and weight, and per
+    process type it runs the replicas it asks for and those that live, by release."""
+    if canary is None or current is None:
+        return None
+    version, weight, process_types = canary
+    routed = set(routed_process_types(process_types, current.process_types))
+    return {
+        "release": version,
+        "weight": weight,
+        "processes": {
+            name: {"quantity": canary_quantity(quantity, weight), "size": size, "running": live.get(name, {})}
+            for name, quantity, size in formation
+            if name in routed
         },
     }
 
@@ -213,7 +251,7 @@ STATUS_FIELDS = (
 # newest unfinished deployment (a heal aside) and the newest finished one, with the release's version
 # and the start of the failure's reason. The second is each process type's formation row with its live
 # containers: every process type a release ever had has one (services._add_formation), so no live
-# container is left out.
+# container is left out. A canary's replicas are not the formation's and are not counted.
 _NEWEST_DEPLOYMENTS = """
     SELECT DISTINCT ON (d.app_id, d.state = ANY(%(unfinished)s))
            d.app_id, d.state = ANY(%(unfinished)s), d.state, r.version, LEFT(d.error, %(shown)s)
@@ -225,7 +263,8 @@ _NEWEST_DEPLOYMENTS = """
 _FORMATION_LIVE = """
     SELECT f.app_id, f.process_type, f.quantity,
            (SELECT COUNT(*) FROM fleet_container c
-             WHERE c.app_id = f.app_id AND c.process_type = f.process_type AND c.state = ANY(%(live)s))
+             WHERE c.app_id = f.app_id AND c.process_type = f.process_type AND c.state = ANY(%(live)s)
+               AND NOT c.canary)
       FROM applications_formation f
      WHERE f.app_id = ANY(%(apps)s)
 """

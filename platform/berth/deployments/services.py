@@ -7,11 +7,11 @@ deployment that fails gives back only what it changed.
 """
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
 from berth.applications.models import CONFIG_KEY, App, ConfigVar, Formation, Release
@@ -24,16 +24,30 @@ from berth.core.queue import enqueue_on_commit
 from berth.fleet.models import Container, DockerHost, Size
 from berth.tenancy.models import User
 
-from .models import Deployment
-from .selectors import base_release, target_release
+from .canary import MAX_WEIGHT, MIN_WEIGHT, canary_quantity, routed_process_types
+from .models import Canary, Deployment
+from .selectors import active_canary, base_release, target_release
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 RESERVED_CONFIG_PREFIX = "BERTH_"
 MAX_CONFIG_BYTES = 64 * 1024
 
 
-def _lock_app(app: App) -> App:
+class _Locked(TypedDict):
+    """What _lock_app reads with the app."""
+
+    # The app's active canary (deployments.Canary), if any: read with the lock, so that the changes a canary
+    # refuses cost no query of their own (tests/api/test_query_counts.py).
+    active_canary_id: int | None
+
+
+def _lock_app(app: App) -> "WithAnnotations[App, _Locked]":
     """Serialize changes of one app's releases and formation (its organization comes along, unlocked)."""
-    return App.objects.select_for_update(of=("self",)).select_related("organization").get(pk=app.pk)
+    active = Canary.objects.filter(app=OuterRef("pk"), state=Canary.State.ACTIVE).values("pk")[:1]
+    locked = App.objects.select_for_update(of=("self",)).select_related("organization")
+    return cast("WithAnnotations[App, _Locked]", locked.annotate(active_canary_id=Subquery(active)).get(pk=app.pk))
 
 
 def _next_version(app: App) -> int:
@@ -60,6 +74,40 @@ def formation_snapshot(app: App) -> dict[str, dict]:
 def _demand(formation: dict[str, Formation], running: Iterable[str]) -> dict[str, tuple[int, int]]:
     """(quantity, memory MB) of each process type the release runs: what the quota counts."""
     return {name: (f.quantity, f.size.memory_mb) for name, f in formation.items() if name in running}
+
+
+def _canary_demand(app: App, formation: dict[str, Formation], canary: Canary | None) -> dict[str, tuple[int, int]]:
+    """(quantity, memory MB) of the canary's replicas per process type it runs, keyed apart from the
+    formation's, for the quota to count them beside the release's."""
+    if canary is None or app.current_release is None:
+        return {}
+    routed = routed_process_types(canary.release.process_types, app.current_release.process_types)
+    return {
+        f"{name} (canary)": (canary_quantity(formation[name].quantity, canary.weight), formation[name].size.memory_mb)
+        for name in routed
+        if name in formation
+    }
+
+
+def _refuse_during_canary(app: "WithAnnotations[App, _Locked]", change: str, why: str) -> None:
+    """A change that would build a new release of the app while a canary runs is refused, saying why:
+    the canary is measured against the release that runs, and promoting it would silently undo the change."""
+    if app.active_canary_id is None:
+        return
+    canary = active_canary(app)
+    if canary is not None:
+        raise Conflict(
+            f"v{canary.release.version} runs as a canary at {canary.weight}%: promote or abort the canary first. "
+            f"{change} {why}",
+            code="canary_active",
+        )
+
+
+# Why a change that makes a release waits for the canary to end (_refuse_during_canary).
+_REPLACES_RUNNING = (
+    "would replace the release the canary is compared with, and promoting the canary afterwards would "
+    "undo it without a word."
+)
 
 
 def deployment_create(
@@ -150,6 +198,7 @@ def release_create(
 ) -> tuple[Release, Deployment]:
     """Make release vN+1 from an image and process types, with the app's current config."""
     app = _lock_app(app)
+    _refuse_during_canary(app, "A new release", _REPLACES_RUNNING)
     parsed = parse_process_types(process_types)
     stored = {name: spec.as_json() for name, spec in parsed.items()}
     return _release_and_deploy(
@@ -167,6 +216,7 @@ def release_create(
 def release_rollback(*, actor: User, app: App, version: int) -> tuple[Release, Deployment]:
     """Make a new release with the image, process types and config of version `version`."""
     app = _lock_app(app)
+    _refuse_during_canary(app, "A rollback", _REPLACES_RUNNING)
     old = Release.objects.filter(app=app, version=version).first()
     if old is None:
         raise NotFound(f"This app has no release v{version}.", field="version")
@@ -194,6 +244,11 @@ def release_rollback_crash_loop(*, app: App, to: Release, reason: str) -> tuple[
     app = _lock_app(app)
     if app.current_release_id is not None:
         Release.objects.filter(pk=app.current_release_id).update(crash_looped_at=timezone.now())
+    canary = active_canary(app)
+    if canary is not None:  # it was compared with the release that crash-loops; its replicas go with it
+        _canary_end(
+            canary, state=Canary.State.ABORTED, actor=None, reason=f"Berth rolled back to v{to.version}: {reason}"
+        )
     return _rollback(actor=None, app=app, to=to, description=f"Automatic rollback to v{to.version}: {reason}")
 
 
@@ -246,6 +301,12 @@ def config_set(*, actor: User, app: App, values: dict[str, str | None]) -> tuple
     """Set (string) or unset (None) config vars; with a release already made, this makes a new one."""
     config_validate(values)
     app = _lock_app(app)
+    _refuse_during_canary(
+        app,
+        "A config change",
+        "makes a new release of the one that runs; the canary's release keeps the config it was made "
+        "with, so promoting it afterwards would undo the change without a word.",
+    )
     for key, value in values.items():
         if value is None:
             ConfigVar.objects.filter(app=app, key=key).delete()
@@ -299,7 +360,9 @@ def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deplo
         raise Conflict("Create a release before scaling.", code="no_release")
     formation = _formation(app)
     before = _snapshot(formation)
-    previous = _demand(formation, release.process_types)
+    # Its replicas follow the formation's quantity and size.
+    canary = active_canary(app) if app.active_canary_id is not None else None
+    previous = {**_demand(formation, release.process_types), **_canary_demand(app, formation, canary)}
     for process_type, change in changes.items():
         if process_type not in release.process_types:
             raise Invalid(f"v{release.version} has no process type {process_type!r}.", field=process_type)
@@ -318,7 +381,8 @@ def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deplo
         if "quantity" in change:
             row.quantity = change["quantity"]
         row.save()
-    quota_check_formation(app.organization, app, _demand(formation, release.process_types), previous)
+    wanted = {**_demand(formation, release.process_types), **_canary_demand(app, formation, canary)}
+    quota_check_formation(app.organization, app, wanted, previous)
     audit_record(actor=actor, action="formation.update", target=app, organization=app.organization, changes=changes)
     if app.current_release is None and not app.deployments.filter(state__in=Deployment.UNFINISHED).exists():
         return None  # nothing deployed yet: the first release's deployment will use this formation
@@ -360,17 +424,20 @@ def app_restart(*, actor: User, app: App, process_type: str = "", container: Con
 
 
 @transaction.atomic
-def deployment_give_back(deployment: Deployment) -> Release | None:
-    """A deployment failed: give back what it changed, and nothing that a later change asked for.
+def deployment_give_back(deployment: Deployment, reason: str = "") -> Release | None:
+    """A deployment failed (for `reason`): give back what it changed, and nothing that a later change
+    asked for.
 
     Each process type whose formation it changed returns to its previous quantity and size, unless a
     later change set it again. Queued changes that applied to its release now apply to the release that
-    runs. The app's config vars become those of its target release again. Returns the release that
-    runs (None when the app's first release failed)."""
+    runs. The app's config vars become those of its target release again. A canary whose start, weight
+    change or promotion failed ends (failed), and its replicas go. Returns the release that runs (None
+    when the app's first release failed)."""
     app = _lock_app(deployment.app)
     _formation_give_back(app, deployment)
     running = app.current_release
-    if deployment.release_id != app.current_release_id:
+    _canary_give_back(app, deployment, reason)
+    if deployment.release_id != app.current_release_id and deployment.kind not in Deployment.BESIDE:
         _retarget_queued(app, failed=deployment.release, running=running)
     target = target_release(app)
     if target is not None:
@@ -402,3 +469,224 @@ def _retarget_queued(app: App, *, failed: Release, running: Release | None) -> N
         else:
             later.steps.create(message=f"v{failed.version} failed: this change now applies to v{running.version}.")
             Deployment.objects.filter(pk=later.pk).update(release=running)
+
+
+def _canary_give_back(app: App, deployment: Deployment, reason: str) -> None:
+    """A canary whose own deployment (start, weight change) failed ends as failed, and so does one whose
+    promotion failed: the app returns to the release that runs, without the canary beside it."""
+    if deployment.kind == Deployment.Kind.CANARY:
+        canary = active_canary(app)
+        if canary is not None and canary.release_id == deployment.release_id:
+            _canary_end(canary, state=Canary.State.FAILED, actor=None, reason=reason)
+    elif deployment.kind == Deployment.Kind.PROMOTE:
+        promoted = (
+            Canary.objects.filter(app=app, release_id=deployment.release_id, state=Canary.State.PROMOTED)
+            .order_by("-id")
+            .first()
+        )
+        if promoted is not None:
+            promoted.state, promoted.reason = Canary.State.FAILED, f"Its promotion failed: {reason}"[:2000]
+            promoted.save(update_fields=["state", "reason"])
+
+
+# --- canaries (docs/deploys.md#canary-releases) ------------------------------------------------------
+
+
+def canary_weight_check(weight: object, *, field: str = "canary_weight") -> int:
+    """A canary's weight is a whole number of percent from 1 to 99: 0 would be no canary and 100 a release."""
+    if not isinstance(weight, int) or isinstance(weight, bool) or not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+        raise Invalid(
+            f"A canary's weight is a whole number from {MIN_WEIGHT} to {MAX_WEIGHT} (percent of the requests); "
+            f"to send all requests to a release, deploy it or promote the canary.",
+            field=field,
+        )
+    return weight
+
+
+def _running_or_refuse(app: App) -> Release:
+    if app.current_release is None:
+        raise Conflict(
+            "The first release of an app can't be a canary: nothing runs yet to share the requests with. "
+            "Deploy it as a release.",
+            field="canary_weight",
+            code="no_release",
+        )
+    return app.current_release
+
+
+def _canary_processes(app: App, formation: dict[str, Formation], process_types: dict) -> list[str]:
+    """The process types a canary of these process types runs beside the app's release, or why it cannot."""
+    running = _running_or_refuse(app)
+    routed = routed_process_types(process_types, running.process_types)
+    if not routed:
+        raise Invalid(
+            f"A canary shares the requests of a process type that takes HTTP in both releases; this release "
+            f"and v{running.version} have none in common.",
+            field="process_types",
+        )
+    if all(formation[name].quantity == 0 for name in routed if name in formation):
+        raise Conflict(
+            f"{', '.join(routed)} is scaled to 0: there are no requests for a canary to share.",
+            field="canary_weight",
+            code="scaled_to_zero",
+        )
+    return routed
+
+
+@transaction.atomic
+def canary_create(
+    *, actor: User, app: App, image: str, weight: int, process_types: dict | None = None, description: str = ""
+) -> tuple[Release, Deployment, Canary]:
+    """Make release vN+1 from an image and process types, with the app's config, and deploy it as a canary
+    beside the release that runs: its replicas of the process types that take HTTP get `weight` % of the
+    requests until it is promoted or aborted. Its other process types stay on the release that runs."""
+    canary_weight_check(weight)
+    app = _lock_app(app)
+    _refuse_during_canary(app, "An app has one canary at a time:", "start the next one once this one ended.")
+    _running_or_refuse(app)
+    target = target_release(app)
+    if target is not None and target.pk != app.current_release_id:
+        raise Conflict(
+            f"v{target.version} is being deployed: a canary runs beside the release that runs, so start it "
+            f"once v{target.version} runs (or failed).",
+            field="canary_weight",
+            code="deploying",
+        )
+    parsed = parse_process_types(process_types)
+    stored = {name: spec.as_json() for name, spec in parsed.items()}
+    formation = _formation(app)
+    routed = _canary_processes(app, formation, stored)
+    release = Release.objects.create(
+        app=app,
+        version=_next_version(app),
+        image=image,
+        process_types=stored,
+        config=_current_config(app),
+        description=description,
+        author=actor,
+    )
+    canary = Canary.objects.create(app=app, release=release, weight=weight, created_by=actor)
+    running = _demand(formation, app.current_release.process_types if app.current_release else {})
+    quota_check_formation(app.organization, app, {**running, **_canary_demand(app, formation, canary)}, running)
+    deployment = deployment_create(actor=actor, app=app, release=release, kind=Deployment.Kind.CANARY)
+    audit_record(
+        actor=actor,
+        action="release.canary",
+        target=release,
+        organization=app.organization,
+        changes={
+            "version": release.version,
+            "image": image,
+            "config_keys": sorted(release.config),
+            "weight": weight,
+            "process_types": routed,
+        },
+    )
+    return release, deployment, canary
+
+
+def _active_or_refuse(app: App) -> Canary:
+    canary = active_canary(app)
+    if canary is None:
+        raise Conflict("The app has no canary.", code="no_canary")
+    return canary
+
+
+@transaction.atomic
+def canary_weight_set(*, actor: User, app: App, weight: int) -> tuple[Canary, Deployment | None]:
+    """Give the active canary another share of the requests; its replicas follow (canary_quantity)."""
+    canary_weight_check(weight, field="weight")
+    app = _lock_app(app)
+    canary = _active_or_refuse(app)
+    if canary.weight == weight:
+        return canary, None
+    formation = _formation(app)
+    before = _canary_demand(app, formation, canary)
+    changes = {"version": canary.release.version, "weight": [canary.weight, weight]}
+    canary.weight = weight
+    canary.save(update_fields=["weight"])
+    running = _demand(formation, app.current_release.process_types if app.current_release else {})
+    quota_check_formation(
+        app.organization, app, {**running, **_canary_demand(app, formation, canary)}, {**running, **before}
+    )
+    deployment = deployment_create(actor=actor, app=app, release=canary.release, kind=Deployment.Kind.CANARY)
+    audit_record(actor=actor, action="canary.update", target=canary, organization=app.organization, changes=changes)
+    return canary, deployment
+
+
+@transaction.atomic
+def canary_promote(*, actor: User, app: App) -> tuple[Canary, Deployment]:
+    """The canary's release becomes the app's release: a deployment of it in which the canary's replicas
+    become the release's first replicas and the others replace the old ones start-first, as in any
+    rollout. Refused while the canary's replicas are still starting: nothing could have been seen of it."""
+    app = _lock_app(app)
+    canary = _active_or_refuse(app)
+    starting = app.deployments.filter(kind=Deployment.Kind.CANARY, state__in=Deployment.UNFINISHED).exists()
+    if starting:
+        raise Conflict(
+            f"The canary v{canary.release.version} is still being deployed: promote it once its replicas "
+            "serve, or abort it.",
+            code="canary_deploying",
+        )
+    release = canary.release
+    formation = _formation(app)
+    before = _snapshot(formation)
+    running = app.current_release
+    previous = {
+        **_demand(formation, running.process_types if running else {}),
+        **_canary_demand(app, formation, canary),
+    }
+    formation.update(_add_formation(app, release, formation))
+    quota_check_formation(app.organization, app, _demand(formation, release.process_types), previous)
+    _canary_end(canary, state=Canary.State.PROMOTED, actor=actor)
+    _config_replace(app, release.config)  # the same, since config changes wait for the canary to end
+    deployment = deployment_create(
+        actor=actor,
+        app=app,
+        release=release,
+        kind=Deployment.Kind.PROMOTE,
+        formation=_snapshot(formation),
+        previous_formation=before,
+    )
+    audit_record(
+        actor=actor,
+        action="canary.promote",
+        target=canary,
+        organization=app.organization,
+        changes={"version": release.version, "weight": canary.weight},
+    )
+    return canary, deployment
+
+
+@transaction.atomic
+def canary_abort(*, actor: User | None, app: App, reason: str = "") -> tuple[Canary, Deployment]:
+    """The canary ends: its replicas leave the routes, drain and go; the app's release keeps running.
+    Berth's own abort (a canary that crash-loops, worker.healing) has no actor and says why."""
+    app = _lock_app(app)
+    canary = _active_or_refuse(app)
+    _canary_end(canary, state=Canary.State.ABORTED, actor=actor, reason=reason)
+    deployment = deployment_create(actor=actor, app=app, release=canary.release, kind=Deployment.Kind.ABORT)
+    if reason:
+        deployment.steps.create(message=f"Berth aborts the canary: {reason}.")
+    audit_record(
+        actor=actor,
+        action="canary.abort",
+        target=canary,
+        organization=app.organization,
+        changes={"version": canary.release.version, "weight": canary.weight, **({"reason": reason} if reason else {})},
+    )
+    return canary, deployment
+
+
+@transaction.atomic
+def canary_failed(*, app: App, canary: Canary, reason: str) -> None:
+    """Berth ends a canary whose replica could not be placed or never became healthy during a deployment
+    other than its own (a scale, a heal): that deployment goes on without it."""
+    _lock_app(app)
+    if Canary.objects.filter(pk=canary.pk, state=Canary.State.ACTIVE).exists():
+        _canary_end(canary, state=Canary.State.FAILED, actor=None, reason=reason)
+
+
+def _canary_end(canary: Canary, *, state: str, actor: User | None, reason: str = "") -> None:
+    canary.state, canary.ended_at, canary.ended_by, canary.reason = state, timezone.now(), actor, reason[:2000]
+    canary.save(update_fields=["state", "ended_at", "ended_by", "reason"])

@@ -132,6 +132,9 @@ class Container(models.Model):
     )
     process_type = models.CharField(max_length=30)
     index = models.PositiveIntegerField()
+    # A replica of the app's canary (deployments.Canary): its slots (process type, index) are apart from
+    # the app's release's, and the routers give it the canary's share of the requests.
+    canary = models.BooleanField(default=False)
     size = models.ForeignKey(Size, on_delete=models.PROTECT, related_name="+")
     state = models.CharField(max_length=16, choices=State.choices, default=State.CREATED)
     health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)

@@ -87,6 +87,7 @@ def container_started(
     observed: Observed | None,
     running: bool,
     healthy: bool,
+    canary: bool = False,
 ) -> Container:
     """Record a container the worker just started and probed once: healthy if it answered at once,
     starting otherwise. Its usage is written by `container_healthy`, for one healthy at once too."""
@@ -101,6 +102,7 @@ def container_started(
         deployment=deployment,
         process_type=process.name,
         index=index,
+        canary=canary,
         size=size,
         state=Container.State.RUNNING if running else Container.State.CREATED,
         health=Container.Health.HEALTHY if healthy else Container.Health.STARTING,
@@ -225,6 +227,7 @@ def container_adopted(
     index: int,
     size: Size,
     deployment: Deployment | None,
+    canary: bool = False,
 ) -> Container:
     """A running container of Berth's with no row (its deployment's worker died before writing one):
     its row is rebuilt from its labels, and its usage written."""
@@ -238,6 +241,7 @@ def container_adopted(
             "release": release,
             "process_type": process_type,
             "index": index,
+            "canary": canary,
             "size": size,
             "state": Container.State.RUNNING,
             "health": Container.Health.UNKNOWN,
@@ -249,3 +253,11 @@ def container_adopted(
     )
     _usage_sync(adopted.pk)
     return adopted
+
+
+def containers_promoted(*, app_id: int, release_id: int) -> int:
+    """The live replicas of a promoted canary become replicas of the app's release (their slots become the
+    release's slots of the same index): how many did. Usage is unchanged: they run on as they did."""
+    return Container.objects.filter(app_id=app_id, release_id=release_id, canary=True, state__in=Container.LIVE).update(
+        canary=False
+    )

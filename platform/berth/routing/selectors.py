@@ -2,16 +2,18 @@
 
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
 from berth.applications.models import App, Release
+from berth.deployments.models import Canary
 from berth.fleet.models import Container, DockerHost, Router
 
 from .hostnames import default_hostname, hostname_url
 from .models import Domain, RouteSlot, backend_name
+from .weights import split_weights
 
 # A server's weight when all of an app's servers share its traffic equally (HAProxy allows 1 to 256).
 EVEN_WEIGHT = 100
@@ -57,7 +59,8 @@ def route_table(app_ids: Collection[int] | None = None) -> list[AppRoute]:
     """The routes of the given apps (all apps when None), with slots taken for those that had none.
 
     A replica is served while it runs, passed its health check and is not being stopped: it joins
-    once healthy and leaves when Berth begins to stop it (`Container.State.STOPPING`)."""
+    once healthy and leaves when Berth begins to stop it (`Container.State.STOPPING`). While an app has
+    canary replicas serving, the weights give them the canary's share of its requests (`_weighed`)."""
     apps = _apps(app_ids)
     if not apps:
         return []
@@ -90,14 +93,37 @@ def _upstreams(app_ids: list[int]) -> dict[int, list[Upstream]]:
         health=Container.Health.HEALTHY,
         published_port__isnull=False,
         host__status__in=DockerHost.ANSWERING,
-    ).values_list("pk", "app_id", "release_id", "process_type", "host__address", "published_port")
+    ).values_list("pk", "app_id", "release_id", "process_type", "canary", "host__address", "published_port")
     rows = list(serving)
     http_types = _http_process_types({row[2] for row in rows})
-    found: dict[int, list[Upstream]] = defaultdict(list)
-    for pk, app_id, release_id, process_type, address, port in rows:
+    found: dict[int, list[tuple[Upstream, bool]]] = defaultdict(list)
+    for pk, app_id, release_id, process_type, canary, address, port in rows:
         if process_type in http_types.get(release_id, ()):
-            found[app_id].append(Upstream(upstream_name(pk), address, port or 0))
-    return found
+            found[app_id].append((Upstream(upstream_name(pk), address, port or 0), canary))
+    weights = _canary_weights([app_id for app_id, upstreams in found.items() if any(c for _, c in upstreams)])
+    # Every app asked for has an entry: one with no serving replica has none.
+    return defaultdict(list, {app_id: _weighed(upstreams, weights.get(app_id)) for app_id, upstreams in found.items()})
+
+
+def _canary_weights(app_ids: list[int]) -> dict[int, int]:
+    """The weight of each app's newest canary, for apps with canary replicas serving. That canary may have
+    ended: its replicas keep its share until they leave the routes (an abort stops them, a promotion
+    makes them the release's)."""
+    if not app_ids:
+        return {}
+    newest = Canary.objects.filter(app_id__in=app_ids).order_by("app_id", "-id").distinct("app_id")
+    return dict(newest.values_list("app_id", "weight"))
+
+
+def _weighed(upstreams: list[tuple[Upstream, bool]], percent: int | None) -> list[Upstream]:
+    """An app's servers, with weights that give its canary replicas `percent` % of the requests
+    (berth.routing.weights), or all the same weight when it has no canary serving, or only canaries."""
+    new = sum(1 for _, canary in upstreams if canary)
+    old = len(upstreams) - new
+    if percent is None or not new or not old:
+        return [upstream for upstream, _ in upstreams]
+    mine, theirs = split_weights(percent, old, new)
+    return [replace(upstream, weight=theirs if canary else mine) for upstream, canary in upstreams]
 
 
 def _http_process_types(release_ids: set[int]) -> dict[int, set[str]]:

@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from berth.applications.models import Formation, Release
 from berth.core.errors import NotFound
 from berth.deployments import services
-from berth.deployments.models import Deployment, DeploymentStep
+from berth.deployments.models import Canary, Deployment, DeploymentStep
+from berth.deployments.selectors import active_canary
 from berth.fleet.models import Container
 from berth.fleet.selectors import container_exits
 from berth.tenancy.roles import Action
@@ -44,10 +45,20 @@ class ReleaseViewSet(mixins.ListModelMixin, AppScopedViewSet):
     def retrieve(self, request, org_slug=None, app_name=None, version=None):
         return Response(self.get_serializer(self.get_object()).data)
 
-    @extend_schema(request=serializers.ReleaseCreateSerializer, responses={201: serializers.ReleaseDeployedSerializer})
+    @extend_schema(
+        request=serializers.ReleaseOrCanaryCreateSerializer, responses={201: serializers.ReleaseDeployedSerializer}
+    )
     def create(self, request, org_slug=None, app_name=None):
-        data = serializers.ReleaseCreateSerializer(data=request.data)
+        """Make a new release and deploy it; with `canary_weight`, deploy it as a canary beside the release
+        that runs (docs/deploys.md#canary-releases)."""
+        data = serializers.ReleaseOrCanaryCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        weight = data.validated_data.pop("canary_weight")
+        if weight is not None:
+            release, deployment, canary = services.canary_create(
+                actor=request.user, app=self.app, weight=weight, **data.validated_data
+            )
+            return _deployed(release, deployment, canary)
         release, deployment = services.release_create(actor=request.user, app=self.app, **data.validated_data)
         return _deployed(release, deployment)
 
@@ -61,12 +72,73 @@ class ReleaseViewSet(mixins.ListModelMixin, AppScopedViewSet):
         return _deployed(release, deployment)
 
 
-def _deployed(release, deployment):
+def _deployed(release, deployment, canary=None):
     body = {
         "release": serializers.ReleaseSerializer(release).data,
         "deployment": serializers.DeploymentSerializer(deployment).data,
     }
+    if canary is not None:
+        body["canary"] = serializers.CanarySerializer(canary).data
     return Response(body, status=status.HTTP_201_CREATED)
+
+
+class CanaryViewSet(AppScopedViewSet):
+    """The app's active canary: a release deployed beside the one that runs, taking a share of its HTTP
+    requests (docs/deploys.md#canary-releases). `POST releases/` with `canary_weight` starts one; GET reads
+    it, PATCH changes its weight, `promote/` makes it the app's release, `abort/` takes it away. Each
+    change answers at once with the deployment the worker carries out."""
+
+    queryset = Canary.objects.none()
+    serializer_class = serializers.CanarySerializer
+    pagination_class = None  # one document per app
+    filter_backends = []
+    required_actions = {
+        "read": Action.APP_VIEW,
+        "partial_update_all": Action.APP_DEPLOY,
+        "promote": Action.APP_DEPLOY,
+        "abort": Action.APP_DEPLOY,
+    }
+
+    @extend_schema(responses=serializers.CanarySerializer)
+    def read(self, request, org_slug=None, app_name=None):
+        """The active canary with its replicas; 404 when the app has none."""
+        canary = active_canary(self.app)
+        if canary is None:
+            raise NotFound("The app has no canary.")
+        canary.app = self.app
+        return Response(serializers.CanarySerializer(canary).data)
+
+    @extend_schema(request=serializers.CanaryWeightSerializer, responses={202: serializers.CanaryChangedSerializer})
+    def partial_update_all(self, request, org_slug=None, app_name=None):
+        """Give the canary another share of the requests (1 to 99 percent); its replicas follow."""
+        data = serializers.CanaryWeightSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        canary, deployment = services.canary_weight_set(
+            actor=request.user, app=self.app, weight=data.validated_data["weight"]
+        )
+        return _canary_changed(self.app, canary, deployment)
+
+    @extend_schema(request=None, responses={202: serializers.CanaryChangedSerializer})
+    def promote(self, request, org_slug=None, app_name=None):
+        """The canary's release becomes the app's release: the canary's replicas join it and the old
+        replicas are replaced start-first, draining before they stop."""
+        canary, deployment = services.canary_promote(actor=request.user, app=self.app)
+        return _canary_changed(self.app, canary, deployment)
+
+    @extend_schema(request=None, responses={202: serializers.CanaryChangedSerializer})
+    def abort(self, request, org_slug=None, app_name=None):
+        """The canary's replicas leave the routes, drain and stop; the release that runs keeps running."""
+        canary, deployment = services.canary_abort(actor=request.user, app=self.app)
+        return _canary_changed(self.app, canary, deployment)
+
+
+def _canary_changed(app, canary, deployment):
+    canary.app = app
+    body = {
+        "canary": serializers.CanarySerializer(canary).data,
+        "deployment": serializers.DeploymentSerializer(deployment).data if deployment else None,
+    }
+    return Response(body, status=status.HTTP_202_ACCEPTED if deployment else status.HTTP_200_OK)
 
 
 class ConfigViewSet(AppScopedViewSet):

@@ -1,4 +1,5 @@
-"""An app's pages: its overview, followed live while it deploys; deploying a release; scaling it.
+"""An app's pages: its overview, followed live while it deploys; deploying a release; scaling it;
+promoting or aborting its canary.
 
 The overview and its live update read through selectors a fixed number of queries, whatever the number
 of containers and deployments (docs/dashboard.md#app-overview-and-deploys). Deploys and scales parse
@@ -122,6 +123,7 @@ def overview_context(
         "target": target if target is not None and target != current else None,
         "pending": next((d for d in deployments if d.state in Deployment.UNFINISHED), None),
         "processes": _processes(state),
+        "canary": _canary(state),
         "containers": app_live_containers(actor=_actor(request), app=app, now=timezone.now()),
         "deployments": deployments,
         # The deployments whose steps this answer folds, for the next poll to say it holds them.
@@ -143,6 +145,19 @@ def _processes(state: dict) -> list[dict[str, Any]]:
         {"name": name, **process, "live": sum(process["running"].values())}
         for name, process in state["processes"].items()
     ]
+
+
+def _canary(state: dict) -> dict[str, Any] | None:
+    """The active canary (app_state's), with how many of its replicas live of how many it asks for."""
+    canary = state["canary"]
+    if canary is None:
+        return None
+    processes = canary["processes"].values()
+    return {
+        **canary,
+        "live": sum(sum(p["running"].values()) for p in processes),
+        "quantity": sum(p["quantity"] for p in processes),
+    }
 
 
 def _formation_form(app: App, state: dict, base: Release | ReleaseShown | None, data: Any = None) -> FormationForm:
@@ -346,3 +361,39 @@ def app_delete(request: HttpRequest, membership: Membership, app_name: str) -> H
     if form.is_bound:
         response.status_code = 400
     return response
+
+
+# --- canary -----------------------------------------------------------------------------------------
+
+
+@org_page(Action.APP_DEPLOY)
+def canary_promote(request: HttpRequest, membership: Membership, app_name: str) -> HttpResponse:
+    """GET: what promoting the canary does, with the button. POST: promote it, as the API does."""
+    return _canary_change(request, membership, app_name, promote=True)
+
+
+@org_page(Action.APP_DEPLOY)
+def canary_abort(request: HttpRequest, membership: Membership, app_name: str) -> HttpResponse:
+    """GET: what aborting the canary does, with the button. POST: abort it, as the API does."""
+    return _canary_change(request, membership, app_name, promote=False)
+
+
+def _canary_change(request: HttpRequest, membership: Membership, app_name: str, *, promote: bool) -> HttpResponse:
+    app = app_of(request, membership, app_name)
+    canary = _canary(app_state(app))
+    if canary is None:  # ended meanwhile (promoted or aborted by someone else, or by Berth)
+        messages.info(request, "The app has no canary (any more).")
+        return redirect("dashboard:app", app.organization.slug, app.name)
+    error = ""
+    if request.method == "POST":
+        change = services.canary_promote if promote else services.canary_abort
+        try:
+            change(actor=_actor(request), app=app)
+        except BerthError as refused:
+            error = refused.message
+        else:
+            done = "is being promoted: it becomes the app's release" if promote else "is being aborted"
+            messages.success(request, f"The canary v{canary['release']} {done}.")
+            return redirect("dashboard:app", app.organization.slug, app.name)
+    context = {"app": app, "canary": canary, "promote": promote, "error": error}
+    return render(request, "dashboard/apps/canary_confirm.html", context, status=REFUSED if error else 200)
