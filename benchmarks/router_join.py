@@ -33,31 +33,18 @@ import threading
 import time
 
 import _deploybench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
+from _router import SIZE, WEB
 
 NAME = "router_join"
 ORG = "bench-join"
 DATABASE = "berth_bench_join"
 IMAGE = "berth-test/web:v1"
-HEALTH_PATH = "/cgi-bin/health"
 POLL_PATH = "/cgi-bin/request"
 JOINS = 30
 POLL_THREADS = 2
 SEEN_TIMEOUT_S = 10.0
 SEED = 20261206
 TARGET_P99_S = 0.2
-# The machine's 2 CPUs (no CFS quota in effect): with the tests' 250 millis, the replicas' CGI forks are throttled
-# (25 ms of CPU per 100 ms period), so the client asks slowly and a first answer can wait out a throttled period,
-# which would be measured as the router's time.
-SIZE = ("bench-2cpu", 64, 2000)
-# The deploy-engine benchmarks' web process; no minimum ready time, which comes after the join and would only
-# make each scale-up 5 s longer.
-WEB = {
-    "web": {
-        "port": 8080,
-        "health_check": {"type": "http", "path": HEALTH_PATH, "interval_s": 0.3, "retries": 3, "start_period_s": 3},
-        "min_ready_s": 0,
-    }
-}
 
 
 def run(*, joins: int = JOINS) -> dict:

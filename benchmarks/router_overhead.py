@@ -38,12 +38,12 @@ import time
 from pathlib import Path
 
 import _deploybench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
+from _router import SIZE, WEB
 
 NAME = "router_overhead"
 ORG = "bench-router"
 DATABASE = "berth_bench_router"
 IMAGE = "berth-test/web:v1"
-HEALTH_PATH = "/cgi-bin/health"
 STATIC_PATH = "/"  # index.html: "web v1"
 CGI_PATH = "/cgi-bin/request"
 ROUNDS = 2
@@ -53,16 +53,6 @@ WARM_UP = {"threads": 2, "connections": 4, "delay_ms": 0, "seconds": 2}
 PAUSE_S = 1.0
 TARGET_ADDED_P50_MS = 1.0
 TARGET_THROUGHPUT_SHARE = 0.80
-# The whole machine's 2 CPUs (no CFS quota in effect): with the tests' 250 millis the replica, throttled, is what
-# limits throughput, direct or not, and the comparison would say nothing about the router.
-SIZE = ("bench-2cpu", 64, 2000)
-WEB = {
-    "web": {
-        "port": 8080,
-        "health_check": {"type": "http", "path": HEALTH_PATH, "interval_s": 0.3, "retries": 3, "start_period_s": 3},
-        "min_ready_s": 0,
-    }
-}
 TW_REUSE = Path("/proc/sys/net/ipv4/tcp_tw_reuse")
 
 # wrk's own report, as one JSON line: its percentiles are exact (µs), unlike the rounded text table.

@@ -108,23 +108,25 @@ class TestRouter:
         return target.connection(timeout)
 
 
+def running_router(directory: Path, *, slots: int, bind: str = "127.0.0.1") -> Iterator[TestRouter]:
+    """A router on free ports with its files in `directory`, stopped after (for fixtures to yield from)."""
+    files = RouterFiles(
+        directory=directory, bind=bind, http_port=free_port(), https_port=free_port(), ask_port=free_port(), slots=slots
+    )
+    files.write()
+    router = TestRouter(files).start()
+    try:
+        yield router
+    finally:
+        router.stop("caddy")
+        router.stop("haproxy")
+
+
 @pytest.fixture(scope="session")
 def router_process(tmp_path_factory) -> Iterator[TestRouter]:
     if not shutil.which("haproxy"):
         pytest.fail("HAProxy is not installed: scripts/ensure-router.sh installs it (make testbed runs it)")
-    http_port = free_port()
-    files = RouterFiles(
-        directory=tmp_path_factory.mktemp("router"),
-        http_port=http_port,
-        https_port=free_port(),
-        ask_port=free_port(),
-        slots=64,
-    )
-    files.write()
-    router = TestRouter(files).start()
-    yield router
-    router.stop("caddy")
-    router.stop("haproxy")
+    yield from running_router(tmp_path_factory.mktemp("router"), slots=64)
 
 
 @pytest.fixture

@@ -12,10 +12,9 @@ import docker
 import pytest
 
 from berth.fleet.models import Router
-from berth.routing.config import RouterFiles
 from berth.routing.hostnames import default_hostname
 from tests.deployments.helpers import live
-from tests.routers import TestRouter, free_port
+from tests.routers import TestRouter, running_router
 from worker.routing import sync_routers
 
 from .helpers import deploy_app
@@ -26,19 +25,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def open_router_process(tmp_path_factory):
     """A router whose public ports listen on every address, as a production router's do."""
-    files = RouterFiles(
-        directory=tmp_path_factory.mktemp("open-router"),
-        bind="0.0.0.0",  # noqa: S104 - the point of this router
-        http_port=free_port(),
-        https_port=free_port(),
-        ask_port=free_port(),
-        slots=8,
-    )
-    files.write()
-    router = TestRouter(files).start()
-    yield router
-    router.stop("caddy")
-    router.stop("haproxy")
+    yield from running_router(tmp_path_factory.mktemp("open-router"), slots=8, bind="0.0.0.0")  # noqa: S104
 
 
 @pytest.fixture
