@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "berth.deployments",
     "berth.routing",
     "berth.billing",
+    "berth.logs",
     "django.contrib.postgres",
     "berth.api",
     "berth.dashboard",
@@ -235,6 +236,10 @@ BERTH_ENGINE_CHECK_TIMEOUT_SECONDS = env_int("BERTH_ENGINE_CHECK_TIMEOUT_SECONDS
 BERTH_APPS_DOMAIN = env_str("BERTH_APPS_DOMAIN", "localhost")
 # The periodic pass that compares every router with the route table and repairs what differs.
 BERTH_ROUTE_SYNC_SECONDS = env_int("BERTH_ROUTE_SYNC_SECONDS", 5)
+
+# Logs (docs/logs.md): each app keeps about this many of its newest lines, none older than this.
+BERTH_LOG_MAX_LINES = env_int("BERTH_LOG_MAX_LINES", 20_000)
+BERTH_LOG_MAX_AGE_HOURS = env_int("BERTH_LOG_MAX_AGE_HOURS", 7 * 24)
 
 # Billing. Quotas every organization has unless an operator sets its own.
 BERTH_DEFAULT_QUOTA = {

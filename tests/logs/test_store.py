@@ -1,0 +1,91 @@
+"""The log store against the real Redis: order, bounds, filters and the cursor that forbids doubles."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from berth.logs import store
+from berth.logs.lines import BERTH, MAX_LINE_CHARS, clean, ns_of
+from berth.logs.store import Entry, Filter
+
+APP_ID = 987_654
+
+
+@pytest.fixture(autouse=True)
+def _empty_stream():
+    keys = [store.stream_key(APP_ID), store.cursor_key("c1"), store.cursor_key("c2")]
+    store.client().delete(*keys)
+    yield
+    store.client().delete(*keys)
+
+
+def lines(start_ns: int, count: int, process: str = "web.1") -> list[Entry]:
+    kind = process.split(".")[0]
+    return [Entry(start_ns + i, f"{process} line {i}", process=process, process_type=kind) for i in range(count)]
+
+
+def test_a_container_s_lines_are_stored_once_however_often_they_are_read_again():
+    base = ns_of(timezone.now())
+    assert store.append(APP_ID, lines(base, 10), docker_id="c1") == 10
+    # A follower that restarted reads from its cursor again (Docker's `since` is inclusive), overlapping.
+    assert store.append(APP_ID, lines(base + 5, 10), docker_id="c1") == 5
+    assert store.cursor("c1") == base + 14
+    texts = [line.text for line in store.recent(APP_ID, lines=100)]
+    assert texts == [f"web.1 line {i}" for i in range(10)] + [f"web.1 line {i}" for i in range(5, 10)]
+    assert len(texts) == 15
+
+
+def test_recent_returns_the_newest_matching_lines_oldest_first():
+    base = ns_of(timezone.now())
+    store.append(APP_ID, lines(base, 30), docker_id="c1")
+    store.append(APP_ID, lines(base, 30, "worker.1"), docker_id="c2")
+    store.say(APP_ID, "deploy", "Release v2 is live", process_type="web")
+    got = store.recent(APP_ID, lines=5, where=Filter(process_type="web", source="app", search="LINE 2"))
+    assert [line.text for line in got] == [f"web.1 line {i}" for i in range(25, 30)]
+    assert all(line.process == "web.1" and line.source == "app" for line in got)
+    berth = store.recent(APP_ID, lines=10, where=Filter(source=BERTH))
+    assert [(line.process, line.text) for line in berth] == [("deploy", "Release v2 is live")]
+    assert berth[0].formatted().endswith(" berth[deploy]: Release v2 is live")
+
+
+def test_after_reads_on_from_an_id_and_says_where_to_go_on():
+    base = ns_of(timezone.now())
+    store.append(APP_ID, lines(base, 3), docker_id="c1")
+    start = store.last_id(APP_ID)
+    store.append(APP_ID, lines(base + 3, 4), docker_id="c1")
+    got, next_id = store.after(APP_ID, start)
+    assert [line.text for line in got] == [f"web.1 line {i}" for i in range(4)]
+    assert next_id == store.last_id(APP_ID)
+    assert store.after(APP_ID, next_id) == ([], next_id)
+
+
+@override_settings(BERTH_LOG_MAX_LINES=1000)
+def test_the_stream_is_bounded_by_lines():
+    base = ns_of(timezone.now())
+    for batch in range(10):
+        store.append(APP_ID, lines(base + batch * 500, 500), docker_id="c1")
+    kept = store.client().xlen(store.stream_key(APP_ID))
+    # MAXLEN ~ trims whole nodes (100 entries by default): never below the bound, at most a node above.
+    assert 1000 <= kept <= 1100
+
+
+@override_settings(BERTH_LOG_MAX_AGE_HOURS=1)
+def test_the_stream_is_bounded_by_age():
+    client = store.client()
+    key = store.stream_key(APP_ID)
+    old_ms = int((timezone.now() - timedelta(hours=2)).timestamp() * 1000)
+    for i in range(300):  # old entries, stored as if two hours ago
+        client.xadd(key, {"t": "0", "l": "old"}, id=f"{old_ms}-{i}")
+    store.append(APP_ID, lines(ns_of(timezone.now()), 300), docker_id="c1")
+    texts = [line.text for line in store.recent(APP_ID, lines=1000)]
+    # MINID ~ trims only whole nodes; what remains of the old entries is less than one node.
+    assert texts.count("old") < 100
+    assert "web.1 line 299" in texts
+
+
+def test_clean_cuts_huge_lines_and_escapes_what_is_not_text():
+    assert clean(b"caf\xc3\xa9 \xff\x00\x1b[31mred\tok\r\n") == "café \\xff\\x00\\x1b[31mred\tok"
+    huge = clean("x" * (MAX_LINE_CHARS + 5000))
+    assert huge.startswith("x" * MAX_LINE_CHARS) and huge.endswith(" [line cut: 5000 more characters]")
