@@ -84,7 +84,7 @@ class Filter:
 
 @functools.cache
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis.Redis.from_url(settings.BERTH_LOG_REDIS_URL)
 
 
 def _prefix() -> str:

@@ -240,6 +240,8 @@ BERTH_ROUTE_SYNC_SECONDS = env_int("BERTH_ROUTE_SYNC_SECONDS", 5)
 # Logs (docs/logs.md): each app keeps about this many of its newest lines, none older than this.
 BERTH_LOG_MAX_LINES = env_int("BERTH_LOG_MAX_LINES", 20_000)
 BERTH_LOG_MAX_AGE_HOURS = env_int("BERTH_LOG_MAX_AGE_HOURS", 7 * 24)
+# The Redis that keeps them; by default the one Berth already uses. Its own instance isolates their memory.
+BERTH_LOG_REDIS_URL = env_str("BERTH_LOG_REDIS_URL", REDIS_URL)
 
 # Billing. Quotas every organization has unless an operator sets its own.
 BERTH_DEFAULT_QUOTA = {
