@@ -126,6 +126,17 @@ class ObservedContainer:
 
 
 @dataclass(frozen=True)
+class ContainerStats:
+    """One reading of a container's counters: CPU time used since it started (ns), memory in use and its
+    limit (bytes), at the host's clock."""
+
+    read_at: datetime
+    cpu_ns: int
+    memory_bytes: int
+    memory_limit_bytes: int
+
+
+@dataclass(frozen=True)
 class LocalImage:
     """An image in a host's store: its id, the digest Berth records for containers run from it, and the
     user its config says it runs as ("" when it says none, which is root)."""
@@ -455,6 +466,29 @@ class Engine:
                 # Someone else is removing it (409): it will be gone, which is what was asked.
                 if error.status_code != 409 or "already in progress" not in str(error.explanation):
                     raise
+
+    def stats(self, docker_id: str) -> "ContainerStats | None":
+        """One reading of a running container's counters, read once (Docker's `one-shot`, not the stream
+        `docker stats` keeps open, nor the second read it waits a second for); None if it is not running."""
+        with _translate_errors(f"reading the counters of {docker_id[:12]} on {self.host.name}"):
+            try:
+                data = self.api.stats(docker_id, stream=False, one_shot=True)
+            except docker_errors.NotFound:
+                return None
+        read_at = parse_docker_time(data.get("read"))
+        cpu = (data.get("cpu_stats") or {}).get("cpu_usage") or {}
+        memory = data.get("memory_stats") or {}
+        if read_at is None or "total_usage" not in cpu or "usage" not in memory:
+            return None  # a container that stopped in the meantime has no counters
+        # As `docker stats` shows memory: less the page cache the kernel can take back (cgroup v2, then v1).
+        details = memory.get("stats") or {}
+        cache = details.get("inactive_file", details.get("total_inactive_file", 0))
+        return ContainerStats(
+            read_at=read_at,
+            cpu_ns=int(cpu["total_usage"]),
+            memory_bytes=max(int(memory["usage"]) - int(cache), 0),
+            memory_limit_bytes=int(memory.get("limit") or 0),
+        )
 
     def logs_tail(self, docker_id: str, lines: int = 5) -> str:
         with _translate_errors("reading logs"):
