@@ -23,16 +23,16 @@ class ContainerBucket(models.Model):
     step = models.PositiveIntegerField()  # seconds: MINUTE or HOUR
     start = models.DateTimeField()
     # Readings added (each the difference from the container's previous reading); averages are sums / samples.
-    samples = models.PositiveIntegerField(default=0)
+    samples = models.PositiveIntegerField(db_default=0)
     # CPU in thousandths of a core (1000 = one core busy), as the size's limit is given.
-    cpu_millis_sum = models.FloatField(default=0)
-    cpu_millis_max = models.FloatField(default=0)
-    cpu_limit_millis = models.PositiveIntegerField(default=0)
-    memory_bytes_sum = models.BigIntegerField(default=0)
-    memory_bytes_max = models.BigIntegerField(default=0)
-    memory_limit_bytes = models.BigIntegerField(default=0)
+    cpu_millis_sum = models.FloatField(db_default=0)
+    cpu_millis_max = models.FloatField(db_default=0)
+    cpu_limit_millis = models.PositiveIntegerField(db_default=0)
+    memory_bytes_sum = models.BigIntegerField(db_default=0)
+    memory_bytes_max = models.BigIntegerField(db_default=0)
+    memory_limit_bytes = models.BigIntegerField(db_default=0)
     # Containers of the slot that exited or were lost with their host in the bucket (Berth replaces them).
-    restarts = models.PositiveIntegerField(default=0)
+    restarts = models.PositiveIntegerField(db_default=0)
 
     objects = AppChildQuerySet.as_manager()
 
@@ -57,16 +57,16 @@ class RouteBucket(models.Model):
     app = models.ForeignKey("applications.App", on_delete=models.CASCADE, related_name="+")
     step = models.PositiveIntegerField()
     start = models.DateTimeField()
-    requests = models.BigIntegerField(default=0)
-    status_1xx = models.BigIntegerField(default=0)
-    status_2xx = models.BigIntegerField(default=0)
-    status_3xx = models.BigIntegerField(default=0)
-    status_4xx = models.BigIntegerField(default=0)
-    status_5xx = models.BigIntegerField(default=0)
-    status_other = models.BigIntegerField(default=0)
+    requests = models.BigIntegerField(db_default=0)
+    status_1xx = models.BigIntegerField(db_default=0)
+    status_2xx = models.BigIntegerField(db_default=0)
+    status_3xx = models.BigIntegerField(db_default=0)
+    status_4xx = models.BigIntegerField(db_default=0)
+    status_5xx = models.BigIntegerField(db_default=0)
+    status_other = models.BigIntegerField(db_default=0)
     # Sums of (mean time in ms x requests) over the readings; divided by `requests` when read.
-    response_ms_weighted = models.FloatField(default=0)
-    total_ms_weighted = models.FloatField(default=0)
+    response_ms_weighted = models.FloatField(db_default=0)
+    total_ms_weighted = models.FloatField(db_default=0)
 
     objects = AppChildQuerySet.as_manager()
 

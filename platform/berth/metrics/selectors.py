@@ -63,10 +63,11 @@ def app_metrics(*, app: App, period: str, now: datetime) -> dict:
     binned = "to_timestamp(floor(extract(epoch FROM start) / %(bin)s) * %(bin)s)"
     containers = _rows(
         f"""
-        SELECT process_type, index, {binned} AS time, sum(samples) AS samples, sum(cpu_millis_sum) AS cpu_sum,
+        SELECT process_type, index, {binned} AS time, sum(samples)::bigint AS samples,
+               sum(cpu_millis_sum) AS cpu_sum,
                max(cpu_millis_max) AS cpu_max, max(cpu_limit_millis) AS cpu_limit,
-               sum(memory_bytes_sum) AS memory_sum, max(memory_bytes_max) AS memory_max,
-               max(memory_limit_bytes) AS memory_limit, sum(restarts) AS restarts
+               sum(memory_bytes_sum)::bigint AS memory_sum, max(memory_bytes_max) AS memory_max,
+               max(memory_limit_bytes) AS memory_limit, sum(restarts)::bigint AS restarts
         FROM {ContainerBucket._meta.db_table}
         WHERE app_id = %(app)s AND step = %(step)s AND start >= %(start)s AND start < %(end)s
         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
@@ -75,9 +76,10 @@ def app_metrics(*, app: App, period: str, now: datetime) -> dict:
     )
     routes = _rows(
         f"""
-        SELECT {binned} AS time, sum(requests) AS requests, sum(status_1xx) AS status_1xx,
-               sum(status_2xx) AS status_2xx, sum(status_3xx) AS status_3xx, sum(status_4xx) AS status_4xx,
-               sum(status_5xx) AS status_5xx, sum(status_other) AS status_other,
+        SELECT {binned} AS time, sum(requests)::bigint AS requests,
+               sum(status_1xx)::bigint AS status_1xx, sum(status_2xx)::bigint AS status_2xx,
+               sum(status_3xx)::bigint AS status_3xx, sum(status_4xx)::bigint AS status_4xx,
+               sum(status_5xx)::bigint AS status_5xx, sum(status_other)::bigint AS status_other,
                sum(response_ms_weighted) AS response_weighted, sum(total_ms_weighted) AS total_weighted
         FROM {RouteBucket._meta.db_table}
         WHERE app_id = %(app)s AND step = %(step)s AND start >= %(start)s AND start < %(end)s

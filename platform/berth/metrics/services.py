@@ -191,12 +191,9 @@ def restarts_count(*, since: datetime) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                INSERT INTO {table} (app_id, process_type, index, step, start, restarts, samples, cpu_millis_sum,
-                                     cpu_millis_max, cpu_limit_millis, memory_bytes_sum, memory_bytes_max,
-                                     memory_limit_bytes)
+                INSERT INTO {table} (app_id, process_type, index, step, start, restarts)
                 SELECT app_id, process_type, index, %(step)s,
-                       to_timestamp(floor(extract(epoch FROM finished_at) / %(step)s) * %(step)s), count(*),
-                       0, 0, 0, 0, 0, 0, 0
+                       to_timestamp(floor(extract(epoch FROM finished_at) / %(step)s) * %(step)s), count(*)
                 FROM fleet_container
                 WHERE state = ANY(%(ended)s) AND finished_at >= %(start)s AND process_type <> %(run)s
                 GROUP BY 1, 2, 3, 5
