@@ -1,57 +1,19 @@
 """An app's metrics through the API: its own figures only, another organization's app a 404, a period the
 API does not know a 400 naming the field."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
-from berth.metrics.services import ContainerReading, RouteReading, container_readings_record, route_readings_record
 from berth.tenancy.roles import Role
 from tests.api.test_bad_input import assert_error
 from tests.conftest import token_client
 from tests.factories import AppFactory, MembershipFactory
 
+from .helpers import readings
+
 pytestmark = pytest.mark.django_db
 
 METRICS = "/api/v1/orgs/{org}/apps/{app}/metrics/"
 MB = 1024 * 1024
-
-
-def readings(app, *, cpu_per_second_ns: int, requests: int, docker_id: str) -> None:
-    """Two passes 15 s apart, ending a minute ago."""
-    first = timezone.now() - timedelta(seconds=75)
-    for n, moment in enumerate((first, first + timedelta(seconds=15))):
-        container_readings_record(
-            readings=[
-                ContainerReading(
-                    app_id=app.pk,
-                    process_type="web",
-                    index=1,
-                    docker_id=docker_id,
-                    read_at=moment,
-                    cpu_ns=n * 15 * cpu_per_second_ns,
-                    memory_bytes=20 * MB,
-                    memory_limit_bytes=64 * MB,
-                    cpu_limit_millis=250,
-                )
-            ]
-        )
-        counters = {"requests": n * requests, "status_2xx": n * requests}
-        counters |= {name: 0 for name in ("status_1xx", "status_3xx", "status_4xx", "status_5xx", "status_other")}
-        route_readings_record(
-            readings=[
-                RouteReading(
-                    router_id=1,
-                    backend=f"b{app.pk:05d}",
-                    app_id=app.pk,
-                    read_at=moment,
-                    counters=counters,
-                    response_ms=8,
-                    total_ms=9,
-                )
-            ]
-        )
 
 
 @pytest.fixture
