@@ -3,7 +3,8 @@ every router's per-backend counters, read from its runtime API; `berth.metrics.s
 figures.
 
 This runs as its own periodic task, never on the reconcile path: a slow engine or router holds up only
-this pass. Hosts are read at once, each by a thread; the database is used only before and after.
+this pass. Hosts are read at once, each by a thread, and each host's containers at once too
+(Engine.stats_many); the database is used only before and after.
 """
 
 import logging
@@ -69,30 +70,31 @@ def read_containers() -> list[ContainerReading]:
 
 
 def _read_host(host: DockerHost, containers: list[Container]) -> list[ContainerReading]:
-    readings = []
     try:
         with Engine(host, timeout=ENGINE_TIMEOUT_S) as engine:
-            for container in containers:
-                stats = engine.stats(container.docker_id)
-                if stats is None:
-                    continue
-                readings.append(
-                    ContainerReading(
-                        app_id=container.app_id,
-                        process_type=container.process_type,
-                        index=container.index,
-                        docker_id=container.docker_id,
-                        read_at=stats.read_at,
-                        cpu_ns=stats.cpu_ns,
-                        memory_bytes=stats.memory_bytes,
-                        # The engine's limit is the size's, unless the host has less memory than that.
-                        memory_limit_bytes=stats.memory_limit_bytes or container.size.memory_mb * 1024 * 1024,
-                        cpu_limit_millis=container.size.cpu_millis,
-                    )
-                )
+            found = engine.stats_many([container.docker_id for container in containers])
     except EngineError as error:
-        # What was read before the engine stopped answering still counts.
         logger.warning("metrics: %s", error)
+        return []
+    readings = []
+    for container in containers:
+        stats = found.get(container.docker_id)
+        if stats is None:
+            continue
+        readings.append(
+            ContainerReading(
+                app_id=container.app_id,
+                process_type=container.process_type,
+                index=container.index,
+                docker_id=container.docker_id,
+                read_at=stats.read_at,
+                cpu_ns=stats.cpu_ns,
+                memory_bytes=stats.memory_bytes,
+                # The engine's limit is the size's, unless the host has less memory than that.
+                memory_limit_bytes=stats.memory_limit_bytes or container.size.memory_mb * 1024 * 1024,
+                cpu_limit_millis=container.size.cpu_millis,
+            )
+        )
     return readings
 
 

@@ -40,7 +40,7 @@ def test_the_page_holds_the_figures_the_api_gives(figures, members, dashboard_cl
     assert process["memory_limit_mb"] == 64.0
     [[_, per_second, ok, redirects, client_errors, server_errors, response_ms]] = data["requests"]
     assert per_second == api["requests"]["points"][0]["per_second"] == 1.0
-    assert (ok, server_errors) == (0.9, 0.1)
+    assert (ok, redirects, client_errors, server_errors) == (0.9, 0, 0, 0.1)
     assert response_ms == 8.0
     assert data["bin"] == 60
     assert data["start"] <= time < data["end"]
