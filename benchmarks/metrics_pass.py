@@ -95,6 +95,7 @@ def day() -> dict:
                 backend="b00001",
                 app_id=app.pk,
                 read_at=moment,
+                life="1@1",
                 counters={
                     "requests": requests,
                     "status_1xx": 0,

@@ -104,8 +104,10 @@ class RuntimeAPI:
     def sessions(self, backend: str | None = None) -> dict[tuple[str, str], int]:
         return parse_sessions(self.run([sessions_command(backend)])[0])
 
-    def backend_stats(self) -> list["BackendStats"]:
-        return parse_backend_stats(self.run([backend_stats_command()])[0])
+    def backend_stats(self) -> tuple[str, list["BackendStats"]]:
+        """Which life of HAProxy answered (`parse_life`), and every backend's counters in that life."""
+        info, stats = self.run(["show info", backend_stats_command()])
+        return parse_life(info), parse_backend_stats(stats)
 
 
 def servers_command(backend: str | None = None) -> str:
@@ -182,6 +184,13 @@ class BackendStats:
     status: dict[str, int]
     response_ms: float
     total_ms: float
+
+
+def parse_life(answer: str) -> str:
+    """`show info`: the process and the second it started, which tell one life of the router's counters
+    from the next (a restart begins them again at zero, whatever they were)."""
+    fields = dict(line.split(": ", 1) for line in answer.splitlines() if ": " in line)
+    return f"{fields.get('Pid', '')}@{fields.get('Start_time_sec', '')}"
 
 
 def _count(row: dict[str, str], name: str) -> int:

@@ -105,7 +105,7 @@ def read_routers() -> list[RouteReading]:
     readings = []
     for router in Router.objects.filter(state=Router.State.ACTIVE):
         try:
-            backends = RuntimeAPI(router.admin_url).backend_stats()
+            life, backends = RuntimeAPI(router.admin_url).backend_stats()
         except (RouterUnreachable, RouterRefused) as error:
             logger.warning("metrics: router %s: %s", router.name, error)
             continue
@@ -120,6 +120,7 @@ def read_routers() -> list[RouteReading]:
                     backend=stats.backend,
                     app_id=app_id,
                     read_at=read_at,
+                    life=life,
                     counters={
                         "requests": stats.requests,
                         **{f"status_{name}": count for name, count in stats.status.items()},

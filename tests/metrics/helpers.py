@@ -38,6 +38,7 @@ def readings(app, *, cpu_per_second_ns: int, requests: int, docker_id: str, erro
                     backend=f"b{app.pk:05d}",
                     app_id=app.pk,
                     read_at=moment,
+                    life="1@1",
                     counters=counters,
                     response_ms=8,
                     total_ms=9,

@@ -47,7 +47,7 @@ def container(app, moment, cpu_ns, *, memory=10 * MB, docker_id="c1", index=1) -
     )
 
 
-def route(app, moment, requests, *, ok=None, errors=0, router_id=1, backend="b00001", response_ms=12.0):
+def route(app, moment, requests, *, ok=None, errors=0, router_id=1, backend="b00001", response_ms=12.0, life="41@1"):
     ok = requests - errors if ok is None else ok
     counters = {
         "requests": requests,
@@ -63,6 +63,7 @@ def route(app, moment, requests, *, ok=None, errors=0, router_id=1, backend="b00
         backend=backend,
         app_id=app.pk,
         read_at=moment,
+        life=life,
         counters=counters,
         response_ms=response_ms,
         total_ms=response_ms + 1,
@@ -153,8 +154,13 @@ def test_requests_come_from_the_difference_summed_over_routers():
 def test_a_restarted_router_counts_from_zero_again():
     app = AppFactory()
     route_readings_record(readings=[route(app, T0, 5000)])
-    route_readings_record(readings=[route(app, T0 + timedelta(seconds=15), 7)])
+    route_readings_record(readings=[route(app, T0 + timedelta(seconds=15), 7, life="42@2")])
     assert RouteBucket.objects.get(step=MINUTE).requests == 7
+    # Restarted and busier since than before: told by its life, not by the counters going down.
+    route_readings_record(readings=[route(app, T0 + timedelta(seconds=30), 9000, life="43@3")])
+    assert RouteBucket.objects.get(step=MINUTE).requests == 9007
+    route_readings_record(readings=[route(app, T0 + timedelta(seconds=45), 9010, life="43@3")])
+    assert RouteBucket.objects.get(step=MINUTE).requests == 9017
 
 
 def test_a_backend_slot_taken_by_another_app_starts_from_its_counts_then():

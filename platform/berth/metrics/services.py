@@ -43,12 +43,14 @@ class ContainerReading:
 @dataclass(frozen=True)
 class RouteReading:
     """One read of one router's counters for one app's backend (`show stat`). `counters` holds
-    ROUTE_COUNTERS, cumulative since the router started; the times are HAProxy's running averages."""
+    ROUTE_COUNTERS, cumulative since the router started (`life` says which start: its process and
+    start time); the times are HAProxy's running averages."""
 
     router_id: int
     backend: str
     app_id: int
     read_at: datetime
+    life: str
     counters: dict[str, int]
     response_ms: float
     total_ms: float
@@ -138,12 +140,13 @@ def route_readings_record(*, readings: list[RouteReading]) -> int:
             before = previous.get(key)
             if before is not None and before.read_at >= reading.read_at:
                 continue
-            kept[key] = (reading.read_at, reading.counters)
+            kept[key] = (reading.read_at, {**reading.counters, "life": reading.life})
             if before is None:
                 continue
             counted = {name: reading.counters[name] - int(before.values.get(name, 0)) for name in ROUTE_COUNTERS}
-            if any(value < 0 for value in counted.values()):
-                counted = dict(reading.counters)  # the router restarted: its counters began again from zero
+            if before.values.get("life") != reading.life or any(value < 0 for value in counted.values()):
+                # The router restarted: its counters began again from zero, and all it counted is new.
+                counted = {name: reading.counters[name] for name in ROUTE_COUNTERS}
             added += 1
             for step in STEPS:
                 figures = buckets[(reading.app_id, step, bucket_start(reading.read_at, step))]
