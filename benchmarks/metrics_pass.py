@@ -79,6 +79,7 @@ def day() -> dict:
                 app_id=app.pk,
                 process_type=process_type,
                 index=index,
+                canary=False,
                 docker_id=f"{process_type}-{index}",
                 read_at=moment,
                 cpu_ns=n * PASS_S * 50_000_000 * index,

@@ -86,6 +86,7 @@ def _read_host(host: DockerHost, containers: list[Container]) -> list[ContainerR
                 app_id=container.app_id,
                 process_type=container.process_type,
                 index=container.index,
+                canary=container.canary,
                 docker_id=container.docker_id,
                 read_at=stats.read_at,
                 cpu_ns=stats.cpu_ns,

@@ -20,6 +20,7 @@ def readings(app, *, cpu_per_second_ns: int, requests: int, docker_id: str, erro
                     app_id=app.pk,
                     process_type="web",
                     index=1,
+                    canary=False,
                     docker_id=docker_id,
                     read_at=moment,
                     cpu_ns=n * 15 * cpu_per_second_ns,

@@ -33,11 +33,12 @@ def ts(text: str) -> datetime:
 T0 = ts("2026-12-06 10:00:05")
 
 
-def container(app, moment, cpu_ns, *, memory=10 * MB, docker_id="c1", index=1) -> ContainerReading:
+def container(app, moment, cpu_ns, *, memory=10 * MB, docker_id="c1", index=1, canary=False) -> ContainerReading:
     return ContainerReading(
         app_id=app.pk,
         process_type="web",
         index=index,
+        canary=canary,
         docker_id=docker_id,
         read_at=moment,
         cpu_ns=cpu_ns,
@@ -132,6 +133,21 @@ def test_two_containers_of_one_slot_share_its_bucket():
     assert minute.samples == 2
     assert minute.cpu_millis_max == pytest.approx(300)
     assert minute.cpu_millis_sum == pytest.approx(400)
+
+
+def test_a_canarys_replica_is_a_slot_apart_from_the_releases_of_the_same_number():
+    app = AppFactory()
+    container_readings_record(readings=[container(app, T0, 0), container(app, T0, 0, docker_id="c2", canary=True)])
+    later = T0 + timedelta(seconds=10)
+    container_readings_record(
+        readings=[
+            container(app, later, 1_000_000_000),
+            container(app, later, 2_000_000_000, docker_id="c2", canary=True),
+        ]
+    )
+    report = app_metrics(app=app, period="hour", now=later)
+    shown = {p["name"]: (p["canary"], p["points"][0]["cpu_millis"]) for p in report["processes"]}
+    assert shown == {"web.1": (False, 100.0), "web.1 canary": (True, 200.0)}
 
 
 def test_requests_come_from_the_difference_summed_over_routers():

@@ -845,9 +845,12 @@ class ProcessMetricsPointSerializer(serializers.Serializer):
 
 
 class ProcessMetricsSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text="process type and index, as in the logs: web.1")
+    name = serializers.CharField(
+        help_text="process type and index, as in the logs: web.1 (web.1 canary for a canary's)"
+    )
     process_type = serializers.CharField()
     index = serializers.IntegerField()
+    canary = serializers.BooleanField(help_text="a replica of the app's canary, numbered apart from the release's")
     cpu_limit_millis = serializers.IntegerField()
     memory_limit_bytes = serializers.IntegerField()
     restarts = serializers.IntegerField()

@@ -20,6 +20,8 @@ class ContainerBucket(models.Model):
     app = models.ForeignKey("applications.App", on_delete=models.CASCADE, related_name="+")
     process_type = models.CharField(max_length=30)
     index = models.PositiveIntegerField()
+    # A canary's replicas number their slots apart from the release's (fleet.Container.canary).
+    canary = models.BooleanField(default=False)
     step = models.PositiveIntegerField()  # seconds: MINUTE or HOUR
     start = models.DateTimeField()
     # Readings added (each the difference from the container's previous reading); averages are sums / samples.
@@ -39,7 +41,7 @@ class ContainerBucket(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["app", "step", "start", "process_type", "index"], name="container_bucket_unique"
+                fields=["app", "step", "start", "process_type", "index", "canary"], name="container_bucket_unique"
             ),
             models.CheckConstraint(condition=models.Q(step__in=STEPS), name="container_bucket_step"),
         ]
@@ -47,7 +49,8 @@ class ContainerBucket(models.Model):
         indexes = [models.Index(fields=["step", "start"], name="container_bucket_age")]
 
     def __str__(self) -> str:
-        return f"{self.process_type}.{self.index} {self.start:%Y-%m-%d %H:%M}/{self.step}s"
+        canary = " canary" if self.canary else ""
+        return f"{self.process_type}.{self.index}{canary} {self.start:%Y-%m-%d %H:%M}/{self.step}s"
 
 
 class RouteBucket(models.Model):

@@ -63,14 +63,14 @@ def app_metrics(*, app: App, period: str, now: datetime) -> dict:
     binned = "to_timestamp(floor(extract(epoch FROM start) / %(bin)s) * %(bin)s)"
     containers = _rows(
         f"""
-        SELECT process_type, index, {binned} AS time, sum(samples)::bigint AS samples,
+        SELECT process_type, index, canary, {binned} AS time, sum(samples)::bigint AS samples,
                sum(cpu_millis_sum) AS cpu_sum,
                max(cpu_millis_max) AS cpu_max, max(cpu_limit_millis) AS cpu_limit,
                sum(memory_bytes_sum)::bigint AS memory_sum, max(memory_bytes_max) AS memory_max,
                max(memory_limit_bytes) AS memory_limit, sum(restarts)::bigint AS restarts
         FROM {ContainerBucket._meta.db_table}
         WHERE app_id = %(app)s AND step = %(step)s AND start >= %(start)s AND start < %(end)s
-        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
         """,
         params,
     )
@@ -87,14 +87,15 @@ def app_metrics(*, app: App, period: str, now: datetime) -> dict:
         """,
         params,
     )
-    processes: dict[tuple[str, int], dict] = {}
+    processes: dict[tuple[str, int, bool], dict] = {}
     for row in containers:
         process = processes.setdefault(
-            (row["process_type"], row["index"]),
+            (row["process_type"], row["index"], row["canary"]),
             {
-                "name": f"{row['process_type']}.{row['index']}",
+                "name": f"{row['process_type']}.{row['index']}" + (" canary" if row["canary"] else ""),
                 "process_type": row["process_type"],
                 "index": row["index"],
+                "canary": row["canary"],
                 "cpu_limit_millis": 0,
                 "memory_limit_bytes": 0,
                 "restarts": 0,

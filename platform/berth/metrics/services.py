@@ -32,6 +32,7 @@ class ContainerReading:
     app_id: int
     process_type: str
     index: int
+    canary: bool
     docker_id: str
     read_at: datetime
     cpu_ns: int
@@ -80,7 +81,8 @@ def container_readings_record(*, readings: list[ContainerReading]) -> int:
     """Turn container readings into CPU and memory figures in their slots' buckets; returns how many
     figures were added. A container's first reading only sets its counter: CPU needs two."""
     keys = [f"container:{reading.docker_id}" for reading in readings]
-    # (app, process type, index, step, start) -> [samples, cpu sum, cpu max, cpu limit, mem sum, mem max, mem limit]
+    # (app, process type, index, canary, step, start)
+    #   -> [samples, cpu sum, cpu max, cpu limit, memory sum, memory max, memory limit]
     buckets: dict[tuple, list] = {}
     with transaction.atomic():
         previous = _previous(keys)
@@ -98,7 +100,14 @@ def container_readings_record(*, readings: list[ContainerReading]) -> int:
                 continue  # not the counter read before (a container id reused): starts again from here
             cpu = used_ns / elapsed_ns * 1000
             for step in STEPS:
-                slot = (reading.app_id, reading.process_type, reading.index, step, bucket_start(reading.read_at, step))
+                slot = (
+                    reading.app_id,
+                    reading.process_type,
+                    reading.index,
+                    reading.canary,
+                    step,
+                    bucket_start(reading.read_at, step),
+                )
                 figures = buckets.setdefault(slot, [0, 0.0, 0.0, 0, 0, 0, 0])
                 figures[0] += 1
                 figures[1] += cpu
@@ -111,7 +120,7 @@ def container_readings_record(*, readings: list[ContainerReading]) -> int:
         if buckets:
             _add(
                 ContainerBucket,
-                ["app_id", "process_type", "index", "step", "start"],
+                ["app_id", "process_type", "index", "canary", "step", "start"],
                 {
                     "samples": "+",
                     "cpu_millis_sum": "+",
@@ -194,13 +203,14 @@ def restarts_count(*, since: datetime) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                INSERT INTO {table} (app_id, process_type, index, step, start, restarts)
-                SELECT app_id, process_type, index, %(step)s,
+                INSERT INTO {table} (app_id, process_type, index, canary, step, start, restarts)
+                SELECT app_id, process_type, index, canary, %(step)s,
                        to_timestamp(floor(extract(epoch FROM finished_at) / %(step)s) * %(step)s), count(*)
                 FROM fleet_container
                 WHERE state = ANY(%(ended)s) AND finished_at >= %(start)s AND process_type <> %(run)s
-                GROUP BY 1, 2, 3, 5
-                ON CONFLICT (app_id, step, start, process_type, index) DO UPDATE SET restarts = EXCLUDED.restarts
+                GROUP BY 1, 2, 3, 4, 6
+                ON CONFLICT (app_id, step, start, process_type, index, canary)
+                DO UPDATE SET restarts = EXCLUDED.restarts
                 """,
                 {
                     "step": step,
