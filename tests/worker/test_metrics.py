@@ -1,17 +1,20 @@
 """The metrics pass against real engines and a real router: containers' CPU and memory read once each from
 their engine, requests counted from HAProxy's counters after real traffic (docs/metrics.md)."""
 
+import threading
 import time
 
 import docker
 import pytest
+from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
 from berth.core import task_names
 from berth.core.queue import enqueue
 from berth.deployments.services import formation_scale
 from berth.fleet.models import Container, DockerHost
-from berth.metrics.models import ContainerBucket, Reading, RouteBucket
+from berth.metrics.models import HOUR, MINUTE, ContainerBucket, Reading, RouteBucket
 from berth.metrics.selectors import app_metrics
 from berth.routing.hostnames import default_hostname
 from tests.deployments.helpers import live, run_deployments
@@ -180,3 +183,29 @@ def test_a_real_worker_runs_the_pass(fleet, tenant, workers):
     wait_for(lambda: ContainerBucket.objects.filter(app=app, samples__gt=0).exists())
     [process] = app_metrics(app=app, period="hour", now=timezone.now())["processes"]
     assert process["points"][-1]["memory_bytes"] > 0
+
+
+def test_passes_started_together_never_count_a_reading_twice(fleet, tenant):
+    """Beat and a slow worker can start passes that overlap: one runs, the others step aside."""
+    app = deploy_app(tenant, "crowded", quantity=2)
+    sample(now=timezone.now())
+    results = []
+
+    def one_pass() -> None:
+        try:
+            results.append(sample(now=timezone.now()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one_pass) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ran = [result for result in results if not result.get("skipped")]
+    assert len(results) == 4
+    assert ran
+    recorded = ContainerBucket.objects.filter(app=app, step=MINUTE).aggregate(total=Sum("samples"))["total"]
+    assert recorded == 2 * len(ran)  # each pass that ran added one figure per replica, no more
+    hours = ContainerBucket.objects.filter(app=app, step=HOUR).aggregate(total=Sum("samples"))["total"]
+    assert hours == recorded
