@@ -23,6 +23,16 @@
     return values;
   }
 
+  // A figure with a gap on either side has no line to be part of: drawn as a dot instead.
+  function isolated(u, seriesIdx, show) {
+    if (show) return null;
+    var ys = u.data[seriesIdx], found = [];
+    for (var i = 0; i < ys.length; i++) {
+      if (ys[i] != null && (i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) found.push(i);
+    }
+    return found.length ? found : null;
+  }
+
   function draw(id, series, columns) {
     var target = document.getElementById(id);
     if (!target) return;
@@ -36,7 +46,7 @@
       cursor: { drag: { x: false, y: false } },
       series: [{}].concat(series.map(function (s, i) {
         return { label: s.label, stroke: s.stroke || palette[i % palette.length], width: 1.5, spanGaps: false,
-                 dash: s.dash, points: { show: false } };
+                 dash: s.dash, points: { show: false, size: 5, filter: isolated } };
       })),
     }, [times].concat(columns), target);
     if (typeof ResizeObserver !== "undefined") {
