@@ -126,9 +126,10 @@ def test_two_containers_of_one_slot_share_its_bucket():
     app = AppFactory()
     container_readings_record(readings=[container(app, T0, 0), container(app, T0, 0, docker_id="c2")])
     later = T0 + timedelta(seconds=10)
-    container_readings_record(
+    added = container_readings_record(
         readings=[container(app, later, 1_000_000_000), container(app, later, 3_000_000_000, docker_id="c2")]
     )
+    assert added == 2
     [minute] = buckets(app, MINUTE)
     assert minute.samples == 2
     assert minute.cpu_millis_max == pytest.approx(300)

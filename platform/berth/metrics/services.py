@@ -84,6 +84,7 @@ def container_readings_record(*, readings: list[ContainerReading]) -> int:
     # (app, process type, index, canary, step, start)
     #   -> [samples, cpu sum, cpu max, cpu limit, memory sum, memory max, memory limit]
     buckets: dict[tuple, list] = {}
+    added = 0
     with transaction.atomic():
         previous = _previous(keys)
         kept: dict[str, tuple[datetime, dict]] = {}
@@ -99,6 +100,7 @@ def container_readings_record(*, readings: list[ContainerReading]) -> int:
             if used_ns < 0:
                 continue  # not the counter read before (a container id reused): starts again from here
             cpu = used_ns / elapsed_ns * 1000
+            added += 1
             for step in STEPS:
                 slot = (
                     reading.app_id,
@@ -132,7 +134,7 @@ def container_readings_record(*, readings: list[ContainerReading]) -> int:
                 },
                 [(*slot, *figures) for slot, figures in buckets.items()],
             )
-    return len(buckets) // len(STEPS)
+    return added
 
 
 def route_readings_record(*, readings: list[RouteReading]) -> int:
