@@ -61,8 +61,9 @@ def test_a_busy_container_uses_more_cpu_than_an_idle_one_and_memory_stays_under_
         assert process["memory_limit_bytes"] == 64 * MB
         assert 0 < point["memory_bytes"] <= point["memory_max_bytes"] < 64 * MB
     busy, idle = burn["points"][-1]["cpu_millis"], web["points"][-1]["cpu_millis"]
-    # The loop runs as much as its quarter of a core allows (less when the machine is busy); httpd waits.
-    assert busy > 100
+    # The loop runs as much as its quarter of a core allows (less on a machine busy with other work);
+    # httpd waits for requests.
+    assert busy > 50
     assert busy <= 250 * 1.1
     assert idle < 20
     assert busy > 10 * idle
