@@ -35,6 +35,7 @@ ALL = set(Role.values)
 MANAGERS = {Role.OWNER, Role.ADMIN}
 BUILDERS = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
 BILLERS = {Role.OWNER, Role.ADMIN, Role.BILLING}
+LOG_READERS = {Role.OWNER, Role.ADMIN, Role.DEVELOPER, Role.VIEWER}
 SUCCESS = {"GET": 200, "POST": 201, "PATCH": 200, "PUT": 200, "DELETE": 204}
 APP = "/orgs/{org}/apps/{app}"
 
@@ -84,6 +85,9 @@ ORG_ROUTES = {
     ("config", "GET"): (BUILDERS, f"{APP}/config/", None),
     ("config", "PATCH"): (BUILDERS, f"{APP}/config/", {"config": {"GREETING": "hello"}}, 202),
     ("formation", "GET"): (ALL, f"{APP}/formation/", None),
+    ("logs", "GET"): (LOG_READERS, f"{APP}/logs/", None),
+    # The live tail answers 200 and streams; this test reads only its status (tests/logs/test_tail.py reads on).
+    ("log-stream", "GET"): (LOG_READERS, f"{APP}/logs/stream/", None),
     ("domain-list", "GET"): (ALL, f"{APP}/domains/", None),
     ("domain-list", "POST"): (BUILDERS, f"{APP}/domains/", {"hostname": "www.example.com"}),
     ("domain-detail", "GET"): (ALL, APP + "/domains/{domain}/", None),
@@ -155,7 +159,9 @@ def discovered_routes() -> set[tuple[str, str]]:
         if getattr(callback, "actions", None):
             methods = {method.upper() for method in callback.actions}
         else:
-            methods = {m.upper() for m in callback.cls.http_method_names if hasattr(callback.cls, m)}
+            # A DRF view's class is `cls`; a plain Django view's (the async live tail) is `view_class`.
+            view = getattr(callback, "cls", None) or callback.view_class
+            methods = {m.upper() for m in view.http_method_names if hasattr(view, m)}
         routes |= {(pattern.name, method) for method in methods - {"OPTIONS", "HEAD"}}
     return routes
 

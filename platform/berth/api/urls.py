@@ -3,7 +3,18 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from .views import account, applications, audit, billing, deployments, fleet, organizations, registries, routing
+from .views import (
+    account,
+    applications,
+    audit,
+    billing,
+    deployments,
+    fleet,
+    logs,
+    organizations,
+    registries,
+    routing,
+)
 
 router = SimpleRouter()
 router.register("tokens", account.ApiTokenViewSet, basename="token")
@@ -33,6 +44,8 @@ canary_promote = deployments.CanaryViewSet.as_view({"post": "promote"})
 canary_abort = deployments.CanaryViewSet.as_view({"post": "abort"})
 usage = billing.UsageViewSet.as_view({"get": "read"})
 quota = billing.QuotaViewSet.as_view({"get": "read"})
+# The recent lines through DRF; the live tail is an async view outside it, served by the ASGI web process.
+log_lines = logs.LogViewSet.as_view({"get": "list"})
 
 urlpatterns = [
     path("me/", account.MeView.as_view(), name="me"),
@@ -42,6 +55,8 @@ urlpatterns = [
     re_path(rf"^{APP}/canary/$", canary, name="canary"),
     re_path(rf"^{APP}/canary/promote/$", canary_promote, name="canary-promote"),
     re_path(rf"^{APP}/canary/abort/$", canary_abort, name="canary-abort"),
+    re_path(rf"^{APP}/logs/$", log_lines, name="logs"),
+    re_path(rf"^{APP}/logs/stream/$", logs.LogStreamView.as_view(), name="log-stream"),
     re_path(rf"^{ORG}/usage/$", usage, name="usage"),
     re_path(rf"^{ORG}/quota/$", quota, name="quota"),
     *router.urls,
