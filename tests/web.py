@@ -5,6 +5,7 @@ Also a Redis of the tests' own for the log store, which a test may stop and star
 Rows a test writes must be committed for the server to see them: use these with `transactional_db`.
 """
 
+import ctypes
 import os
 import shlex
 import signal
@@ -57,6 +58,12 @@ class WebServer:
         return self.log.read_text(errors="replace")[-4000:]
 
 
+def _die_with_parent() -> None:
+    """In the child: be sent SIGTERM when the test process dies, so a killed run leaves no server holding the
+    test database (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def start_web(tmp: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> WebServer:
     port = free_port()
     log = tmp / f"web-{port}.log"
@@ -77,6 +84,7 @@ def start_web(tmp: Path, *, workers: int = 1, env: dict[str, str] | None = None)
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     server = WebServer(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 30
@@ -128,6 +136,7 @@ class OwnRedis:
             cwd=self.directory,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -50,10 +50,12 @@ def _time_of(entry_id: str) -> datetime:
     return datetime.fromtimestamp(store.id_key(entry_id)[0] / 1000, tz=UTC)
 
 
-async def events(app_id: int, key: str, query: LogQuery, last_event_id: str | None) -> AsyncIterator[str]:
+async def events(app_id: int, keys: tuple[str, str], query: LogQuery, last_event_id: str | None) -> AsyncIterator[str]:
     """The stream's text, event by event. Without `last_event_id` it opens with the query's recent lines;
-    with one, it goes on after that line. `key` is the app's stream (store.stream_key, read by the caller:
-    it names the database, which this coroutine must not touch)."""
+    with one, it goes on after that line. `keys` are the app's stream and the store's epoch
+    (store.stream_key, store.epoch_key, read by the caller: they name the database, which this coroutine
+    must not touch)."""
+    key, epoch = keys
     client = redis.asyncio.Redis.from_url(
         settings.BERTH_LOG_REDIS_URL, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=0
     )
@@ -84,10 +86,12 @@ async def events(app_id: int, key: str, query: LogQuery, last_event_id: str | No
                     for line in backlog:
                         yield line_event(line)
                 elif check:
-                    missed = await _missed(client, key, cursor, info)
+                    missed = await _missed(client, key, cursor, epoch)
                     if missed:
                         yield missed
                 check = False
+                # Says the tail reads on from here: lines stored from now on will follow.
+                yield ": live\n\n"
                 while True:
                     reply = await client.xread({key: cursor}, count=BATCH, block=heartbeat_ms)
                     if not reply:
@@ -143,26 +147,25 @@ async def _backlog(client: redis.asyncio.Redis, key: str, query: LogQuery) -> tu
     return found, start
 
 
-async def _missed(client: redis.asyncio.Redis, key: str, cursor: str, info: dict | None) -> str | None:
-    """A notice for the lines after `cursor` that the store no longer has, if any."""
+async def _missed(client: redis.asyncio.Redis, key: str, cursor: str, epoch: str | None) -> str | None:
+    """A notice for the lines after `cursor` that the store no longer has, if any. With `epoch` (the store's
+    epoch key), a store that restarted empty since the cursor's line is told from one that trimmed it."""
     if cursor == "0-0" or await client.xrange(key, min=cursor, max=cursor):
         return None  # the client's last line is still there, so everything after it is too
-    first = store.parsed(await client.xrange(key, count=1))
     since = _time_of(cursor)
-    if info is not None:
-        started = timezone.now() - timedelta(seconds=int(info["uptime_in_seconds"]) + 1)
-        if started > since:
+    if epoch is not None:
+        began = await client.get(epoch)
+        if began is None or int(began) // 1000 > store.id_key(cursor)[0]:
             return notice_event(
-                f"The log store restarted at about {_iso(started)}; lines stored between {_iso(since)} and then "
-                "are lost.",
+                f"The log store restarted since {_iso(since)}: the lines it held from then on are lost.",
                 since=_iso(since),
-                until=_iso(started),
             )
+    first = store.parsed(await client.xrange(key, count=1))
     if first and store.id_key(first[0].id) > store.id_key(cursor):
         until = _time_of(first[0].id)
         return notice_event(
-            f"Lines stored between {_iso(since)} and {_iso(until)} were trimmed before this view "
-            f"read them (an app keeps its last {settings.BERTH_LOG_MAX_LINES} lines, none older than "
+            f"Lines stored between {_iso(since)} and {_iso(until)} were trimmed before this view read them (an "
+            f"app keeps its last {settings.BERTH_LOG_MAX_LINES} lines, none older than "
             f"{settings.BERTH_LOG_MAX_AGE_HOURS} hours).",
             since=_iso(since),
             until=_iso(until),

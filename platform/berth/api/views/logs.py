@@ -80,7 +80,7 @@ class LogStreamView(View):
 
     async def get(self, request: HttpRequest, org_slug: str, app_name: str) -> HttpResponseBase:
         try:
-            app_id, key, query, last_event_id = await sync_to_async(_open)(request, org_slug, app_name)
+            app_id, keys, query, last_event_id = await sync_to_async(_open)(request, org_slug, app_name)
         except exceptions.APIException as refused:
             status = refused.status_code
             code = "not_authenticated" if status == 401 else refused.default_code
@@ -92,7 +92,7 @@ class LogStreamView(View):
             fields = {refused.field: [refused.message]} if refused.field else {}
             return JsonResponse(error_body(refused.code, refused.message, fields), status=refused.status)
         response = StreamingHttpResponse(
-            tail.events(app_id, key, query, last_event_id), content_type="text/event-stream; charset=utf-8"
+            tail.events(app_id, keys, query, last_event_id), content_type="text/event-stream; charset=utf-8"
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx would otherwise hold events back in its buffer
@@ -111,7 +111,7 @@ class LogStreamView(View):
         return answered()
 
 
-def _open(request: HttpRequest, org_slug: str, app_name: str) -> tuple[int, str, LogQuery, str | None]:
+def _open(request: HttpRequest, org_slug: str, app_name: str) -> tuple[int, tuple[str, str], LogQuery, str | None]:
     """Who asks (a token or the browser's session, as for any API request), the app, the query and where
     to resume. The database connection goes back at once: a tail must not hold one for hours."""
     try:
@@ -126,7 +126,7 @@ def _open(request: HttpRequest, org_slug: str, app_name: str) -> tuple[int, str,
         last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("after") or None
         if last_event_id is not None and not _EVENT_ID.match(last_event_id):
             raise Invalid("Give the id of a line, as the stream or the API gave it.", field=field)
-        return app.pk, store.stream_key(app.pk), query, last_event_id
+        return app.pk, (store.stream_key(app.pk), store.epoch_key()), query, last_event_id
     finally:
         if not connection.in_atomic_block:  # a test's transaction, never a request's (no ATOMIC_REQUESTS)
             connection.close()
