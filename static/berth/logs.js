@@ -32,7 +32,7 @@
     var item = element("li", line.source + " " + line.stream);
     var time = element("time", "", line.time.replace("T", " ").replace("Z", ""));
     time.setAttribute("datetime", line.time);
-    item.append(time, " ", element("span", "log-process", line.source + "[" + line.process + "]"), " ",
+    item.append(time, " ", element("span", "log-process", line.source + "[" + line.process + "]:"), " ",
       element("span", "log-text", line.line));
     return item;
   }
