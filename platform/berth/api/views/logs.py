@@ -4,6 +4,7 @@
 import re
 
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -91,6 +92,12 @@ class LogStreamView(View):
         except BerthError as refused:
             fields = {refused.field: [refused.message]} if refused.field else {}
             return JsonResponse(error_body(refused.code, refused.message, fields), status=refused.status)
+        if not isinstance(request, ASGIRequest):
+            # A sync server (runserver, a test's live server) would read the endless stream to its end before
+            # sending anything, holding its worker for good.
+            return JsonResponse(
+                error_body("unavailable", "The live tail is served by the ASGI web process (docs/logs.md)."), status=503
+            )
         response = StreamingHttpResponse(
             tail.events(app_id, keys, query, last_event_id), content_type="text/event-stream; charset=utf-8"
         )
