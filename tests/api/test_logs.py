@@ -173,3 +173,10 @@ def test_berth_lines_say_so(shop, owner_client):
     store.say(shop.pk, "health", "web.1 failed its health check", process_type="web")
     row = json.loads(owner_client.get(url(shop, format="ndjson")).content)
     assert (row["source"], row["process"], row["process_type"]) == (BERTH, "health", "web")
+
+
+def test_no_line_at_all_is_still_text(shop, owner_client):
+    response = owner_client.get(url(shop))
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response["Content-Type"] == "text/plain; charset=utf-8"

@@ -44,10 +44,22 @@ _QUERY = [
 _EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}\Z")
 
 
+class LinesResponse(Response):
+    """DRF drops the Content-Type of an empty body; no line at all is still text (or NDJSON)."""
+
+    @property
+    def rendered_content(self):
+        content = super().rendered_content
+        if not content and self.status_code < 400:
+            self["Content-Type"] = f"{self.accepted_media_type}; charset=utf-8"
+        return content
+
+
 class LogViewSet(AppScopedViewSet):
     """The app's recent log lines, oldest first."""
 
     renderer_classes = [LogTextRenderer, LogNDJSONRenderer, LogJSONRenderer]
+    pagination_class = None  # `lines` bounds the answer
     required_actions = {"list": Action.LOG_VIEW}
 
     @extend_schema(
@@ -57,13 +69,16 @@ class LogViewSet(AppScopedViewSet):
             (200, "application/x-ndjson"): OpenApiResponse(
                 OpenApiTypes.STR, description='One object per line: {"id", "time", "source", "process", …}'
             ),
+            (200, "application/json"): OpenApiResponse(
+                {"type": "array", "items": {"type": "object"}}, description="The same objects, as one array"
+            ),
         },
     )
     def list(self, request, org_slug=None, app_name=None):
         """The newest lines that match, as text (the default), NDJSON (`Accept: application/x-ndjson` or
         `?format=ndjson`) or JSON. The live tail of the same lines is `logs/stream/`."""
         query = log_query(request.query_params)
-        return Response(app_log_lines(self.app, query))
+        return LinesResponse(app_log_lines(self.app, query))
 
     def perform_content_negotiation(self, request, force=False):
         try:
