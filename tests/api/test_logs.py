@@ -180,3 +180,10 @@ def test_no_line_at_all_is_still_text(shop, owner_client):
     assert response.status_code == 200
     assert response.content == b""
     assert response["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def test_a_log_store_that_does_not_answer_is_a_503(shop, own_redis, owner_client):
+    own_redis.stop()
+    response = owner_client.get(url(shop))
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"

@@ -188,3 +188,13 @@ def test_filters_and_download_in_the_browser(shop, members, logs_page):
         text = downloaded.read()
     assert "berth[deploy]: Release v1 is live" in text and "berth[router]: web.1 joined" in text
     assert "app[web.1]" not in text
+
+
+@pytest.mark.django_db
+def test_a_log_store_that_does_not_answer_is_said_on_the_page(shop, own_redis, members, dashboard_client):
+    own_redis.stop()
+    client = dashboard_client(members[Role.VIEWER])
+    response = client.get(PAGE)
+    assert response.status_code == 503
+    assert "The log store does not answer" in response.content.decode()
+    assert client.get(DOWNLOAD).status_code == 503

@@ -1,9 +1,10 @@
 """Reading an app's logs: whose app it is and which of its lines a reader gets (docs/logs.md#reading-logs)."""
 
+import redis
 from django.contrib.auth.models import AnonymousUser
 
 from berth.applications.models import App
-from berth.core.errors import Forbidden, NotFound
+from berth.core.errors import Forbidden, NotFound, Unavailable
 from berth.tenancy.models import User
 from berth.tenancy.roles import Action, role_allows
 from berth.tenancy.selectors import membership_in
@@ -37,5 +38,16 @@ def app_for_logs(*, actor: User | AnonymousUser, organization_slug: str, app_nam
 
 
 def app_log_lines(app: App, query: LogQuery) -> list[LogLine]:
-    """The app's newest lines that match the query, oldest first."""
-    return store.recent(app.pk, lines=query.lines, since=query.since, where=query.where)
+    """The app's newest lines that match the query, oldest first. A store that does not answer is a 503."""
+    try:
+        return store.recent(app.pk, lines=query.lines, since=query.since, where=query.where)
+    except redis.RedisError:
+        raise Unavailable("The log store does not answer; try again shortly.") from None
+
+
+def app_log_newest_id(app: App) -> str:
+    """The id of the app's newest stored line ("0-0" for none): where a live view that shows none yet starts."""
+    try:
+        return store.last_id(app.pk)
+    except redis.RedisError:
+        raise Unavailable("The log store does not answer; try again shortly.") from None

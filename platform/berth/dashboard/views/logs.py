@@ -14,11 +14,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from berth.core.errors import Invalid
+from berth.core.errors import BerthError, Invalid, Unavailable
 from berth.logs import store
 from berth.logs.lines import SOURCES
-from berth.logs.query import MAX_LINES, LogQuery, log_query
-from berth.logs.selectors import app_log_lines
+from berth.logs.query import MAX_LINES, log_query
+from berth.logs.selectors import app_log_lines, app_log_newest_id
 from berth.tenancy.models import Membership
 from berth.tenancy.roles import Action
 
@@ -32,13 +32,14 @@ KEEP_DEFAULT, KEEP_MAX = 1000, 10_000  # lines the page keeps while it follows t
 def app_logs(request: HttpRequest, membership: Membership, app_name: str) -> HttpResponse:
     app = app_of(request, membership, app_name)
     params = {name: request.GET.get(name, "") for name in ("process_type", "source", "search")}
-    error = None
+    error: BerthError | None = None
+    lines, newest = [], "0-0"
     try:
         query = log_query({**params, "lines": str(SHOWN)})
-    except Invalid as refused:
-        error, query = refused, LogQuery(lines=0)
-    newest = store.last_id(app.pk)
-    lines = app_log_lines(app, query) if error is None else []
+        newest = app_log_newest_id(app)
+        lines = app_log_lines(app, query)
+    except (Invalid, Unavailable) as refused:
+        error = refused
     filters = urlencode({name: value for name, value in params.items() if value})
     release = app.current_release
     context = {
@@ -56,7 +57,7 @@ def app_logs(request: HttpRequest, membership: Membership, app_name: str) -> Htt
         "keep": KEEP_DEFAULT,
         "keep_max": KEEP_MAX,
     }
-    return render(request, "dashboard/logs/page.html", context, status=400 if error else 200)
+    return render(request, "dashboard/logs/page.html", context, status=error.status if error else 200)
 
 
 @org_page(Action.LOG_VIEW)
@@ -65,9 +66,10 @@ def app_logs_download(request: HttpRequest, membership: Membership, app_name: st
     app = app_of(request, membership, app_name)
     try:
         query = log_query({**request.GET.dict(), "lines": request.GET.get("lines") or str(MAX_LINES)})
-    except Invalid as refused:
-        return HttpResponse(f"{refused.field}: {refused.message}\n", status=400, content_type="text/plain")
-    text = "".join(line.formatted() + "\n" for line in app_log_lines(app, query))
+        text = "".join(line.formatted() + "\n" for line in app_log_lines(app, query))
+    except (Invalid, Unavailable) as refused:
+        said = f"{refused.field}: {refused.message}" if refused.field else refused.message
+        return HttpResponse(f"{said}\n", status=refused.status, content_type="text/plain")
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="{app.name}-logs-{stamp}.txt"'
