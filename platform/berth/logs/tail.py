@@ -92,21 +92,24 @@ async def events(app_id: int, keys: tuple[str, str], query: LogQuery, last_event
                 check = False
                 # Says the tail reads on from here: lines stored from now on will follow.
                 yield ": live\n\n"
+                behind = False
                 while True:
+                    if behind:
+                        # Behind a chatty app: the retention may have trimmed what this tail has not read yet.
+                        missed = await _missed(client, key, cursor, None)
+                        if missed:
+                            yield missed
                     reply = await client.xread({key: cursor}, count=BATCH, block=heartbeat_ms)
                     if not reply:
                         yield ": keep-alive\n\n"
+                        behind = False
                         continue
                     batch = store.parsed(_entries(reply))
                     for line in batch:
                         if query.where.matches(line):
                             yield line_event(line)
                     cursor = batch[-1].id
-                    if len(batch) == BATCH:
-                        # Behind a chatty app: the retention may be trimming what this tail has not read yet.
-                        missed = await _missed(client, key, cursor, None)
-                        if missed:
-                            yield missed
+                    behind = len(batch) == BATCH
             except _GONE as error:
                 if lost_at is None:
                     lost_at = timezone.now()
