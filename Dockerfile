@@ -53,5 +53,5 @@ WORKDIR /app
 USER berth
 EXPOSE 8000
 # No control socket: it would live in $HOME, which the image user cannot write, and nothing uses it.
-CMD ["gunicorn", "berth.wsgi", "--pythonpath", "platform,.", "--bind", "0.0.0.0:8000", "--workers", "3", \
-     "--access-logfile", "-", "--no-control-socket"]
+CMD ["gunicorn", "berth.asgi", "-k", "uvicorn_worker.UvicornWorker", "--pythonpath", "platform,.", \
+     "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", "--no-control-socket"]

@@ -11,7 +11,7 @@ from berth.tenancy.services import api_token_create
 from .factories import MembershipFactory, OrganizationFactory, UserFactory
 
 # Shared fixture modules: the test bed's hosts, and apps running on them.
-pytest_plugins = ["tests.testbed", "tests.fleet", "tests.routers"]
+pytest_plugins = ["tests.testbed", "tests.fleet", "tests.routers", "tests.web"]
 
 # Fixtures that reach a Docker engine (the test bed's hosts, or a worker that connects to one), and those that
 # drive a browser. A test that uses one, directly or through another fixture, gets the marker, so that

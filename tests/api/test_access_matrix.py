@@ -35,6 +35,7 @@ ALL = set(Role.values)
 MANAGERS = {Role.OWNER, Role.ADMIN}
 BUILDERS = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
 BILLERS = {Role.OWNER, Role.ADMIN, Role.BILLING}
+LOG_READERS = {Role.OWNER, Role.ADMIN, Role.DEVELOPER, Role.VIEWER}
 SUCCESS = {"GET": 200, "POST": 201, "PATCH": 200, "PUT": 200, "DELETE": 204}
 APP = "/orgs/{org}/apps/{app}"
 
@@ -85,6 +86,10 @@ ORG_ROUTES = {
     ("config", "PATCH"): (BUILDERS, f"{APP}/config/", {"config": {"GREETING": "hello"}}, 202),
     ("formation", "GET"): (ALL, f"{APP}/formation/", None),
     ("metrics", "GET"): (ALL, f"{APP}/metrics/", None),
+    ("logs", "GET"): (LOG_READERS, f"{APP}/logs/", None),
+    # The test client is WSGI, where the live tail answers 503 after the same checks as under ASGI (it streams
+    # only from the ASGI web process: tests/logs/test_tail.py reads it there, refusals included).
+    ("log-stream", "GET"): (LOG_READERS, f"{APP}/logs/stream/", None, 503),
     ("domain-list", "GET"): (ALL, f"{APP}/domains/", None),
     ("domain-list", "POST"): (BUILDERS, f"{APP}/domains/", {"hostname": "www.example.com"}),
     ("domain-detail", "GET"): (ALL, APP + "/domains/{domain}/", None),
@@ -156,7 +161,9 @@ def discovered_routes() -> set[tuple[str, str]]:
         if getattr(callback, "actions", None):
             methods = {method.upper() for method in callback.actions}
         else:
-            methods = {m.upper() for m in callback.cls.http_method_names if hasattr(callback.cls, m)}
+            # A DRF view's class is `cls`; a plain Django view's (the async live tail) is `view_class`.
+            view = getattr(callback, "cls", None) or callback.view_class
+            methods = {m.upper() for m in view.http_method_names if hasattr(view, m)}
         routes |= {(pattern.name, method) for method in methods - {"OPTIONS", "HEAD"}}
     return routes
 

@@ -11,6 +11,7 @@ from .views import (
     deployments,
     fleet,
     metrics,
+    logs,
     organizations,
     registries,
     routing,
@@ -45,6 +46,8 @@ canary_abort = deployments.CanaryViewSet.as_view({"post": "abort"})
 usage = billing.UsageViewSet.as_view({"get": "read"})
 quota = billing.QuotaViewSet.as_view({"get": "read"})
 app_metrics = metrics.MetricsViewSet.as_view({"get": "read"})
+# The recent lines through DRF; the live tail is an async view outside it, served by the ASGI web process.
+log_lines = logs.LogViewSet.as_view({"get": "list"})
 
 urlpatterns = [
     path("me/", account.MeView.as_view(), name="me"),
@@ -55,6 +58,8 @@ urlpatterns = [
     re_path(rf"^{APP}/canary/promote/$", canary_promote, name="canary-promote"),
     re_path(rf"^{APP}/canary/abort/$", canary_abort, name="canary-abort"),
     re_path(rf"^{APP}/metrics/$", app_metrics, name="metrics"),
+    re_path(rf"^{APP}/logs/$", log_lines, name="logs"),
+    re_path(rf"^{APP}/logs/stream/$", logs.LogStreamView.as_view(), name="log-stream"),
     re_path(rf"^{ORG}/usage/$", usage, name="usage"),
     re_path(rf"^{ORG}/quota/$", quota, name="quota"),
     *router.urls,

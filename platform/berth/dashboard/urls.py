@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from .views import account, apps, audit, billing, config, domains, members, metrics, orgs, releases, tokens
+from .views import account, apps, audit, billing, config, domains, logs, members, metrics, orgs, releases, tokens
 
 app_name = "dashboard"
 
@@ -60,6 +60,8 @@ app_patterns = [
     path(f"{APP}domains/", domains.domain_list, name="domains"),
     path(f"{APP}domains/<str:hostname>/remove/", domains.domain_remove, name="domain-remove"),
     path(f"{APP}routing/", domains.routing_update, name="app-routing"),
+    path(f"{APP}logs/", logs.app_logs, name="app-logs"),
+    path(f"{APP}logs/download/", logs.app_logs_download, name="app-logs-download"),
 ]
 
 urlpatterns = [path("", include(account_patterns)), path("", include(org_patterns)), path("", include(app_patterns))]

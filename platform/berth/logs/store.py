@@ -31,7 +31,7 @@ MAX_SCAN = 100_000
 _SCAN_BATCH = 2_000
 CURSOR_TTL_S = 30 * 86400
 
-# KEYS: stream, cursor ("" for Berth's own lines). ARGV: max lines, min id, stream ttl, cursor ttl,
+# KEYS: stream, cursor ("" for Berth's own lines), epoch. ARGV: max lines, min id, stream ttl, cursor ttl,
 # then six values per line: ns (19 digits, so strings compare as numbers), source, process,
 # process type, stream, text.
 _APPEND = """
@@ -51,6 +51,8 @@ if stored > 0 then
   redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   if KEYS[2] ~= '' then redis.call('SET', KEYS[2], last, 'EX', ARGV[4]) end
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[3], now[1] .. string.format('%06d', now[2]), 'NX')
 end
 return stored
 """
@@ -100,6 +102,12 @@ def cursor_key(docker_id: str) -> str:
     return f"{_prefix()}:cursor:{docker_id}"
 
 
+def epoch_key() -> str:
+    """When this store began to hold lines (µs since the epoch, set once): a Redis that restarted empty has a
+    later one, so a reader can tell lines it lost from lines the retention trimmed (docs/logs.md#reading-logs)."""
+    return f"{_prefix()}:epoch"
+
+
 def append(app_id: int, entries: Iterable[Entry], *, docker_id: str = "") -> int:
     """Store lines for one app; with `docker_id`, only those newer than that container's cursor.
     Returns how many were stored."""
@@ -110,9 +118,9 @@ def append(app_id: int, entries: Iterable[Entry], *, docker_id: str = "") -> int
         return 0
     max_age_ms = settings.BERTH_LOG_MAX_AGE_HOURS * 3600 * 1000
     min_id = f"{int(timezone.now().timestamp() * 1000) - max_age_ms}-0"
-    keys = [stream_key(app_id), cursor_key(docker_id) if docker_id else ""]
+    keys = [stream_key(app_id), cursor_key(docker_id) if docker_id else "", epoch_key()]
     arguments = [settings.BERTH_LOG_MAX_LINES, min_id, max_age_ms // 1000, CURSOR_TTL_S, *values]
-    return int(client().eval(_APPEND, 2, *keys, *arguments))
+    return int(client().eval(_APPEND, 3, *keys, *arguments))
 
 
 def cursor(docker_id: str) -> int | None:

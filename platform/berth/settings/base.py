@@ -5,7 +5,7 @@ from typing import Any
 
 import dj_database_url
 
-from .env import env_int, env_list, env_str
+from .env import env_bool, env_int, env_list, env_str
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -65,6 +65,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "berth.urls"
 WSGI_APPLICATION = "berth.wsgi.application"
+ASGI_APPLICATION = "berth.asgi.application"
 
 TEMPLATES = [
     {
@@ -89,6 +90,18 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# The web process serves ASGI (berth/asgi.py sets BERTH_DB_POOL): Django runs each request's sync code in
+# a thread of its own there, so a connection kept per thread would be a new one per request, never
+# reused. A pool per process hands connections from request to request instead; each request returns its
+# own when it ends (a live log tail as soon as it has checked who is asking, so tails hold none).
+if env_bool("BERTH_DB_POOL", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": env_int("BERTH_DB_POOL_SIZE", 10),
+        "timeout": 10,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -243,6 +256,8 @@ BERTH_LOG_MAX_LINES = env_int("BERTH_LOG_MAX_LINES", 20_000)
 BERTH_LOG_MAX_AGE_HOURS = env_int("BERTH_LOG_MAX_AGE_HOURS", 7 * 24)
 # The Redis that keeps them; by default the one Berth already uses. Its own instance isolates their memory.
 BERTH_LOG_REDIS_URL = env_str("BERTH_LOG_REDIS_URL", REDIS_URL)
+# A live tail with nothing to send sends a comment this often, so proxies keep an idle stream open.
+BERTH_LOG_HEARTBEAT_SECONDS = env_int("BERTH_LOG_HEARTBEAT_SECONDS", 15)
 
 # Metrics (docs/metrics.md): how often the worker reads every running container and router, and how long
 # the minute and the hour buckets are kept.

@@ -26,6 +26,9 @@ class Action(models.TextChoices):
     # Releases, config, formation, restarts: everything that changes what runs.
     APP_DEPLOY = "app.deploy"
     CONFIG_VIEW = "config.view"
+    # Reading an app's log lines, recent and live (docs/logs.md#reading-logs). Not the billing role's:
+    # what an app prints is its business, not its bill's.
+    LOG_VIEW = "log.view"
     # Adding and removing an app's hostnames: what the router sends to the app (docs/routing.md).
     DOMAIN_MANAGE = "domain.manage"
     # Which registries the organization has logins for (never the passwords).
@@ -44,6 +47,7 @@ _APPS = {
     Action.APP_DELETE,
     Action.APP_DEPLOY,
     Action.CONFIG_VIEW,
+    Action.LOG_VIEW,
     Action.DOMAIN_MANAGE,
     Action.REGISTRY_VIEW,
 }
@@ -63,7 +67,7 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(_ADMIN | {Action.ORG_DELETE, Action.OWNER_MANAGE}),
     Role.ADMIN: frozenset(_ADMIN),
     Role.DEVELOPER: frozenset(_READ | _APPS),
-    Role.VIEWER: frozenset(_READ | {Action.APP_VIEW}),
+    Role.VIEWER: frozenset(_READ | {Action.APP_VIEW, Action.LOG_VIEW}),
     Role.BILLING: frozenset(_READ | {Action.APP_VIEW, Action.BILLING_VIEW}),
 }
 
