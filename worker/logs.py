@@ -2,8 +2,8 @@
 
 Run it as `python -m worker.logs`. One thread per host lists Berth's containers and follows the host's
 start events; one follower per container reads its lines with Docker's timestamps from the container's
-cursor (the time of its last stored line, kept with the lines in the store), and one writer appends
-them. Since the cursor lives in the store and every append skips lines not newer than it, the
+cursors (the time of its last stored line per stream, kept with the lines in the store), and one writer
+appends them. Since the cursors live in the store and every append skips lines not newer than them, the
 collector may die and start again, run twice, or race the flush Berth makes before it removes a
 container (`flush_container_logs`), and each line is still stored once.
 """
@@ -65,26 +65,20 @@ def source_of(docker_id: str, labels: dict) -> Source | None:
     return Source(app_id=app_id, docker_id=docker_id, process=process, process_type=process_type)
 
 
-def read(engine: "Engine", source: Source, *, after_ns: int | None, follow: bool) -> Iterator[list[Entry]]:
-    """A container's lines newer than `after_ns`, as entries for the store, in the lists they came in.
+def read(engine: "Engine", source: Source, *, after: dict[str, int], follow: bool) -> Iterator[list[Entry]]:
+    """A container's lines newer than `after` (its cursors: the last stored time per stream), as entries
+    for the store, in the lists they came in. `after` is updated as lines are read.
 
-    Docker's `since` is inclusive, so the line at `after_ns` comes again and is skipped here. Docker
-    stamps stdout and stderr in two threads, so a line may be written just after one of the other
-    stream stamped a few microseconds later: such a line takes the time just after its predecessor,
-    keeping each container's times increasing as the cursor needs, rather than being dropped.
+    The read starts a little before the older cursor (store.resume_ns) and lines read again are skipped
+    here, per stream: Docker stamps stdout and stderr in two threads, so only within a stream do the
+    times of the lines in a container's log only increase.
     """
-    last = after_ns or 0
-    resumed = after_ns is None
-    for batch in engine.logs(source.docker_id, since_ns=after_ns, follow=follow):
+    for batch in engine.logs(source.docker_id, since_ns=store.resume_ns(after), follow=follow):
         entries = []
         for stream, ns, text in batch:
-            if not resumed:
-                if ns <= last:
-                    continue  # read and stored before
-                resumed = True
-            if ns <= last:
-                ns = last + 1
-            last = ns
+            if ns <= after.get(stream, 0):
+                continue  # read and stored before
+            after[stream] = ns
             entries.append(
                 Entry(ns, clean(text), process=source.process, process_type=source.process_type, stream=stream)
             )
@@ -111,7 +105,7 @@ def flush_container_logs(
     source = Source(app_id=app_id, docker_id=container_docker_id, process=process, process_type=process_type)
     stored = 0
     try:
-        for entries in read(engine, source, after_ns=store.cursor(container_docker_id), follow=False):
+        for entries in read(engine, source, after=store.cursors(container_docker_id), follow=False):
             stored += append(source, entries)
     except (EngineError, redis.RedisError) as error:
         logger.warning("could not keep the last lines of %s: %s", container_docker_id[:12], error)
@@ -197,13 +191,12 @@ class Follower(threading.Thread):
     def follow(self) -> None:
         from .engine import DOCKER_RUNNING, Engine
 
-        last = store.cursor(self.source.docker_id)
+        after = store.cursors(self.source.docker_id)
         with Engine(self.host, timeout=None) as engine:
             self._engine = engine
             while True:
-                for entries in read(engine, self.source, after_ns=last, follow=True):
+                for entries in read(engine, self.source, after=after, follow=True):
                     self.writer.put(self.source, entries)
-                    last = entries[-1].ns
                 # The stream ends when the container stops, or (rarely) when the engine ends it early.
                 observed = engine.inspect(self.source.docker_id)
                 if observed is None or observed.state != DOCKER_RUNNING:

@@ -141,7 +141,7 @@ def test_lines_from_two_hosts_arrive_with_docker_s_timestamps_and_streams(collec
 def test_a_collector_killed_mid_stream_and_started_again_stores_every_line_once(collectors, app, testbed_hosts):
     first = collectors()
     script = (
-        "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); [ $((i % 20)) = 0 ] && usleep 10000; done; sleep 600"
+        "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); [ $((i % 10)) = 0 ] && usleep 20000; done; sleep 600"
     )
     for index, host in enumerate(testbed_hosts[:2]):
         run(host, app, script, index=index)
