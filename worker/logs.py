@@ -27,7 +27,7 @@ from berth.logs.store import Entry
 if TYPE_CHECKING:  # imported where used: `python -m worker.logs` loads this module before Django's models
     from berth.fleet.models import Container, DockerHost
 
-    from .engine import Engine
+    from .engine import Engine, LogStream
 
 # One append (one Redis script) stores at most this many lines: bigger would hold Redis up longer
 # than other clients should wait, smaller costs a round trip more per line.
@@ -65,15 +65,15 @@ def source_of(docker_id: str, labels: dict) -> Source | None:
     return Source(app_id=app_id, docker_id=docker_id, process=process, process_type=process_type)
 
 
-def read(engine: "Engine", source: Source, *, after: dict[str, int], follow: bool) -> Iterator[list[Entry]]:
+def read(log: "LogStream", source: Source, *, after: dict[str, int]) -> Iterator[list[Entry]]:
     """A container's lines newer than `after` (its cursors: the last stored time per stream), as entries
-    for the store, in the lists they came in. `after` is updated as lines are read.
+    for the store, in the lists they came in; `after` is updated as lines are read.
 
-    The read starts a little before the older cursor (store.resume_ns) and lines read again are skipped
-    here, per stream: Docker stamps stdout and stderr in two threads, so only within a stream do the
-    times of the lines in a container's log only increase.
+    The stream starts a little before the older cursor (`open_logs`) and lines read again are skipped
+    here, per stream: Docker stamps stdout and stderr in two threads, so the times of a container's lines
+    increase within each stream, not across the two.
     """
-    for batch in engine.logs(source.docker_id, since_ns=store.resume_ns(after), follow=follow):
+    for batch in log:
         entries = []
         for stream, ns, text in batch:
             if ns <= after.get(stream, 0):
@@ -84,6 +84,11 @@ def read(engine: "Engine", source: Source, *, after: dict[str, int], follow: boo
             )
         if entries:
             yield entries
+
+
+def open_logs(engine: "Engine", source: Source, after: dict[str, int], *, follow: bool) -> "LogStream":
+    """The container's log from where nothing after its cursors `after` can be missed (store.resume_ns)."""
+    return engine.logs(source.docker_id, since_ns=store.resume_ns(after), follow=follow)
 
 
 def append(source: Source, entries: list[Entry]) -> int:
@@ -105,7 +110,8 @@ def flush_container_logs(
     source = Source(app_id=app_id, docker_id=container_docker_id, process=process, process_type=process_type)
     stored = 0
     try:
-        for entries in read(engine, source, after=store.cursors(container_docker_id), follow=False):
+        after = store.cursors(container_docker_id)
+        for entries in read(open_logs(engine, source, after, follow=False), source, after=after):
             stored += append(source, entries)
     except (EngineError, redis.RedisError) as error:
         logger.warning("could not keep the last lines of %s: %s", container_docker_id[:12], error)
@@ -176,7 +182,7 @@ class Follower(threading.Thread):
         super().__init__(name=f"logs-{source.docker_id[:12]}", daemon=True)
         self.host, self.source, self.writer = host, source, writer
         self.finished = False
-        self._engine: Engine | None = None
+        self._stream: LogStream | None = None
 
     def run(self) -> None:
         from .engine import EngineError
@@ -193,9 +199,9 @@ class Follower(threading.Thread):
 
         after = store.cursors(self.source.docker_id)
         with Engine(self.host, timeout=None) as engine:
-            self._engine = engine
             while True:
-                for entries in read(engine, self.source, after=after, follow=True):
+                self._stream = open_logs(engine, self.source, after, follow=True)
+                for entries in read(self._stream, self.source, after=after):
                     self.writer.put(self.source, entries)
                 # The stream ends when the container stops, or (rarely) when the engine ends it early.
                 observed = engine.inspect(self.source.docker_id)
@@ -205,8 +211,8 @@ class Follower(threading.Thread):
 
     def cancel(self) -> None:
         """Close the connection (from another thread): the follower ends without finishing."""
-        if self._engine is not None:
-            self._engine.close()
+        if self._stream is not None:
+            self._stream.close()
 
 
 @dataclass
