@@ -32,6 +32,12 @@ if TYPE_CHECKING:  # imported where used: `python -m worker.logs` loads this mod
 # One append (one Redis script) stores at most this many lines: bigger would hold Redis up longer
 # than other clients should wait, smaller costs a round trip more per line.
 BATCH_LINES = 500
+# How long the writer gathers lines before an append: the most it adds to a line's way to a reader.
+GATHER_S = 0.02
+# A follower's pause after each read: a busy container's lines then come in fewer, larger reads, and
+# each read wakes a thread. Measured with 3 containers printing 4,800 lines/s in all: 17.5 ms of CPU per
+# 1,000 lines without the pause, 13 ms with it (31 ms with neither this nor GATHER_S).
+READ_PAUSE_S = 0.01
 # Lists of lines waiting for the writer; when it falls behind (Redis slow or away), followers wait
 # and the lines wait in Docker's log files, from which the cursor resumes them.
 QUEUE_BATCHES = 2_000
@@ -134,9 +140,11 @@ def flush_before_removal(engine: "Engine", docker_id: str, labels: dict) -> int:
 
 
 class Writer(threading.Thread):
-    """Appends what the followers read. It takes everything waiting at once and writes it container by
-    container, so the busier the collector, the bigger (and cheaper per line) its appends, and a lone
-    line is stored as soon as it arrives. When Redis fails, the same lines are tried again."""
+    """Appends what the followers read. From the first lines waiting it gathers for at most GATHER_S
+    (or BATCH_LINES lines), then writes them container by container: a quiet app's line is stored
+    within GATHER_S, and a busy collector makes one append per container per GATHER_S instead of one
+    per read (the append's round trip, not the lines, is most of its cost). When Redis fails, the same
+    lines are tried again."""
 
     def __init__(self) -> None:
         super().__init__(name="logs-writer", daemon=True)
@@ -153,9 +161,16 @@ class Writer(threading.Thread):
                 first = self.queue.get(timeout=0.5)
             except queue.Empty:
                 continue
-            waiting = [first]
+            waiting, lines = [first], len(first[1])
+            until = time.monotonic() + GATHER_S
+            while lines < BATCH_LINES and (left := until - time.monotonic()) > 0:
+                try:
+                    waiting.append(self.queue.get(timeout=left))
+                except queue.Empty:
+                    break
+                lines += len(waiting[-1][1])
             with contextlib.suppress(queue.Empty):
-                while len(waiting) < QUEUE_BATCHES:
+                while len(waiting) < QUEUE_BATCHES:  # whatever else is already there
                     waiting.append(self.queue.get_nowait())
             self.write(waiting)
 
@@ -203,6 +218,7 @@ class Follower(threading.Thread):
                 self._stream = open_logs(engine, self.source, after, follow=True)
                 for entries in read(self._stream, self.source, after=after):
                     self.writer.put(self.source, entries)
+                    time.sleep(READ_PAUSE_S)
                 # The stream ends when the container stops, or (rarely) when the engine ends it early.
                 observed = engine.inspect(self.source.docker_id)
                 if observed is None or observed.state != DOCKER_RUNNING:

@@ -106,3 +106,12 @@ def test_each_stream_has_its_own_cursor():
     assert store.resume_ns(store.cursors("c1")) == base + 5 - store.RESUME_MARGIN_NS
     assert store.resume_ns({}) is None
     assert [(line.stream, line.text) for line in store.recent(APP_ID)] == [(STDOUT, "out"), (STDERR, "err")]
+
+
+def test_a_line_that_did_not_go_through_clean_cannot_break_an_append():
+    base = ns_of(timezone.now())
+    odd = Entry(base, "one\x1ftwo\x1ethree", process="web\x1f1", stream=STDERR)
+    assert store.append(APP_ID, [odd, Entry(base + 1, "next")], docker_id="c1") == 2
+    first, second = store.recent(APP_ID)
+    assert (first.text, first.process, first.stream) == ("one\\x1ftwo\\x1ethree", "web\\x1f1", STDERR)
+    assert (second.text, second.stream) == ("next", STDOUT)
