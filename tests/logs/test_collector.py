@@ -291,3 +291,9 @@ def test_a_crash_and_a_scale_are_berth_lines(fleet, tenant, testbed_hosts):
     assert ("crash", f"web.0 ({container.name}) exited with code 137") in berth
     assert any(process == "scale" and text.startswith("Scaled to web: 2 x small by ") for process, text in berth)
     store.client().delete(store.stream_key(app.pk))
+
+
+def test_a_container_that_ends_in_the_middle_of_a_line_keeps_that_line(collectors, app, testbed_hosts):
+    collectors()
+    run(testbed_hosts[1], app, "echo first; printf 'no newline at the end'")
+    wait_for(lambda: [line.text for line in app_lines(app)] == ["first", "no newline at the end"], timeout=30)
