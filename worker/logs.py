@@ -233,8 +233,8 @@ class Follower(threading.Thread):
 
 @dataclass
 class HostState:
-    """What one host thread knows: followers by container, containers read to their end, the apps it
-    has seen there (to tell them when the host goes away) and whether it is unreachable now."""
+    """What one host thread knows: followers by container, containers read to their end, the apps with
+    containers there at the last listing (told when the host goes away) and since when it is unreachable."""
 
     followers: dict[str, Follower] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
@@ -304,6 +304,7 @@ class HostCollector(threading.Thread):
             self.state.lost_since = ""
         present = {c["docker_id"] for c in containers}
         self.state.finished &= present
+        self.state.apps = {s.app_id for c in containers if (s := source_of(c["docker_id"], c["labels"]))}
         for docker_id in [d for d, f in self.state.followers.items() if not f.is_alive()]:
             follower = self.state.followers.pop(docker_id)
             if follower.finished:
