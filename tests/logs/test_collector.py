@@ -194,13 +194,30 @@ def test_a_host_whose_engine_stops_is_said_lost_and_its_lines_follow_when_it_is_
         assert said[0].text.endswith("its lines will follow when it answers")
     finally:
         hosts_script("start-engine", str(host.index))
-    # The container stopped with the engine and printed its last words while nobody could read them.
+    # The container stopped with the engine; its last words are stored, once, whether they were read
+    # before the engine went or after it answered again.
     wait_for(lambda: "last words" in [line.text for line in app_lines(app, source="app")], timeout=60)
     wait_for(lambda: app_lines(app, source=BERTH, search="is back"), timeout=30)
     run(host, app, "echo new container; sleep 600", index=1)
     wait_for(lambda: "new container" in [line.text for line in app_lines(app, source="app")], timeout=30)
     texts = [line.text for line in app_lines(app, source="app")]
     assert texts.count("first") == texts.count("last words") == 1
+
+
+def test_a_host_that_loses_power_mid_stream_has_every_line_its_engine_kept_stored_once(collectors, app, testbed_hosts):
+    host = testbed_hosts[1]
+    collectors()
+    docker_id = run(host, app, "i=0; while true; do echo tick $i; i=$((i+1)); usleep 20000; done")
+    wait_for(lambda: len(app_lines(app, source="app")) >= 20, timeout=30)
+    hosts_script("stop-engine", str(host.index), "--kill")
+    try:
+        wait_for(lambda: app_lines(app, source=BERTH, search="lost contact"), timeout=60)
+    finally:
+        hosts_script("start-engine", str(host.index))
+    wait_for(lambda: app_lines(app, source=BERTH, search="is back"), timeout=30)
+    kept = [text for _, text in docker_lines(host, docker_id)]  # what the engine wrote before the power went
+    wait_for(lambda: [line.text for line in app_lines(app, source="app")] == kept, timeout=30)
+    assert kept == [f"tick {i}" for i in range(len(kept))]
 
 
 def test_collector_follows_only_berth_s_containers(collectors, app, testbed_hosts):
