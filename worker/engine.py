@@ -494,10 +494,14 @@ class Engine:
                 pause = min(pause * 2, 0.1)
             return not state.get("Running") and state.get("ExitCode") == 0
 
-    def events(self, since: datetime | None = None) -> "CancellableStream[dict[str, Any]]":
-        """A blocking stream of container events for Berth's containers."""
+    def events(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> "CancellableStream[dict[str, Any]]":
+        """A blocking stream of container events for Berth's containers; with `until`, it ends then."""
         with _translate_errors(f"following events on {self.host.name}"):
-            return self.api.events(since=since, decode=True, filters={"type": "container", "label": MANAGED_LABEL})
+            return self.api.events(
+                since=since, until=until, decode=True, filters={"type": "container", "label": MANAGED_LABEL}
+            )
 
 
 STDOUT_FRAME, STDERR_FRAME = 1, 2

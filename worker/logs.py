@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import redis
@@ -41,8 +41,8 @@ READ_PAUSE_S = 0.01
 # Lists of lines waiting for the writer; when it falls behind (Redis slow or away), followers wait
 # and the lines wait in Docker's log files, from which the cursor resumes them.
 QUEUE_BATCHES = 2_000
-# A host thread lists the host's containers again after this long without an event: it catches a
-# container whose start it missed, and notices a host that went away without closing the connection.
+# A host thread lists the host's containers again this often: it catches a container whose start it
+# missed, one a follower gave up on, and a host that stopped answering.
 RELIST_S = 10.0
 REFRESH_HOSTS_S = 5.0
 BACKOFF_MAX_S = 30.0
@@ -275,12 +275,14 @@ class HostCollector(threading.Thread):
             if host is None:
                 break
             try:
-                with Engine(host, timeout=int(RELIST_S)) as engine:
+                with Engine(host, timeout=int(RELIST_S)) as engine:  # the listings' timeout
                     while not self.stopping.is_set():
                         since = timezone.now()
                         self.sync(host, engine.list_managed())
                         backoff = 1.0
                         self.watch(host, engine, since)
+                        # An engine whose clock is ahead ends the events at once: list no more than once a second.
+                        self.stopping.wait(1.0 - (timezone.now() - since).total_seconds())
             except EngineError as error:
                 self.lost(host, str(error))
             except Exception as error:  # whatever broke, the host is tried again
@@ -291,9 +293,9 @@ class HostCollector(threading.Thread):
             follower.cancel()
 
     def watch(self, host: "DockerHost", engine: "Engine", since: datetime) -> None:
-        """Start a follower at each container start, until RELIST_S pass without an event."""
-        with contextlib.suppress(Exception):  # the read timeout (RELIST_S) ends the stream: list again
-            for event in engine.events(since=since):
+        """Start a follower at each container start, for RELIST_S (then the caller lists again)."""
+        with contextlib.suppress(Exception):  # an interrupted stream: the listing that follows finds out why
+            for event in engine.events(since=since, until=since + timedelta(seconds=RELIST_S)):
                 if event.get("Action") == "start":
                     actor = event.get("Actor") or {}
                     self.ensure_follower(host, actor.get("ID", ""), actor.get("Attributes") or {})
