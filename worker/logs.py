@@ -35,8 +35,9 @@ BATCH_LINES = 500
 # How long the writer gathers lines before an append: the most it adds to a line's way to a reader.
 GATHER_S = 0.02
 # A follower's pause after each read: a busy container's lines then come in fewer, larger reads, and
-# each read wakes a thread. Measured with 3 containers printing 4,800 lines/s in all: 17.5 ms of CPU per
-# 1,000 lines without the pause, 13 ms with it (31 ms with neither this nor GATHER_S).
+# each read wakes a thread. Measured with 3 containers printing 4,800 lines/s in all on a loaded machine:
+# 17.5 ms of CPU per 1,000 lines without the pause, 13 ms with it (31 ms with neither this nor GATHER_S);
+# a longer pause (25 ms) saved nothing more on a quiet one.
 READ_PAUSE_S = 0.01
 # Lists of lines waiting for the writer; when it falls behind (Redis slow or away), followers wait
 # and the lines wait in Docker's log files, from which the cursor resumes them.
