@@ -5,9 +5,12 @@ Everything Berth asks of a host goes through `Engine`; callers get plain dicts a
 """
 
 import base64
+import calendar
 import contextlib
+import functools
 import hashlib
 import io
+import socket
 import tempfile
 import time
 import urllib.parse
@@ -463,6 +466,19 @@ class Engine:
             except docker_errors.NotFound:
                 return ""
 
+    def logs(self, docker_id: str, *, since_ns: int | None = None, follow: bool = False) -> "LogStream":
+        """A container's stdout and stderr with Docker's timestamps, from `since_ns` (inclusive) on: to the
+        end, or with `follow` until the container stops. See LogStream for what it yields."""
+        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(follow), "tail": "all"}
+        if since_ns:
+            # "seconds.nanoseconds": docker-py's float would round away the nanoseconds the cursor keeps.
+            params["since"] = f"{since_ns // 1_000_000_000}.{since_ns % 1_000_000_000:09d}"
+        with _translate_errors(f"reading the logs of {docker_id[:12]} on {self.host.name}"):
+            url = self.api._url("/containers/{0}/logs", docker_id)  # type: ignore[attr-defined]  # docker-py, private
+            response = self.api._get(url, params=params, stream=True)  # type: ignore[attr-defined]  # docker-py, private
+            self.api._raise_for_status(response)  # type: ignore[attr-defined]  # docker-py, private
+        return LogStream(response, f"reading the logs of {docker_id[:12]} on {self.host.name}")
+
     def exec_probe(self, docker_id: str, command: list[str], timeout_s: float) -> bool:
         """Run a health command inside the container; healthy when it exits 0 within `timeout_s`.
 
@@ -482,3 +498,140 @@ class Engine:
         """A blocking stream of container events for Berth's containers."""
         with _translate_errors(f"following events on {self.host.name}"):
             return self.api.events(since=since, decode=True, filters={"type": "container", "label": MANAGED_LABEL})
+
+
+STDOUT_FRAME, STDERR_FRAME = 1, 2
+_FRAME_STREAMS = {STDOUT_FRAME: "stdout", STDERR_FRAME: "stderr"}
+_READ_BYTES = 256 * 1024
+
+
+@functools.lru_cache(maxsize=4096)
+def _epoch_seconds(stamp: bytes) -> int:
+    """b"2026-12-06T11:24:12" -> seconds since the epoch; cached, since consecutive lines share it."""
+    return calendar.timegm(time.strptime(stamp.decode(), "%Y-%m-%dT%H:%M:%S"))
+
+
+def docker_ns(stamp: bytes) -> int:
+    """Nanoseconds since the epoch of a Docker log timestamp (RFC 3339, nine digits, "Z" or an offset)."""
+    seconds = _epoch_seconds(stamp[:19])
+    rest = stamp[19:]
+    fraction = 0
+    if rest[:1] == b".":
+        digits = rest[1:].split(b"Z")[0].split(b"+")[0].split(b"-")[0]
+        fraction = int((digits + b"000000000")[:9])
+        rest = rest[1 + len(digits) :]
+    if rest[:1] in (b"+", b"-"):
+        sign = 1 if rest[:1] == b"+" else -1
+        seconds -= sign * (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60)
+    return seconds * 1_000_000_000 + fraction
+
+
+class LogStream:
+    """What Engine.logs returns: lists of (stream, ns, bytes), one list per read from the engine, each
+    line with the Docker timestamp of when it was printed; close() ends it from any thread.
+
+    The engine sends frames: 8 bytes (the stream, 1 stdout or 2 stderr, then the length) and a message,
+    "<timestamp> <text>". Docker cuts a line longer than 16 KiB into messages that do not end in a
+    newline; they are joined here, and the line takes the time of its last part, so that a resumed read
+    (whose `since` is the last stored time) does not store it again. Reads take whatever the engine has
+    sent (up to 256 KiB), so a busy container's lines come in large lists and a quiet one's at once.
+    """
+
+    def __init__(self, response: Any, what: str) -> None:
+        self._response = response
+        self._what = what
+        raw = response.raw._fp  # http.client's response: its buffered file and whether the body is chunked
+        self._file = raw.fp
+        self._chunked = bool(raw.chunked)
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(Exception):
+            raw = getattr(self._file, "raw", None)
+            sock = getattr(raw, "_sock", None) or getattr(raw, "channel", None)
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread
+        with contextlib.suppress(Exception):
+            self._response.close()
+
+    def __iter__(self) -> Iterator[list[tuple[str, int, bytes]]]:
+        partial: dict[int, tuple[int, list[bytes]]] = {}
+        buffer = b""
+        try:
+            for data in self._body():
+                buffer = buffer + data if buffer else data
+                lines, used = _frames(buffer, partial)
+                buffer = buffer[used:]
+                if lines:
+                    yield lines
+        except (OSError, ValueError) as error:
+            if not self._closed:
+                raise EngineError(f"{self._what}: {error}", transient=True) from None
+        finally:
+            self.close()
+        # A container that ended in the middle of a line: what it printed of it is still a line.
+        rest = sorted((ns, _FRAME_STREAMS[kind], b"".join(parts)) for kind, (ns, parts) in partial.items())
+        if rest:
+            yield [(stream, ns, text) for ns, stream, text in rest]
+
+    def _body(self) -> Iterator[bytes]:
+        read = getattr(self._file, "read1", None) or self._file.read
+        if not self._chunked:
+            while data := read(_READ_BYTES):
+                yield data
+            return
+        # HTTP chunked encoding, decoded here: http.client would hand over one chunk (one frame) per call.
+        buffer, left = b"", 0
+        while data := read(_READ_BYTES):
+            buffer += data
+            out, position = [], 0
+            while True:
+                if left:
+                    take = min(left, len(buffer) - position)
+                    out.append(buffer[position : position + take])
+                    position += take
+                    left -= take
+                    if left:
+                        break
+                end = buffer.find(b"\r\n", position)
+                if end < 0:
+                    break
+                if end == position:  # the line break after a chunk's data
+                    position += 2
+                    continue
+                left = int(buffer[position:end].split(b";")[0], 16)
+                position = end + 2
+                if left == 0:
+                    if out:
+                        yield b"".join(out)
+                    return
+            buffer = buffer[position:]
+            if out:
+                yield b"".join(out)
+
+
+def _frames(buffer: bytes, partial: dict) -> tuple[list[tuple[str, int, bytes]], int]:
+    """The whole lines in `buffer`, and how many bytes they took; a line's earlier parts wait in `partial`."""
+    lines: list[tuple[str, int, bytes]] = []
+    position, size = 0, len(buffer)
+    while size - position >= 8:
+        kind = buffer[position]
+        length = int.from_bytes(buffer[position + 4 : position + 8], "big")
+        if size - position - 8 < length:
+            break
+        message = buffer[position + 8 : position + 8 + length]
+        position += 8 + length
+        stamp, _, text = message.partition(b" ")
+        ns = docker_ns(stamp)
+        if kind not in _FRAME_STREAMS:
+            continue  # stdin (0) or an unknown stream: nothing a log shows
+        if not text.endswith(b"\n"):
+            parts = partial[kind][1] if kind in partial else []
+            parts.append(text)
+            partial[kind] = (ns, parts)  # the time of its latest part
+            continue
+        if kind in partial:
+            text = b"".join([*partial.pop(kind)[1], text])
+        lines.append((_FRAME_STREAMS[kind], ns, text))
+    return lines, position
