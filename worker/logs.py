@@ -25,7 +25,7 @@ from berth.logs.lines import clean
 from berth.logs.store import Entry
 
 if TYPE_CHECKING:  # imported where used: `python -m worker.logs` loads this module before Django's models
-    from berth.fleet.models import DockerHost
+    from berth.fleet.models import Container, DockerHost
 
     from .engine import Engine
 
@@ -118,8 +118,15 @@ def flush_container_logs(
     return stored
 
 
+def flush_container(engine: "Engine", container: "Container") -> int:
+    """flush_container_logs for a container Berth has a row of."""
+    process = f"{container.process_type}.{container.index}"
+    return flush_container_logs(engine, container.docker_id, container.app_id, process, container.process_type)
+
+
 def flush_before_removal(engine: "Engine", docker_id: str, labels: dict) -> int:
-    """flush_container_logs for a container known by its labels (a reconcile pass's listing)."""
+    """flush_container_logs for a container known by its labels (a reconcile pass's listing); nothing for
+    one whose labels name no app."""
     source = source_of(docker_id, labels)
     if source is None:
         return 0

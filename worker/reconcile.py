@@ -29,6 +29,7 @@ from berth.fleet.selectors import live_containers
 
 from . import datapath, locks
 from .engine import DOCKER_DEAD, DOCKER_ENDED, DOCKER_RUNNING, Engine, EngineError
+from .logs import flush_before_removal
 from .runtime import stop_container
 
 logger = logging.getLogger(__name__)
@@ -112,10 +113,12 @@ def observe_host(host: DockerHost, *, suspects: Iterable[str] = ()) -> set[int]:
             elif row.state == Container.State.STOPPING:
                 continue  # its deployment is stopping it, or the loop above just did
             elif row.state in (Container.State.LOST, Container.State.EXITED):
+                flush_before_removal(engine, docker_id, summary["labels"])
                 engine.remove(docker_id)  # stale: Berth already replaced it
                 transitions.container_deleted(row, at=now)
             elif summary["state"] in DOCKER_ENDED and row.is_live:
                 transitions.container_exited(row, engine.inspect(docker_id))
+                flush_before_removal(engine, docker_id, summary["labels"])
                 engine.remove(docker_id)
                 transitions.container_deleted(row, at=timezone.now())
                 changed.add(row.app_id)
@@ -154,6 +157,7 @@ def _adopt_or_remove(engine: Engine, host: DockerHost, summary: dict) -> set[int
     size = Size.objects.filter(name=labels.get("berth.size")).first()
     observed = engine.inspect(summary["docker_id"])
     if release is None or size is None or observed is None or observed.state != DOCKER_RUNNING:
+        flush_before_removal(engine, summary["docker_id"], labels)
         engine.remove(summary["docker_id"])
         return set()
     deployment_id = _int(labels.get("berth.deployment"))

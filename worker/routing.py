@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from berth.deployments.models import Deployment
 from berth.fleet.models import Container, Router
+from berth.logs import store as logs
 from berth.routing.config import SERVER_OPTIONS
 from berth.routing.selectors import AppRoute, route_table, upstream_name
 
@@ -237,6 +238,8 @@ def push(app_ids: Iterable[int], deployment: Deployment | None = None) -> list[O
             _down(router, outcome.error)
             logger.warning("router %s is down: %s", router.name, outcome.error)
             _pending(deployment, router, outcome.error)
+            for app_id in ids:
+                logs.say(app_id, "router", f"routing is pending on router {router.name}; it catches up when it answers")
         outcomes.append(outcome)
     return outcomes
 
@@ -265,12 +268,14 @@ def sync_routers() -> None:
 def join(container: Container, deployment: Deployment | None = None) -> None:
     """A container just passed its health check: it serves from now on, if its process type takes HTTP."""
     push([container.app_id], deployment)
+    _say(container, "joins the routes")
 
 
 def leave(container: Container, drain_timeout_s: float, deployment: Deployment | None = None) -> None:
     """A container Berth is about to stop (its row already `stopping`) leaves the routes, and this returns
     once every router that answers deleted its server (HAProxy deletes one only when no request is in
     flight to it), or after the app's drain timeout."""
+    _say(container, "leaves the routes")
     name = upstream_name(container.pk)
     deadline = time.monotonic() + drain_timeout_s
     while True:
@@ -288,3 +293,11 @@ def leave(container: Container, drain_timeout_s: float, deployment: Deployment |
             )
             return
         time.sleep(DRAIN_POLL_S)
+
+
+def _say(container: Container, what: str) -> None:
+    """`berth[router]: web.1 (…) joins the routes`; nothing for a process type that takes no HTTP."""
+    if not container.published_port:
+        return
+    text = f"{container.process_type}.{container.index} ({container.name}) {what}"
+    logs.say(container.app_id, "router", text, process_type=container.process_type)

@@ -18,8 +18,9 @@ from berth.deployments.models import Deployment, DeploymentStep
 from berth.fleet import transitions
 from berth.fleet.models import Container, DockerHost, Size
 from berth.fleet.selectors import hosts_with_load
+from berth.logs import store as logs_store
 
-from . import routing
+from . import logs, routing
 from .containers import STOP_TIMEOUT_S, container_spec, network_labels, network_name, runs_as_root
 from .engine import DOCKER_ENDED, DOCKER_RUNNING, Engine, EngineError, ImageNotFound, LocalImage, ObservedContainer
 from .placement import HostLoad, place_many
@@ -39,10 +40,14 @@ def step(deployment: Deployment | None, message: str, **links: Any) -> None:
 
 
 def steps(deployment: Deployment | None, messages: list[str], **links: Any) -> None:
-    """Add timestamped lines to the deployment's story, in one write."""
+    """Add timestamped lines to the deployment's story, in one write; each is also a `berth[deploy]` line
+    of the app's log."""
     if deployment is not None:
         DeploymentStep.objects.bulk_create(DeploymentStep(deployment=deployment, message=m, **links) for m in messages)
         heartbeat(deployment)
+        container = links.get("container")
+        for message in messages:
+            logs_store.say(deployment.app_id, "deploy", message, process_type=getattr(container, "process_type", ""))
 
 
 def heartbeat(deployment: Deployment) -> None:
@@ -374,9 +379,10 @@ def _look_while_ready(
 
 
 def stop_container(container: Container, deployment: Deployment | None, why: str) -> None:
-    """Leave the routes, then stop gracefully (SIGTERM, then SIGKILL after the timeout) and remove; the
-    row keeps the host's times. The routers send it nothing new once it is `stopping`, and it is stopped
-    when they have no request in flight to it, or after the app's drain timeout."""
+    """Leave the routes, then stop gracefully (SIGTERM, then SIGKILL after the timeout), store the last
+    lines it printed and remove it; the row keeps the host's times. The routers send it nothing new once
+    it is `stopping`, and it is stopped when they have no request in flight to it, or after the app's
+    drain timeout."""
     transitions.container_stopping(container)
     step(deployment, f"Stopping {container.name}: {why}.", host=container.host, container=container)
     drain_timeout_s = App.objects.filter(pk=container.app_id).values_list("drain_timeout_s", flat=True).first()
@@ -385,6 +391,7 @@ def stop_container(container: Container, deployment: Deployment | None, why: str
         with Engine(container.host) as engine:
             engine.stop(container.docker_id, timeout_s=STOP_TIMEOUT_S)
             observed = engine.inspect(container.docker_id)
+            logs.flush_container(engine, container)  # its last lines outlive it
             engine.remove(container.docker_id)
     except EngineError as error:
         if not error.transient:

@@ -22,6 +22,7 @@ from berth.core import task_names
 from berth.core.errors import Conflict, Invalid, NotFound
 from berth.core.queue import enqueue_on_commit
 from berth.fleet.models import Container, DockerHost, Size
+from berth.logs import store as logs
 from berth.tenancy.models import User
 
 from .canary import MAX_WEIGHT, MIN_WEIGHT, canary_quantity, routed_process_types
@@ -384,6 +385,8 @@ def formation_scale(*, actor: User, app: App, changes: dict[str, dict]) -> Deplo
     wanted = {**_demand(formation, release.process_types), **_canary_demand(app, formation, canary)}
     quota_check_formation(app.organization, app, wanted, previous)
     audit_record(actor=actor, action="formation.update", target=app, organization=app.organization, changes=changes)
+    scaled = ", ".join(f"{name}: {row.quantity} x {row.size.name}" for name, row in sorted(formation.items()))
+    transaction.on_commit(lambda: logs.say(app.pk, "scale", f"Scaled to {scaled} by {actor}"))
     if app.current_release is None and not app.deployments.filter(state__in=Deployment.UNFINISHED).exists():
         return None  # nothing deployed yet: the first release's deployment will use this formation
     return deployment_create(

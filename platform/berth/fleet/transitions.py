@@ -31,6 +31,7 @@ from berth.applications.models import Release
 from berth.applications.specs import ProcessType
 from berth.billing.metering import usage_sync
 from berth.deployments.models import Deployment
+from berth.logs import store as logs
 
 from .models import Container, DockerHost, Size
 
@@ -143,6 +144,16 @@ def container_usage_sync(container: Container) -> None:
 def container_unhealthy(container: Container) -> None:
     """A container failed its health check as many times as the check allows."""
     _write(container, health=Container.Health.UNHEALTHY)
+    _say_unhealthy(container)
+
+
+def _say_unhealthy(container: Container) -> None:
+    text = f"{_slot(container)} failed its health check {container.health_failures or 'too many'} times"
+    logs.say(container.app_id, "health", text, process_type=container.process_type)
+
+
+def _slot(container: Container) -> str:
+    return f"{container.process_type}.{container.index} ({container.name})"
 
 
 def container_probed(container: Container, *, healthy: bool, retries: int) -> bool:
@@ -161,13 +172,16 @@ def container_probed(container: Container, *, healthy: bool, retries: int) -> bo
     Container.objects.filter(pk=container.pk).update(
         health_failures=failures, health=Container.Health.UNHEALTHY if unhealthy else container.health
     )
+    if unhealthy and container.health != Container.Health.UNHEALTHY:
+        container.health_failures = failures
+        _say_unhealthy(container)
     return unhealthy
 
 
 def container_exited(container: Container, observed: Observed | None) -> None:
     """The container stopped without Berth asking: a crash, an OOM kill or a normal exit, as the host
     reports it. Only a live row changes (a stop Berth began is Berth's to record)."""
-    Container.objects.filter(pk=container.pk, state__in=Container.LIVE).update(
+    exited = Container.objects.filter(pk=container.pk, state__in=Container.LIVE).update(
         state=Container.State.EXITED,
         exit_code=observed.exit_code if observed else None,
         oom_killed=bool(observed and observed.oom_killed),
@@ -175,6 +189,15 @@ def container_exited(container: Container, observed: Observed | None) -> None:
         health=Container.Health.UNKNOWN,
     )
     _usage_sync(container.pk)
+    if exited:  # said once, by whichever pass saw it first
+        code = observed.exit_code if observed else "unknown"
+        oom = " (killed for running out of memory)" if observed and observed.oom_killed else ""
+        logs.say(
+            container.app_id,
+            "crash",
+            f"{_slot(container)} exited with code {code}{oom}",
+            process_type=container.process_type,
+        )
 
 
 def container_stopping(container: Container) -> None:
