@@ -72,9 +72,13 @@ def read(engine: "Engine", source: Source, *, after_ns: int | None, follow: bool
     stamps stdout and stderr in two threads, so a line may be written just after one of the other
     stream stamped a few microseconds later: such a line takes the time just after its predecessor,
     keeping each container's times increasing as the cursor needs, rather than being dropped.
+    Within one stream Docker's times only increase, so a line not newer than the last of its own
+    stream is one Docker sent again (its json-file follow repeats lines when it rotates the file) and
+    is skipped.
     """
     last = after_ns or 0
     resumed = after_ns is None
+    latest: dict[str, int] = {}  # Docker's time of the last line read from each stream
     for batch in engine.logs(source.docker_id, since_ns=after_ns, follow=follow):
         entries = []
         for stream, ns, text in batch:
@@ -82,6 +86,9 @@ def read(engine: "Engine", source: Source, *, after_ns: int | None, follow: bool
                 if ns <= last:
                     continue  # read and stored before
                 resumed = True
+            if ns <= latest.get(stream, 0):
+                continue  # sent again by Docker
+            latest[stream] = ns
             if ns <= last:
                 ns = last + 1
             last = ns
