@@ -33,6 +33,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import _deploybench as bench  # benchmarks/ is sys.path[0] both under run.py and as a script
@@ -104,12 +105,13 @@ def rss_mib(pgid: int) -> float:
 
 class Tail(threading.Thread):
     """Reads the app's stream from its start with XREAD BLOCK, as a live tail does; notes each line as
-    (process, n, Docker ns, seen ns)."""
+    (process, n, Docker ns, stored ns, seen ns)."""
 
     def __init__(self, app_id: int, expected: int):
         super().__init__(daemon=True)
         self.app_id, self.expected = app_id, expected
-        self.seen: list[tuple[str, int, int, int]] = []
+        self.seen: list[tuple[str, int, int, int, int]] = []
+        self.distinct: set[tuple[str, int]] = set()
         self.other: list[str] = []
         self.stop = threading.Event()
         self.error: str | None = None
@@ -119,7 +121,7 @@ class Tail(threading.Thread):
 
         key, last = store.stream_key(self.app_id), "0-0"
         try:
-            while not self.stop.is_set() and len(self.seen) < self.expected:
+            while not self.stop.is_set() and len(self.distinct) < self.expected:
                 answer = store.client().xread({key: last}, count=2000, block=500)
                 now = time.time_ns()
                 for _, entries in answer or []:
@@ -134,7 +136,9 @@ class Tail(threading.Thread):
     def note(self, line, now: int) -> None:
         words = line.text.split(" ", 2)
         if line.source == "app" and len(words) >= 2 and words[1].isdigit() and words[0] == line.process:
-            self.seen.append((line.process, int(words[1]), line.ns, now))
+            stored_ns = int(line.id.split("-")[0]) * 1_000_000  # Redis's clock (ms) when the line was stored
+            self.seen.append((line.process, int(words[1]), line.ns, stored_ns, now))
+            self.distinct.add((line.process, int(words[1])))
         else:
             self.other.append(line.formatted()[:200])
 
@@ -146,10 +150,12 @@ def order_check(rows: list[tuple[str, int, int]], per_replica: int, processes: l
     for process in processes:
         numbers = [(n, ns) for p, n, ns in rows if p == process]
         seen = [n for n, _ in numbers]
+        counts = Counter(seen)
         out[process] = {
             "lines": len(seen),
             "missing": per_replica - len(set(seen)),
             "doubled": len(seen) - len(set(seen)),
+            "doubled_numbers": sorted(n for n, count in counts.items() if count > 1)[:10],
             "out_of_order": sum(
                 1 for (a, a_ns), (b, b_ns) in itertools.pairwise(numbers) if b != a + 1 or b_ns <= a_ns
             ),
@@ -239,19 +245,25 @@ class Measure:
 
         stored = store.parsed(store.client().xrange(store.stream_key(self.app.pk)))
         stored_rows = []
+        where: dict[tuple[str, int], list[tuple[str, int, str]]] = {}
         for line in stored:
             words = line.text.split(" ", 2)
             if line.source == "app" and len(words) >= 2 and words[1].isdigit():
                 stored_rows.append((line.process, int(words[1]), line.ns))
-        processes = [f"printer.{index}" for index in range(1, REPLICAS + 1)]
+                where.setdefault((line.process, int(words[1])), []).append((line.id, line.ns, line.stream))
+        processes = sorted(deployment["placement"])
         lines = len(tail.seen)
-        stamps = [ns for _, _, ns, _ in tail.seen]
-        lags = [(seen - ns) / 1e6 for _, _, ns, seen in tail.seen]
-        windows = {}
+        stamps = [ns for _, _, ns, _, _ in tail.seen]
+        lags = [(seen - ns) / 1e6 for _, _, ns, _, seen in tail.seen]
+        # Where the lag is: printed -> stored (the collector and Redis; the store's id is in whole milliseconds,
+        # so this part reads up to 1 ms short) and stored -> seen (the tail).
+        to_store = [(stored - ns) / 1e6 for _, _, ns, stored, _ in tail.seen]
+        to_tail = [(seen - stored) / 1e6 for _, _, _, stored, seen in tail.seen]
+        windows: dict[int, list[tuple[float, float]]] = {}
         if tail.seen:
             first = min(stamps)
-            for _, _, ns, seen in tail.seen:
-                windows.setdefault(int((ns - first) / 1e10), []).append((seen - ns) / 1e6)
+            for _, _, ns, stored, seen in tail.seen:
+                windows.setdefault(int((ns - first) / 1e10), []).append(((seen - ns) / 1e6, (stored - ns) / 1e6))
         busy = {name: busy_after[name] - busy_before[name] for name in busy_after}
         flowing_s = max(samples[-1][0] - samples[0][0], 1.0) if samples else 1.0
         per_thousand = {
@@ -270,16 +282,29 @@ class Measure:
             "lines_seen_by_tail": lines,
             "other_lines_in_stream": tail.other[:10],
             "tail_error": tail.error,
-            "tail_order": order_check([(p, n, ns) for p, n, ns, _ in tail.seen], self.per_replica, processes),
+            "tail_order": order_check([(p, n, ns) for p, n, ns, _, _ in tail.seen], self.per_replica, processes),
             "stream_order": order_check(stored_rows, self.per_replica, processes),
+            "stream_doubles_examples": [
+                {"line": f"{process} {n}", "stored_as": stored}
+                for (process, n), stored in list(where.items())
+                if len(stored) > 1
+            ][:5],
             "docker_rate_lines_per_s": round(lines / ((max(stamps) - min(stamps)) / 1e9), 1) if lines > 1 else None,
             "lag_ms": bench.summary(lags, 1),
-            "lag_p99_ms_per_10s": {f"{k * 10}s": round(bench.percentile(v, 99), 1) for k, v in sorted(windows.items())},
+            "lag_printed_to_stored_ms": bench.summary(to_store, 1),
+            "lag_stored_to_tail_ms": bench.summary(to_tail, 1),
+            "lag_p99_ms_per_10s": {
+                f"{k * 10}s": {
+                    "to_tail": round(bench.percentile([a for a, _ in v], 99), 1),
+                    "to_store": round(bench.percentile([b for _, b in v], 99), 1),
+                }
+                for k, v in sorted(windows.items())
+            },
             "target_p99_le_1s_met": bool(lags) and bench.percentile(lags, 99) <= 1000,
             "all_delivered_in_order": all(
                 figures["missing"] == 0 and figures["doubled"] == 0 and figures["out_of_order"] == 0
                 for figures in order_check(
-                    [(p, n, ns) for p, n, ns, _ in tail.seen], self.per_replica, processes
+                    [(p, n, ns) for p, n, ns, _, _ in tail.seen], self.per_replica, processes
                 ).values()
             ),
             "ended_after_start_s": ended_s,
