@@ -112,7 +112,7 @@ class Tail(threading.Thread):
         self.app_id, self.expected = app_id, expected
         self.seen: list[tuple[str, int, int, int, int]] = []
         self.distinct: set[tuple[str, int]] = set()
-        self.other: list[str] = []
+        self.other: list[str] = []  # Berth's own lines (the deployment's steps)
         self.stop = threading.Event()
         self.error: str | None = None
 
@@ -141,6 +141,12 @@ class Tail(threading.Thread):
             self.distinct.add((line.process, int(words[1])))
         else:
             self.other.append(line.formatted()[:200])
+
+
+def json_line(chars: int) -> str:
+    """A line of `chars` characters as the json-file driver writes it (its size decides when the file rotates)."""
+    entry = {"log": "x" * chars + "\n", "stream": "stdout", "time": "2026-12-06T11:50:15.258992123Z"}
+    return json.dumps(entry, separators=(",", ":")) + "\n"
 
 
 def order_check(rows: list[tuple[str, int, int]], per_replica: int, processes: list[str]) -> dict:
@@ -270,6 +276,10 @@ class Measure:
             name: round(max(busy[name] - idle[name] * flowing_s / IDLE_S, 0.0) / max(lines, 1) * 1000, 4)
             for name in busy
         }
+        # json-file rotates a container's file at max-size (10m: 10,000,000 bytes), i.e. at about this line:
+        rotation = int(10_000_000 / len(json_line(LINE_CHARS)))
+        near = [(seen - ns) / 1e6 for _, n, ns, _, seen in tail.seen if rotation - 500 <= n < rotation + 2500]
+        away = [(seen - ns) / 1e6 for _, n, ns, _, seen in tail.seen if not rotation - 500 <= n < rotation + 2500]
         return {
             "rate_asked_lines_per_s": self.rate,
             "replicas": REPLICAS,
@@ -280,7 +290,8 @@ class Measure:
             "lines_printed_expected": expected,
             "lines_stored": len(stored_rows),
             "lines_seen_by_tail": lines,
-            "other_lines_in_stream": tail.other[:10],
+            "berth_lines_in_stream": len(tail.other),
+            "berth_lines_first": tail.other[:3],
             "tail_error": tail.error,
             "tail_order": order_check([(p, n, ns) for p, n, ns, _, _ in tail.seen], self.per_replica, processes),
             "stream_order": order_check(stored_rows, self.per_replica, processes),
@@ -299,6 +310,11 @@ class Measure:
                     "to_store": round(bench.percentile([b for _, b in v], 99), 1),
                 }
                 for k, v in sorted(windows.items())
+            },
+            "lag_near_log_rotation": {
+                "line": rotation,
+                "p99_ms_near": round(bench.percentile(near, 99), 1) if near else None,
+                "p99_ms_elsewhere": round(bench.percentile(away, 99), 1) if away else None,
             },
             "target_p99_le_1s_met": bool(lags) and bench.percentile(lags, 99) <= 1000,
             "all_delivered_in_order": all(
