@@ -2,8 +2,8 @@
 
 Run it as `python -m worker.logs`. One thread per host lists Berth's containers and follows the host's
 start events; one follower per container reads its lines with Docker's timestamps from the container's
-cursor (the time of its last stored line, kept with the lines in the store), and one writer appends
-them. Since the cursor lives in the store and every append skips lines not newer than it, the
+cursors (the time of its last stored line per stream, kept with the lines in the store), and one writer
+appends them. Since the cursors live in the store and every append skips lines not newer than them, the
 collector may die and start again, run twice, or race the flush Berth makes before it removes a
 container (`flush_container_logs`), and each line is still stored once.
 """
@@ -27,11 +27,17 @@ from berth.logs.store import Entry
 if TYPE_CHECKING:  # imported where used: `python -m worker.logs` loads this module before Django's models
     from berth.fleet.models import Container, DockerHost
 
-    from .engine import Engine
+    from .engine import Engine, LogStream
 
 # One append (one Redis script) stores at most this many lines: bigger would hold Redis up longer
 # than other clients should wait, smaller costs a round trip more per line.
 BATCH_LINES = 500
+# How long the writer gathers lines before an append: the most it adds to a line's way to a reader.
+GATHER_S = 0.02
+# A follower's pause after each read: a busy container's lines then come in fewer, larger reads, and
+# each read wakes a thread. Measured with 3 containers printing 4,800 lines/s in all: 17.5 ms of CPU per
+# 1,000 lines without the pause, 13 ms with it (31 ms with neither this nor GATHER_S).
+READ_PAUSE_S = 0.01
 # Lists of lines waiting for the writer; when it falls behind (Redis slow or away), followers wait
 # and the lines wait in Docker's log files, from which the cursor resumes them.
 QUEUE_BATCHES = 2_000
@@ -65,38 +71,30 @@ def source_of(docker_id: str, labels: dict) -> Source | None:
     return Source(app_id=app_id, docker_id=docker_id, process=process, process_type=process_type)
 
 
-def read(engine: "Engine", source: Source, *, after_ns: int | None, follow: bool) -> Iterator[list[Entry]]:
-    """A container's lines newer than `after_ns`, as entries for the store, in the lists they came in.
+def read(log: "LogStream", source: Source, *, after: dict[str, int]) -> Iterator[list[Entry]]:
+    """A container's lines newer than `after` (its cursors: the last stored time per stream), as entries
+    for the store, in the lists they came in; `after` is updated as lines are read.
 
-    Docker's `since` is inclusive, so the line at `after_ns` comes again and is skipped here. Docker
-    stamps stdout and stderr in two threads, so a line may be written just after one of the other
-    stream stamped a few microseconds later: such a line takes the time just after its predecessor,
-    keeping each container's times increasing as the cursor needs, rather than being dropped.
-    Within one stream Docker's times only increase, so a line not newer than the last of its own
-    stream is one Docker sent again (its json-file follow repeats lines when it rotates the file) and
-    is skipped.
+    The stream starts a little before the older cursor (`open_logs`) and lines read again are skipped
+    here, per stream: Docker stamps stdout and stderr in two threads, so the times of a container's lines
+    increase within each stream, not across the two.
     """
-    last = after_ns or 0
-    resumed = after_ns is None
-    latest: dict[str, int] = {}  # Docker's time of the last line read from each stream
-    for batch in engine.logs(source.docker_id, since_ns=after_ns, follow=follow):
+    for batch in log:
         entries = []
         for stream, ns, text in batch:
-            if not resumed:
-                if ns <= last:
-                    continue  # read and stored before
-                resumed = True
-            if ns <= latest.get(stream, 0):
-                continue  # sent again by Docker
-            latest[stream] = ns
-            if ns <= last:
-                ns = last + 1
-            last = ns
+            if ns <= after.get(stream, 0):
+                continue  # read and stored before
+            after[stream] = ns
             entries.append(
                 Entry(ns, clean(text), process=source.process, process_type=source.process_type, stream=stream)
             )
         if entries:
             yield entries
+
+
+def open_logs(engine: "Engine", source: Source, after: dict[str, int], *, follow: bool) -> "LogStream":
+    """The container's log from where nothing after its cursors `after` can be missed (store.resume_ns)."""
+    return engine.logs(source.docker_id, since_ns=store.resume_ns(after), follow=follow)
 
 
 def append(source: Source, entries: list[Entry]) -> int:
@@ -118,7 +116,8 @@ def flush_container_logs(
     source = Source(app_id=app_id, docker_id=container_docker_id, process=process, process_type=process_type)
     stored = 0
     try:
-        for entries in read(engine, source, after_ns=store.cursor(container_docker_id), follow=False):
+        after = store.cursors(container_docker_id)
+        for entries in read(open_logs(engine, source, after, follow=False), source, after=after):
             stored += append(source, entries)
     except (EngineError, redis.RedisError) as error:
         logger.warning("could not keep the last lines of %s: %s", container_docker_id[:12], error)
@@ -141,9 +140,11 @@ def flush_before_removal(engine: "Engine", docker_id: str, labels: dict) -> int:
 
 
 class Writer(threading.Thread):
-    """Appends what the followers read. It takes everything waiting at once and writes it container by
-    container, so the busier the collector, the bigger (and cheaper per line) its appends, and a lone
-    line is stored as soon as it arrives. When Redis fails, the same lines are tried again."""
+    """Appends what the followers read. From the first lines waiting it gathers for at most GATHER_S
+    (or BATCH_LINES lines), then writes them container by container: a quiet app's line is stored
+    within GATHER_S, and a busy collector makes one append per container per GATHER_S instead of one
+    per read (the append's round trip, not the lines, is most of its cost). When Redis fails, the same
+    lines are tried again."""
 
     def __init__(self) -> None:
         super().__init__(name="logs-writer", daemon=True)
@@ -160,9 +161,16 @@ class Writer(threading.Thread):
                 first = self.queue.get(timeout=0.5)
             except queue.Empty:
                 continue
-            waiting = [first]
+            waiting, lines = [first], len(first[1])
+            until = time.monotonic() + GATHER_S
+            while lines < BATCH_LINES and (left := until - time.monotonic()) > 0:
+                try:
+                    waiting.append(self.queue.get(timeout=left))
+                except queue.Empty:
+                    break
+                lines += len(waiting[-1][1])
             with contextlib.suppress(queue.Empty):
-                while len(waiting) < QUEUE_BATCHES:
+                while len(waiting) < QUEUE_BATCHES:  # whatever else is already there
                     waiting.append(self.queue.get_nowait())
             self.write(waiting)
 
@@ -189,7 +197,7 @@ class Follower(threading.Thread):
         super().__init__(name=f"logs-{source.docker_id[:12]}", daemon=True)
         self.host, self.source, self.writer = host, source, writer
         self.finished = False
-        self._engine: Engine | None = None
+        self._stream: LogStream | None = None
 
     def run(self) -> None:
         from .engine import EngineError
@@ -204,13 +212,13 @@ class Follower(threading.Thread):
     def follow(self) -> None:
         from .engine import DOCKER_RUNNING, Engine
 
-        last = store.cursor(self.source.docker_id)
+        after = store.cursors(self.source.docker_id)
         with Engine(self.host, timeout=None) as engine:
-            self._engine = engine
             while True:
-                for entries in read(engine, self.source, after_ns=last, follow=True):
+                self._stream = open_logs(engine, self.source, after, follow=True)
+                for entries in read(self._stream, self.source, after=after):
                     self.writer.put(self.source, entries)
-                    last = entries[-1].ns
+                    time.sleep(READ_PAUSE_S)
                 # The stream ends when the container stops, or (rarely) when the engine ends it early.
                 observed = engine.inspect(self.source.docker_id)
                 if observed is None or observed.state != DOCKER_RUNNING:
@@ -219,8 +227,8 @@ class Follower(threading.Thread):
 
     def cancel(self) -> None:
         """Close the connection (from another thread): the follower ends without finishing."""
-        if self._engine is not None:
-            self._engine.close()
+        if self._stream is not None:
+            self._stream.close()
 
 
 @dataclass

@@ -24,7 +24,7 @@ from tests.testbed import hosts_script
 from tests.timing import wait_for
 from tests.workers import REPO_ROOT, database_url
 from worker.engine import Engine, docker_ns
-from worker.logs import Source, read
+from worker.logs import Source, open_logs, read
 from worker.reconcile import observe_host
 from worker.runtime import stop_container
 
@@ -155,7 +155,7 @@ def test_lines_docker_sends_again_as_it_rotates_a_container_s_log_file_are_read_
     source = Source(app_id=app.pk, docker_id=docker_id, process="web.0", process_type="web")
     client = docker.APIClient(base_url=testbed_hosts[0].engine_url, timeout=30)
     with Engine(fleet[0], timeout=None) as engine:
-        batches = read(engine, source, after_ns=None, follow=True)
+        batches = read(open_logs(engine, source, {}, follow=True), source, after={})
         assert [entry.text for entry in next(batches)] == ["ready"]  # followed from here on
         client.kill(docker_id, signal="USR1")
         entries = [entry for batch in batches for entry in batch]
@@ -168,7 +168,7 @@ def test_lines_docker_sends_again_as_it_rotates_a_container_s_log_file_are_read_
 def test_a_collector_killed_mid_stream_and_started_again_stores_every_line_once(collectors, app, testbed_hosts):
     first = collectors()
     script = (
-        "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); [ $((i % 20)) = 0 ] && usleep 10000; done; sleep 600"
+        "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); [ $((i % 10)) = 0 ] && usleep 20000; done; sleep 600"
     )
     for index, host in enumerate(testbed_hosts[:2]):
         run(host, app, script, index=index)
@@ -318,3 +318,9 @@ def test_a_crash_and_a_scale_are_berth_lines(fleet, tenant, testbed_hosts):
     assert ("crash", f"web.0 ({container.name}) exited with code 137") in berth
     assert any(process == "scale" and text.startswith("Scaled to web: 2 x small by ") for process, text in berth)
     store.client().delete(store.stream_key(app.pk))
+
+
+def test_a_container_that_ends_in_the_middle_of_a_line_keeps_that_line(collectors, app, testbed_hosts):
+    collectors()
+    run(testbed_hosts[1], app, "echo first; printf 'no newline at the end'")
+    wait_for(lambda: [line.text for line in app_lines(app)] == ["first", "no newline at the end"], timeout=30)

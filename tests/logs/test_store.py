@@ -7,7 +7,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from berth.logs import store
-from berth.logs.lines import BERTH, MAX_LINE_CHARS, clean, ns_of
+from berth.logs.lines import BERTH, MAX_LINE_CHARS, STDERR, STDOUT, clean, ns_of
 from berth.logs.store import Entry, Filter
 
 APP_ID = 987_654
@@ -89,3 +89,29 @@ def test_clean_cuts_huge_lines_and_escapes_what_is_not_text():
     assert clean(b"caf\xc3\xa9 \xff\x00\x1b[31mred\tok\r\n") == "café \\xff\\x00\\x1b[31mred\tok"
     huge = clean("x" * (MAX_LINE_CHARS + 5000))
     assert huge.startswith("x" * MAX_LINE_CHARS) and huge.endswith(" [line cut: 5000 more characters]")
+
+
+def test_each_stream_has_its_own_cursor():
+    """Docker stamps stdout and stderr in two threads: a container's log may hold a stderr line stamped
+    before the stdout line written ahead of it. It is kept, and neither is stored twice on a re-read."""
+    base = ns_of(timezone.now())
+    written = [
+        Entry(base + 10, "out", process="web.1", stream=STDOUT),
+        Entry(base + 5, "err", process="web.1", stream=STDERR),
+    ]
+    assert store.append(APP_ID, written, docker_id="c1") == 2
+    assert store.append(APP_ID, written, docker_id="c1") == 0
+    assert store.cursors("c1") == {STDOUT: base + 10, STDERR: base + 5}
+    assert store.cursor("c1") == base + 10
+    assert store.resume_ns(store.cursors("c1")) == base + 5 - store.RESUME_MARGIN_NS
+    assert store.resume_ns({}) is None
+    assert [(line.stream, line.text) for line in store.recent(APP_ID)] == [(STDOUT, "out"), (STDERR, "err")]
+
+
+def test_a_line_that_did_not_go_through_clean_cannot_break_an_append():
+    base = ns_of(timezone.now())
+    odd = Entry(base, "one\x1ftwo\x1ethree", process="web\x1f1", stream=STDERR)
+    assert store.append(APP_ID, [odd, Entry(base + 1, "next")], docker_id="c1") == 2
+    first, second = store.recent(APP_ID)
+    assert (first.text, first.process, first.stream) == ("one\\x1ftwo\\x1ethree", "web\\x1f1", STDERR)
+    assert (second.text, second.stream) == ("next", STDOUT)

@@ -5,10 +5,12 @@ whole radix-tree nodes without blocking writers; readers page backwards (XREVRAN
 entries (XREAD), which is a live tail without polling. Figures are in docs/logs.md.
 
 No loss and no doubles: every container's lines are appended together with the container's cursor
-(the Docker timestamp of its last stored line) in one script, which skips any line not newer than the
-cursor. A follower that restarts reads again from the cursor, a second writer (the flush before a
-container is removed) may race it, and each line is still stored once. Docker stamps every line with
-a nanosecond clock read, so two lines of one container never share a timestamp.
+(per stream, the Docker timestamp of its last stored stdout line and of its last stored stderr line)
+in one script, which skips any line not newer than its stream's cursor. A follower that restarts
+reads again from `resume_ns` (a little before the older cursor), a second writer (the flush before a
+container is removed) may race it, and each line is still stored once. Per stream, not per container:
+Docker stamps stdout and stderr in two threads, so a container's log file may hold a stderr line
+stamped before the stdout line written ahead of it; within one stream, times only increase.
 """
 
 import contextlib
@@ -31,29 +33,49 @@ MAX_SCAN = 100_000
 _SCAN_BATCH = 2_000
 CURSOR_TTL_S = 30 * 86400
 
-# KEYS: stream, cursor ("" for Berth's own lines). ARGV: max lines, min id, stream ttl, cursor ttl,
-# then six values per line: ns (19 digits, so strings compare as numbers), source, process,
-# process type, stream, text.
+# KEYS: stream, cursor hash ("" for Berth's own lines). ARGV: max lines, min id, stream ttl, cursor ttl,
+# then one value per line: ns (19 digits, so strings compare as numbers), source, process, process
+# type, stream and text, separated by \x1f (FIELD). One value, not six: most of an append's cost in
+# the client is per value sent. The cursor hash holds the last stored ns per stream (stdout, stderr).
 _APPEND = """
-local last = ''
-if KEYS[2] ~= '' then last = redis.call('GET', KEYS[2]) or '' end
+local cursors, changed = {}, {}
 local stored = 0
-for i = 5, #ARGV, 6 do
-  local ns = ARGV[i]
-  if KEYS[2] == '' or last == '' or ns > last then
+for i = 5, #ARGV do
+  local line = ARGV[i]
+  local a = string.find(line, '\\31', 1, true)
+  local b = string.find(line, '\\31', a + 1, true)
+  local c = string.find(line, '\\31', b + 1, true)
+  local d = string.find(line, '\\31', c + 1, true)
+  local e = string.find(line, '\\31', d + 1, true)
+  local ns, fd = string.sub(line, 1, a - 1), string.sub(line, d + 1, e - 1)
+  local last = ''
+  if KEYS[2] ~= '' then
+    if cursors[fd] == nil then cursors[fd] = redis.call('HGET', KEYS[2], fd) or '' end
+    last = cursors[fd]
+  end
+  if last == '' or ns > last then
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-      't', ns, 's', ARGV[i + 1], 'p', ARGV[i + 2], 'pt', ARGV[i + 3], 'fd', ARGV[i + 4], 'l', ARGV[i + 5])
-    if KEYS[2] ~= '' then last = ns end
+      't', ns, 's', string.sub(line, a + 1, b - 1), 'p', string.sub(line, b + 1, c - 1),
+      'pt', string.sub(line, c + 1, d - 1), 'fd', fd, 'l', string.sub(line, e + 1))
+    if KEYS[2] ~= '' then cursors[fd] = ns; changed[fd] = true end
     stored = stored + 1
   end
 end
 if stored > 0 then
   redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
-  if KEYS[2] ~= '' then redis.call('SET', KEYS[2], last, 'EX', ARGV[4]) end
+  if KEYS[2] ~= '' then
+    for fd, _ in pairs(changed) do redis.call('HSET', KEYS[2], fd, cursors[fd]) end
+    redis.call('EXPIRE', KEYS[2], ARGV[4])
+  end
 end
 return stored
 """
+FIELD = "\x1f"
+# How far before the older of a container's cursors a resumed read starts: Docker filters a read by
+# time (`since`), and a line of a stream with no cursor yet may have been written after a line of the
+# other stream that was stamped up to this much later. Lines read twice are skipped by the cursors.
+RESUME_MARGIN_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -103,22 +125,42 @@ def cursor_key(docker_id: str) -> str:
 def append(app_id: int, entries: Iterable[Entry], *, docker_id: str = "") -> int:
     """Store lines for one app; with `docker_id`, only those newer than that container's cursor.
     Returns how many were stored."""
-    values: list[str | int] = []
+    values = []
     for entry in entries:
-        values += [f"{entry.ns:019d}", entry.source, entry.process, entry.process_type, entry.stream, entry.text]
+        fields: tuple[str, ...] = (entry.source, entry.process, entry.process_type, entry.stream, entry.text)
+        if any(FIELD in field for field in fields):  # clean() escapes it; text that did not go through clean()
+            fields = tuple(clean(field) for field in fields)
+        values.append(f"{entry.ns:019d}{FIELD}{FIELD.join(fields)}")
     if not values:
         return 0
     max_age_ms = settings.BERTH_LOG_MAX_AGE_HOURS * 3600 * 1000
     min_id = f"{int(timezone.now().timestamp() * 1000) - max_age_ms}-0"
     keys = [stream_key(app_id), cursor_key(docker_id) if docker_id else ""]
     arguments = [settings.BERTH_LOG_MAX_LINES, min_id, max_age_ms // 1000, CURSOR_TTL_S, *values]
-    return int(client().eval(_APPEND, 2, *keys, *arguments))
+    return int(_append_script()(keys=keys, args=arguments))
+
+
+@functools.cache
+def _append_script() -> Any:
+    """The append script, sent to Redis by its digest (EVALSHA) rather than whole at every append."""
+    return client().register_script(_APPEND)
+
+
+def cursors(docker_id: str) -> dict[str, int]:
+    """The Docker timestamp (ns) of the last line stored for this container, per stream."""
+    found: dict[bytes, bytes] = client().hgetall(cursor_key(docker_id))  # type: ignore[assignment]  # sync client
+    return {fd.decode(): int(ns) for fd, ns in found.items()}
 
 
 def cursor(docker_id: str) -> int | None:
-    """The Docker timestamp (ns) of the last line stored for this container, if any."""
-    value = client().get(cursor_key(docker_id))
-    return int(value) if value else None
+    """The Docker timestamp (ns) of the last line stored for this container (its newest stream's), if any."""
+    found = cursors(docker_id)
+    return max(found.values()) if found else None
+
+
+def resume_ns(found: dict[str, int]) -> int | None:
+    """Where a read of a container's lines starts so that none is missed, given its `cursors`."""
+    return min(found.values()) - RESUME_MARGIN_NS if found else None
 
 
 def say(app_id: int, process: str, text: str, *, process_type: str = "", at: datetime | None = None) -> None:
