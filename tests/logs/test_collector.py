@@ -4,14 +4,17 @@ print arrives with Docker's timestamps and streams, once, whatever dies in betwe
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import docker
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 
 from berth.deployments.services import formation_scale, release_create
 from berth.logs import store
@@ -324,3 +327,75 @@ def test_a_container_that_ends_in_the_middle_of_a_line_keeps_that_line(collector
     collectors()
     run(testbed_hosts[1], app, "echo first; printf 'no newline at the end'")
     wait_for(lambda: [line.text for line in app_lines(app)] == ["first", "no newline at the end"], timeout=30)
+
+
+class OwnRedis:
+    """A redis-server of this test's own, which it may kill: every write on disk before it is answered."""
+
+    def __init__(self, directory) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.directory),
+        ]
+        command += ["--appendonly", "yes", "--appendfsync", "always"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_for(self._answers, timeout=10, interval=0.05)
+
+    def _answers(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2).ping())
+        except redis.RedisError:
+            return False
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = OwnRedis(tmp_path)
+    server.start()
+    with override_settings(BERTH_LOG_REDIS_URL=server.url):
+        store.client.cache_clear()
+        store._append_script.cache_clear()
+        yield server
+    server.kill()
+    store.client.cache_clear()
+    store._append_script.cache_clear()
+
+
+def test_the_store_s_redis_dying_mid_stream_loses_no_line_and_doubles_none(own_redis, collectors, app, testbed_hosts):
+    collector = collectors()
+    script = (
+        "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); [ $((i % 10)) = 0 ] && usleep 20000; done; sleep 600"
+    )
+    run(testbed_hosts[0], app, script)
+    wait_for(lambda: len(app_lines(app)) >= 300, timeout=30, interval=0.05)
+    own_redis.kill()
+    time.sleep(2)  # the container goes on printing; the collector cannot store it meanwhile
+    own_redis.start()
+    wait_for(lambda: len(app_lines(app)) >= 3000, timeout=60)
+    time.sleep(1)
+    assert [line.text for line in app_lines(app)] == [f"line {i}" for i in range(3000)]
+    assert collector.alive()
+    assert "storing lines failed, trying again" in collector.output()
