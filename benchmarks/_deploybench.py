@@ -185,9 +185,13 @@ def run_child(name: str, script: Path, env: dict[str, str], timeout_s: float, ar
     return json.loads(lines[-1][len(RESULT_PREFIX) :])
 
 
+# What a benchmark's process groups run: a recorded group id whose leader runs none of these was recycled.
+OURS = (b"celery", b"worker.events", b"worker.logs", b"gunicorn", b"haproxy", b"caddy", b"redis-server")
+
+
 def stop_recorded_groups(name: str) -> None:
-    """Stop the process groups (Celery worker, beat, event follower, gunicorn, a router) a child recorded and left
-    behind."""
+    """Stop the process groups (Celery worker, beat, event follower, log collector, gunicorn, a router, a Redis of
+    its own) a child recorded and left behind."""
     path = pgid_file(name)
     if not path.exists():
         return
@@ -196,7 +200,7 @@ def stop_recorded_groups(name: str) -> None:
         with contextlib.suppress(OSError):
             cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
             # Only our own processes: a recycled process-group id is left alone.
-            if any(name in cmdline for name in (b"celery", b"worker.events", b"gunicorn", b"haproxy", b"caddy")):
+            if any(name in cmdline for name in OURS):
                 _server.stop_group(pgid)
     path.unlink()
 

@@ -1,6 +1,7 @@
 """The log collector (`python -m worker.logs`) against real engines and the real Redis: what containers
 print arrives with Docker's timestamps and streams, once, whatever dies in between (docs/logs.md)."""
 
+import itertools
 import os
 import signal
 import socket
@@ -25,7 +26,8 @@ from tests.fleet import WEB
 from tests.testbed import hosts_script
 from tests.timing import wait_for
 from tests.workers import REPO_ROOT, database_url
-from worker.engine import docker_ns
+from worker.engine import Engine, docker_ns
+from worker.logs import Source, open_logs, read
 from worker.reconcile import observe_host
 from worker.runtime import stop_container
 
@@ -95,7 +97,9 @@ def app(fleet):
     store.client().delete(store.stream_key(app.pk))
 
 
-def run(test_host, app, command: str, *, process_type: str = "web", index: int = 0) -> str:
+def run(
+    test_host, app, command: str, *, process_type: str = "web", index: int = 0, log_options: dict | None = None
+) -> str:
     """A container with Berth's labels on a test host, as the collector finds Berth's own."""
     client = docker.APIClient(base_url=test_host.engine_url, timeout=30)
     labels = {
@@ -108,7 +112,7 @@ def run(test_host, app, command: str, *, process_type: str = "web", index: int =
         "berth-test/web:v1",
         command=["sh", "-c", command],
         labels=labels,
-        host_config=client.create_host_config(log_config={"Type": "json-file", "Config": {}}),
+        host_config=client.create_host_config(log_config={"Type": "json-file", "Config": log_options or {}}),
     )
     client.start(created["Id"])
     client.close()
@@ -140,6 +144,29 @@ def test_lines_from_two_hosts_arrive_with_docker_s_timestamps_and_streams(collec
         assert all(line.source == "app" for line in mine)
         # Each line carries the time Docker stamped it with, to the nanosecond.
         assert sorted((line.ns, line.text) for line in mine) == sorted(docker_lines(host, docker_id))
+
+
+def test_lines_docker_sends_again_as_it_rotates_a_container_s_log_file_are_read_once(fleet, app, testbed_hosts):
+    # Docker's json-file driver, following a file it rotates (max-size), sends some lines again with their
+    # own timestamps. A small max-size makes it rotate a dozen times while the container prints.
+    script = (
+        'trap "go=1" USR1; echo ready; while [ -z "$go" ]; do sleep 0.1; done; '
+        f'i=0; while [ $i -lt 60000 ]; do i=$((i+1)); echo "line $i {"x" * 100}"; '
+        # At most ~25,000 lines/s: the follower keeps up, so no file is rotated away before it is read.
+        "[ $((i % 250)) = 0 ] && usleep 10000; done"
+    )
+    docker_id = run(testbed_hosts[0], app, script, log_options={"max-size": "1m", "max-file": "3"})
+    source = Source(app_id=app.pk, docker_id=docker_id, process="web.0", process_type="web")
+    client = docker.APIClient(base_url=testbed_hosts[0].engine_url, timeout=30)
+    with Engine(fleet[0], timeout=None) as engine:
+        batches = read(open_logs(engine, source, {}, follow=True), source, after={})
+        assert [entry.text for entry in next(batches)] == ["ready"]  # followed from here on
+        client.kill(docker_id, signal="USR1")
+        entries = [entry for batch in batches for entry in batch]
+    client.close()
+    numbers = [entry.text.split(" ")[1] for entry in entries]
+    assert numbers == [str(i) for i in range(1, 60_001)]
+    assert all(a.ns < b.ns for a, b in itertools.pairwise(entries))
 
 
 def test_a_collector_killed_mid_stream_and_started_again_stores_every_line_once(collectors, app, testbed_hosts):
