@@ -103,6 +103,18 @@ def parse_docker_time(value: str | None) -> datetime | None:
     return parsed.replace(microsecond=int((fraction + "000000")[:6])) if fraction else parsed
 
 
+def docker_ns(value: str) -> int | None:
+    """Nanoseconds since the epoch of one of Docker's RFC 3339 timestamps with nanoseconds
+    (`2026-12-06T11:24:12.123456789Z`, as `logs --timestamps` writes them); None for anything else."""
+    stamp, _, fraction = value.rstrip("Z").partition(".")
+    try:
+        seconds = int(datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp())
+    except ValueError:
+        return None
+    digits = fraction[:9]
+    return seconds * 1_000_000_000 + (int(digits.ljust(9, "0")) if digits.isdigit() else 0)
+
+
 # Docker's own container states (an ObservedContainer's and list_managed's "state"), not Container.State.
 DOCKER_RUNNING = "running"
 DOCKER_DEAD = "dead"
@@ -462,6 +474,28 @@ class Engine:
                 return self.api.logs(docker_id, tail=lines).decode(errors="replace").strip()
             except docker_errors.NotFound:
                 return ""
+
+    def read_logs(self, docker_id: str, since_ns: int | None = None) -> list[tuple[str, int, bytes]]:
+        """What a container printed (after `since_ns`, when given) up to now, without following: (stream,
+        Docker's timestamp in ns, line) in the order printed, stdout's and stderr's lines merged by their
+        timestamps. [] for a container the engine no longer knows."""
+        since = None if since_ns is None else max(0.0, (since_ns - 1_000_000) / 1e9)  # a margin: it is a float
+        found: list[tuple[str, int, bytes]] = []
+        with _translate_errors("reading logs"):
+            for stream in ("stdout", "stderr"):
+                try:
+                    raw = self.api.logs(
+                        docker_id, stdout=stream == "stdout", stderr=stream == "stderr", timestamps=True, since=since
+                    )
+                except docker_errors.NotFound:
+                    return []
+                for line in raw.split(b"\n"):
+                    stamp, _, text = line.partition(b" ")
+                    ns = docker_ns(stamp.decode(errors="replace"))
+                    if ns is not None and (since_ns is None or ns > since_ns):
+                        found.append((stream, ns, text))
+        found.sort(key=lambda entry: entry[1])  # stable: lines of one stream keep their order
+        return found
 
     def exec_probe(self, docker_id: str, command: list[str], timeout_s: float) -> bool:
         """Run a health command inside the container; healthy when it exits 0 within `timeout_s`.

@@ -73,10 +73,13 @@ class Filter:
     process_type: str = ""
     source: str = ""
     search: str = ""
+    # One process: `run.12`'s lines and Berth's about it.
+    process: str = ""
 
     def matches(self, line: LogLine) -> bool:
         return (
             (not self.process_type or line.process_type == self.process_type)
+            and (not self.process or line.process == self.process)
             and (not self.source or line.source == self.source)
             and (not self.search or self.search.lower() in line.text.lower())
         )

@@ -228,6 +228,13 @@ BERTH_PARALLEL_STARTS = env_int("BERTH_PARALLEL_STARTS", 8)
 # An organization's containers on one host share one bridge network; a /24 from the engine's
 # address pool has 253 addresses for them, less a margin.
 BERTH_ORG_CONTAINERS_PER_HOST = env_int("BERTH_ORG_CONTAINERS_PER_HOST", 250)
+# One-off runs and release commands (docs/runs.md): how long one may run unless it says, and at most. A run
+# is killed when its time is up.
+BERTH_RUN_TIMEOUT_SECONDS = env_int("BERTH_RUN_TIMEOUT_SECONDS", 30 * 60)
+BERTH_RUN_MAX_TIMEOUT_SECONDS = env_int("BERTH_RUN_MAX_TIMEOUT_SECONDS", 6 * 3600)
+# A running run whose worker has not written for this long is taken over by another (which waits for the
+# same container, or finds it gone).
+BERTH_RUN_STALE_SECONDS = env_int("BERTH_RUN_STALE_SECONDS", 60)
 # How long registering a host waits for a worker to connect to its engine (the engine has 10 s of it).
 BERTH_ENGINE_CHECK_TIMEOUT_SECONDS = env_int("BERTH_ENGINE_CHECK_TIMEOUT_SECONDS", 20)
 

@@ -23,3 +23,4 @@ BERTH_HOST_DOWN_AFTER_SECONDS = 2
 BERTH_DEPLOYMENT_STALE_SECONDS = 5
 # Every deploy of the suite waits this long per new container; tests of readiness set their own.
 BERTH_MIN_READY_SECONDS = 1
+BERTH_RUN_STALE_SECONDS = 5
