@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -110,9 +110,7 @@ def _start(run: Run) -> Container:
     release, size = run.release, run.size
     host = run.host or choose_hosts(release=release, process=process, size=size, count=1)[0].host
     name = f"{run.app.organization.slug}.{run.app.name}.run.{run.pk}.v{release.version}"
-    # Recorded before the create: a worker that takes the run over looks for this container.
-    Run.objects.filter(pk=run.pk).update(host=host, container_name=name)
-    run.host, run.container_name = host, name
+    _note(run, host=host, container_name=name)  # before the create: a worker taking the run over looks for it
     _say(run, f"Starting {_shown(run.command)} on v{release.version} ({size.name}, at most {run.timeout_s} s).")
     image = prepare_host(host, release)
     spec = container_spec(
@@ -144,9 +142,7 @@ def _recorded(run: Run, docker_id: str, digest: str, observed: ObservedContainer
         image_digest=digest,
         observed=observed,
     )
-    started = observed.started_at if observed else None
-    Run.objects.filter(pk=run.pk).update(container=container, started_at=started)
-    run.container, run.started_at = container, started
+    _note(run, container=container, started_at=observed.started_at if observed else None)
     return container
 
 
@@ -210,9 +206,7 @@ def _wait(run: Run, container: Container, alive: Callable[[], None] | None) -> R
 def _finish(
     run: Run, state: str, *, exit_code: int | None = None, finished_at: datetime | None = None, error: str = ""
 ) -> Run:
-    finished_at = finished_at or timezone.now()
-    Run.objects.filter(pk=run.pk).update(state=state, exit_code=exit_code, finished_at=finished_at, error=error)
-    run.state, run.exit_code, run.finished_at, run.error = state, exit_code, finished_at, error
+    _note(run, state=state, exit_code=exit_code, finished_at=finished_at or timezone.now(), error=error)
     if state == Run.State.TIMED_OUT:
         _say(run, f"Killed at its timeout of {run.timeout_s} s (exit code {exit_code}).")
     elif state == Run.State.LOST:
@@ -220,6 +214,13 @@ def _finish(
     else:
         _say(run, f"Exited with code {exit_code}.")
     return run
+
+
+def _note(run: Run, **changes: Any) -> None:
+    """Write changes to the run's row and to the caller's copy of it."""
+    Run.objects.filter(pk=run.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(run, name, value)
 
 
 def _shown(command: list[str]) -> str:
