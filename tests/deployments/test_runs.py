@@ -274,7 +274,8 @@ def test_a_release_command_that_fails_fails_the_deployment_and_the_old_release_k
         tenant,
         app,
         image="berth-test/web:v2",
-        release_command=["sh", "-c", "echo step one; echo 'no such table: orders' >&2; exit 4"],
+        # One stream: across stdout and stderr, the order is the one the engine read them in (docs/runs.md#output).
+        release_command=["sh", "-c", "echo step one >&2; echo 'no such table: orders' >&2; exit 4"],
     )
     assert deployment.state == Deployment.State.FAILED
     assert deployment.error.startswith("the release command exited with code 4; its last output:")
@@ -296,3 +297,34 @@ def test_a_release_command_that_times_out_fails_the_deployment(fleet, tenant, ap
     [run] = Run.objects.filter(kind=Run.Kind.RELEASE)
     assert run.state == Run.State.TIMED_OUT and inspect(run.container) is None
     assert [c.pk for c in live(app)] == [v1.pk] and fetch(v1) == (200, "web v1\n")
+
+
+def test_a_deployment_whose_worker_died_during_the_release_command_takes_it_over(fleet, tenant, app, workers):
+    deploy(tenant, app)
+    first = workers()
+    release_create(
+        actor=tenant,
+        app=app,
+        image="berth-test/web:v2",
+        process_types=WEB,
+        release_command=["sh", "-c", "echo begun; sleep 6; echo ended"],
+    )
+    container = wait_for(lambda: Container.objects.filter(process_type="run").first(), timeout=60)
+    first.kill()  # mid-command: nothing records its end
+    workers()
+    deployment = wait_for(lambda: _sweep_and_read(app), timeout=90, interval=1)
+
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    # One run, one container, taken over rather than run twice.
+    [run] = Run.objects.filter(kind=Run.Kind.RELEASE)
+    assert (run.state, run.attempts, run.container_id) == (Run.State.SUCCEEDED, 2, container.pk)
+    assert Container.objects.filter(process_type="run").count() == 1
+    output = [line.text for line in store.recent(app.pk, where=store.Filter(process=run.process, source="app"))]
+    assert output == ["begun", "ended"]
+    assert [fetch(c) for c in live(app)] == [(200, "web v2\n")]
+
+
+def _sweep_and_read(app) -> Deployment | None:
+    fleet_health.observe_fleet()
+    deployment = Deployment.objects.filter(app=app).latest("id")
+    return deployment if deployment.state not in Deployment.UNFINISHED else None
