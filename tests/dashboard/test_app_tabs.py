@@ -1,4 +1,4 @@
-"""Every page of an app carries the same tabs: Overview, Deploy, Releases, Config and Domains, the ones a role
+"""Every page of an app carries the same tabs: Overview, Deploy, Releases, Config, Domains and Runs, the ones a role
 may open and no other, and the page shown marked as the current one."""
 
 import re
@@ -22,6 +22,7 @@ TABS = [
     ("Releases", "releases", Action.APP_VIEW),
     ("Config", "config", Action.CONFIG_VIEW),
     ("Domains", "domains", Action.APP_VIEW),
+    ("Runs", "runs", Action.APP_VIEW),
 ]
 
 
@@ -58,6 +59,8 @@ PAGES = {
     "domain remove confirm": ("get", url("domain-remove", "www.example.com"), {}, Action.DOMAIN_MANAGE, "Domains"),
     "domains refused": ("post", url("domains"), {"hostname": "*.example.com"}, Action.DOMAIN_MANAGE, "Domains"),
     "routing refused": ("post", url("app-routing"), {"drain_timeout_s": "0"}, Action.APP_UPDATE, "Domains"),
+    "runs": ("get", url("runs"), {}, Action.APP_VIEW, "Runs"),
+    "runs refused": ("post", url("runs"), {"command": "a && b"}, Action.APP_DEPLOY, "Runs"),
 }
 
 
@@ -83,4 +86,4 @@ def test_every_app_page_has_the_tabs_the_role_may_open_with_its_own_marked(page,
 def test_a_viewer_sees_overview_releases_and_domains_only(app, members, dashboard_client):
     """The role table's answer, spelled out: a viewer may neither deploy nor read config."""
     html = dashboard_client(members[Role.VIEWER]).get(url("releases")).content.decode()
-    assert [label for label, _, _ in tab_bars(html)[0]] == ["Overview", "Releases", "Domains"]
+    assert [label for label, _, _ in tab_bars(html)[0]] == ["Overview", "Releases", "Domains", "Runs"]

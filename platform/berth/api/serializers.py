@@ -857,9 +857,14 @@ class QuotaSerializer(serializers.Serializer):
 
 class RunCreateSerializer(StrictSerializer):
     command = CommandAsSent(help_text='"rake db:migrate" or ["sh", "-c", "echo $BERTH_APP"]; Berth runs no shell.')
-    size = StringAsSent(required=False, default=None, help_text="A size's name (GET /api/v1/sizes/); the default one.")
+    size = StringAsSent(
+        required=False, default=None, allow_null=True, help_text="A size's name (GET /api/v1/sizes/); the default one."
+    )
     timeout = IntegerAsSent(
-        required=False, default=None, help_text="Seconds after which the run is killed (default 30 minutes)."
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="Seconds after which the run is killed (default 30 minutes).",
     )
 
 

@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from .views import account, apps, audit, billing, config, domains, members, orgs, releases, tokens
+from .views import account, apps, audit, billing, config, domains, members, orgs, releases, runs, tokens
 
 app_name = "dashboard"
 
@@ -59,6 +59,8 @@ app_patterns = [
     path(f"{APP}domains/", domains.domain_list, name="domains"),
     path(f"{APP}domains/<str:hostname>/remove/", domains.domain_remove, name="domain-remove"),
     path(f"{APP}routing/", domains.routing_update, name="app-routing"),
+    path(f"{APP}runs/", runs.run_list, name="runs"),
+    path(f"{APP}runs/<int:run_id>/", runs.run_detail, name="run"),
 ]
 
 urlpatterns = [path("", include(account_patterns)), path("", include(org_patterns)), path("", include(app_patterns))]
