@@ -171,8 +171,10 @@ def test_a_run_is_billed_from_its_start_to_its_end(fleet, tenant, app):
     assert (record.started_at, record.ended_at) == (run.started_at, run.finished_at)
 
 
-def test_no_reconcile_heal_or_converge_takes_a_run_for_a_replica(fleet, tenant, app):
+def test_no_reconcile_heal_or_converge_takes_a_run_for_a_replica(fleet, tenant, app, monkeypatch):
     deploy(tenant, app)
+    # The run's worker looks at its container every 5 s: a pass sees it exited before the worker does.
+    monkeypatch.setattr(runs, "POLL_S", 5.0)
     run = run_create(actor=tenant, app=app, command=["sh", "-c", "sleep 4; echo finished"])
     with running_in_background(run.pk):
         container = wait_for(lambda: run_container(run.pk))
@@ -186,9 +188,11 @@ def test_no_reconcile_heal_or_converge_takes_a_run_for_a_replica(fleet, tenant, 
         assert inspect(container)["State"]["Running"]
         assert token_client(tenant).get("/api/v1/orgs/shop/apps/store/").json()["state"]["processes"].keys() == {"web"}
         # Its end, seen by a pass before its worker records it, is not a crash.
-        wait_for(lambda: not inspect(container)["State"]["Running"], timeout=20)
+        exited = wait_for(lambda: _ended(container), timeout=30)
         for host in fleet:
             reconcile.observe_host(host)
+        # The pass came first: the container was there, exited, and the run not over yet.
+        assert exited != "gone" and Run.objects.get(pk=run.pk).state == Run.State.RUNNING
     run.refresh_from_db()
     container.refresh_from_db()
     assert (run.state, run.exit_code) == (Run.State.SUCCEEDED, 0)
@@ -197,6 +201,12 @@ def test_no_reconcile_heal_or_converge_takes_a_run_for_a_replica(fleet, tenant, 
     assert len(live(app)) == 2 and all(c.process_type == "web" for c in live(app))
     exits = token_client(tenant).get("/api/v1/orgs/shop/apps/store/containers/exits/").json()
     assert exits["exits"] == []
+
+
+def _ended(container: Container) -> dict | str | None:
+    """The container as inspected once it is no longer running ("gone" once removed), None while it runs."""
+    seen = inspect(container)
+    return "gone" if seen is None else None if seen["State"]["Running"] else seen
 
 
 def test_a_container_of_a_run_that_ended_is_removed_by_reconcile(fleet, tenant, app):
