@@ -5,6 +5,8 @@ from typing import Any
 
 import dj_database_url
 
+from berth.core import task_names
+
 from .env import env_int, env_list, env_str
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -194,6 +196,10 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
 # container. Workers keep them as web processes do (worker.celery applies Django's rules, CONN_MAX_AGE
 # and the health check, around each task); Celery itself still closes them every 1,000 tasks.
 CELERY_DB_REUSE_MAX = 1000
+# One-off runs wait hours for their container: they have a queue and workers of their own (Procfile `runs`),
+# so runs never take the slots deployments, reconciles and billing need (docs/runs.md#workers).
+BERTH_RUNS_QUEUE = env_str("BERTH_RUNS_QUEUE", "runs")
+CELERY_TASK_ROUTES = {task_names.RUN: {"queue": BERTH_RUNS_QUEUE}}
 
 EMAIL_BACKEND = env_str("BERTH_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("BERTH_FROM_EMAIL", "berth@localhost")
