@@ -6,6 +6,7 @@ from django.test import override_settings
 
 from berth.applications.models import App, Release
 from berth.audit.models import AuditEvent
+from berth.billing.models import Quota
 from berth.deployments.models import Deployment, Run
 from berth.deployments.services import release_create
 from berth.fleet.models import Size
@@ -151,3 +152,21 @@ def test_a_release_command_is_stored_and_kept_by_config_changes_and_rollbacks(ap
     assert Release.objects.get(app=app, version=3).release_command == stored
     assert owner_client.post(f"{BASE}/releases/rollback/", {"version": 1}, format="json").status_code == 201
     assert Release.objects.get(app=app, version=4).release_command == {}
+
+
+@pytest.mark.django_db
+def test_runs_under_way_count_in_the_organizations_quota(app, owner_client):
+    # The formation asks for one web container (64 MB): room for one run of the small size, and not more.
+    Quota.objects.create(organization=app.organization, max_containers=2, max_memory_mb=64 + 512)
+    first = owner_client.post(f"{BASE}/runs/", {"command": "true"}, format="json")
+    assert first.status_code == 202, first.content
+    refused = owner_client.post(f"{BASE}/runs/", {"command": "true"}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"] == "quota_exceeded"
+    assert "3 containers" in refused.json()["fields"]["size"][0] and Run.objects.count() == 1
+    # Once the first has ended, a run fits again; memory is counted too.
+    Run.objects.filter(pk=first.json()["id"]).update(state=Run.State.SUCCEEDED)
+    Quota.objects.filter(organization=app.organization).update(max_memory_mb=64 + 63)
+    too_big = owner_client.post(f"{BASE}/runs/", {"command": "true"}, format="json")
+    assert too_big.status_code == 403 and "128 MB" in too_big.json()["fields"]["size"][0]
+    Quota.objects.filter(organization=app.organization).update(max_memory_mb=64 + 64)
+    assert owner_client.post(f"{BASE}/runs/", {"command": "true"}, format="json").status_code == 202

@@ -17,7 +17,7 @@ from django.utils import timezone
 from berth.applications.models import CONFIG_KEY, App, ConfigVar, Formation, Release
 from berth.applications.specs import parse_process_types, parse_release_command, parse_run_command, parse_timeout
 from berth.audit.services import audit_record
-from berth.billing.quotas import quota_check_formation
+from berth.billing.quotas import quota_check_formation, quota_check_run
 from berth.core import task_names
 from berth.core.errors import Conflict, Invalid, NotFound
 from berth.core.queue import enqueue_on_commit
@@ -736,6 +736,7 @@ def run_create(*, actor: User, app: App, command: object, size: object = None, t
         raise Conflict(
             "The app runs no release yet: a run uses the image and config of the one that runs.", code="no_release"
         )
+    quota_check_run(app.organization, chosen)
     run = Run.objects.create(
         app=app,
         release_id=app.current_release_id,
