@@ -245,6 +245,48 @@ def test_a_run_whose_worker_died_is_taken_over_and_finishes(fleet, tenant, app, 
     assert inspect(container) is None
 
 
+class WorkerDied(BaseException):
+    """A worker's end at a chosen moment (not an Exception: nothing on the way may catch it)."""
+
+
+@pytest.mark.parametrize("dies_after", ["create", "row"])
+def test_a_run_taken_over_at_any_moment_of_its_start_has_one_container(fleet, tenant, app, monkeypatch, dies_after):
+    """Its first worker died after the engine created the container (no row yet), or after the row was written
+    but before the run noted it: the worker that takes it over finds that container, and that row."""
+    deploy(tenant, app)
+    run = run_create(actor=tenant, app=app, command=["sh", "-c", "sleep 1; echo once"])
+    recorded, note = runs._recorded, runs._note
+
+    def die_after_create(*args):
+        raise WorkerDied
+
+    def die_before_noting(run, **changes):
+        if "container" in changes:
+            raise WorkerDied
+        note(run, **changes)
+
+    if dies_after == "create":
+        monkeypatch.setattr(runs, "_recorded", die_after_create)
+    else:
+        monkeypatch.setattr(runs, "_note", die_before_noting)
+    with pytest.raises(WorkerDied):
+        runs.run_once(run.pk)
+    monkeypatch.setattr(runs, "_recorded", recorded)
+    monkeypatch.setattr(runs, "_note", note)
+    assert runs.run_once(run.pk) is None and Run.objects.get(pk=run.pk).state == Run.State.RUNNING  # still alive
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(minutes=5))
+
+    runs.run_once(run.pk)
+
+    run.refresh_from_db()
+    assert (run.state, run.exit_code, run.attempts) == (Run.State.SUCCEEDED, 0, 2)
+    [container] = Container.objects.filter(process_type="run")
+    assert run.container_id == container.pk and container.state == Container.State.REMOVED
+    assert inspect(container) is None
+    output = [line.text for line in store.recent(app.pk, where=store.Filter(process=run.process, source="app"))]
+    assert output == ["once"]
+
+
 def _pass_and_read(run_id: int) -> Run | None:
     fleet_health.observe_fleet()
     run = Run.objects.get(pk=run_id)
@@ -321,8 +363,13 @@ def test_a_deployment_whose_worker_died_during_the_release_command_takes_it_over
     )
     container = wait_for(lambda: Container.objects.filter(process_type="run").first(), timeout=60)
     first.kill()  # mid-command: nothing records its end
-    workers()
-    deployment = wait_for(lambda: _sweep_and_read(app), timeout=90, interval=1)
+    second = workers()
+    try:
+        deployment = wait_for(lambda: _sweep_and_read(app), timeout=90, interval=1)
+    except AssertionError:
+        runs_now = list(Run.objects.values_list("state", "attempts", "claimed_by", "heartbeat_at"))
+        deployments_now = list(Deployment.objects.filter(app=app).values_list("state", "attempts", "heartbeat_at"))
+        raise AssertionError(f"{runs_now}\n{deployments_now}\n{second.logs()[-3000:]}") from None
 
     assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
     # One run, one container, taken over rather than run twice.

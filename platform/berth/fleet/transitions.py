@@ -131,23 +131,26 @@ def container_run_started(
 ) -> Container:
     """Record the container of a one-off run or a release command (deployments.Run) the worker just
     started: process type `run`, index the run's id, never a replica. It has no health check to pass, so
-    its usage opens at once, from the host's StartedAt (one that already ended is closed at once)."""
-    container = Container.objects.create(
+    its usage opens at once, from the host's StartedAt (one that already ended is closed at once). A worker
+    that takes the run over may find its row written already (its first worker died just after): that row."""
+    container, _ = Container.objects.get_or_create(
         host=host,
         docker_id=docker_id,
-        name=name,
-        organization_id=release.app.organization_id,
-        app=release.app,
-        release=release,
-        deployment=deployment,
-        process_type=RUN_PROCESS_TYPE,
-        index=run_id,
-        size=size,
-        state=Container.State.RUNNING,
-        health=Container.Health.UNKNOWN,
-        image_digest=image_digest,
-        started_at=observed.started_at if observed else None,
-        last_seen_at=timezone.now(),
+        defaults={
+            "name": name,
+            "organization_id": release.app.organization_id,
+            "app": release.app,
+            "release": release,
+            "deployment": deployment,
+            "process_type": RUN_PROCESS_TYPE,
+            "index": run_id,
+            "size": size,
+            "state": Container.State.RUNNING,
+            "health": Container.Health.UNKNOWN,
+            "image_digest": image_digest,
+            "started_at": observed.started_at if observed else None,
+            "last_seen_at": timezone.now(),
+        },
     )
     _usage_sync(container.pk)
     return container
