@@ -103,8 +103,10 @@ def test_a_run_prints_to_the_logs_and_the_api_returns_its_exit_code(fleet, tenan
     container = run.container
     assert container.state == Container.State.REMOVED and container.exit_code == 3
     assert inspect(container) is None
+    # As the host reported them: for a process that ends at once, Docker's FinishedAt may even precede its
+    # StartedAt by a fraction of a millisecond (then the ledger bills it nothing).
     assert run.started_at == container.started_at and run.finished_at == container.finished_at
-    assert run.started_at < run.finished_at
+    assert run.started_at is not None and run.finished_at is not None
 
 
 def test_a_run_that_succeeds_and_the_list_of_runs(fleet, tenant, app):
