@@ -44,6 +44,11 @@ app.conf.update(
         },
         "meter-usage": {"task": task_names.METER, "schedule": timedelta(seconds=30)},
         "invoices": {"task": task_names.INVOICES, "schedule": timedelta(minutes=10)},
+        "sample-metrics": {
+            "task": task_names.METRICS_SAMPLE,
+            "schedule": timedelta(seconds=settings.BERTH_METRICS_SAMPLE_SECONDS),
+        },
+        "prune-metrics": {"task": task_names.METRICS_PRUNE, "schedule": timedelta(hours=1)},
     },
 )
 

@@ -104,6 +104,11 @@ class RuntimeAPI:
     def sessions(self, backend: str | None = None) -> dict[tuple[str, str], int]:
         return parse_sessions(self.run([sessions_command(backend)])[0])
 
+    def backend_stats(self) -> tuple[str, list["BackendStats"]]:
+        """Which life of HAProxy answered (`parse_life`), and every backend's counters in that life."""
+        info, stats = self.run(["show info", backend_stats_command()])
+        return parse_life(info), parse_backend_stats(stats)
+
 
 def servers_command(backend: str | None = None) -> str:
     return f"show servers state {backend}" if backend else "show servers state"
@@ -162,6 +167,53 @@ def parse_sessions(answer: str) -> dict[tuple[str, str], int]:
     """Requests in flight (and queued) per (backend, server), from `show stat`, as HAProxy counts them now."""
     rows = csv.DictReader(answer.removeprefix("# ").splitlines())
     return {(row["pxname"], row["svname"]): int(row["scur"] or 0) + int(row["qcur"] or 0) for row in rows}
+
+
+def backend_stats_command() -> str:
+    """Every backend's counters (`show stat` of type 2, backends only)."""
+    return "show stat -1 2 -1"
+
+
+@dataclass(frozen=True)
+class BackendStats:
+    """A backend's counters since HAProxy started (requests and responses by status class) and its
+    running averages over the last 1024 requests (ms): the response's first byte, and the whole request."""
+
+    backend: str
+    requests: int
+    status: dict[str, int]
+    response_ms: float
+    total_ms: float
+
+
+def parse_life(answer: str) -> str:
+    """`show info`: the process and the second it started, which tell one life of the router's counters
+    from the next (a restart begins them again at zero, whatever they were)."""
+    fields = dict(line.split(": ", 1) for line in answer.splitlines() if ": " in line)
+    return f"{fields.get('Pid', '')}@{fields.get('Start_time_sec', '')}"
+
+
+def _count(row: dict[str, str], name: str) -> int:
+    return int(row.get(name) or 0)
+
+
+def parse_backend_stats(answer: str) -> list[BackendStats]:
+    """`show stat -1 2 -1`: CSV with a header line. `req_tot` counts HTTP requests (`stot` counts
+    sessions, fewer with keep-alive); an empty field is a counter HAProxy has not started."""
+    found = []
+    for row in csv.DictReader(answer.removeprefix("# ").splitlines()):
+        if row.get("svname") != "BACKEND":
+            continue
+        found.append(
+            BackendStats(
+                backend=row["pxname"],
+                requests=_count(row, "req_tot") if row.get("req_tot") else _count(row, "stot"),
+                status={name: _count(row, f"hrsp_{name}") for name in ("1xx", "2xx", "3xx", "4xx", "5xx", "other")},
+                response_ms=float(_count(row, "rtime")),
+                total_ms=float(_count(row, "ttime")),
+            )
+        )
+    return found
 
 
 def check_answers(commands: list[str], answers: list[str]) -> list[str]:

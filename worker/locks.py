@@ -14,6 +14,7 @@ from django.db import connection
 APP = 0x6265  # one deployment of an app at a time
 HOST = 0x6268  # one reconcile pass of a host at a time
 ROUTER = 0x6272  # one push to a router at a time
+METRICS = 0x626D  # one metrics sampling pass at a time
 
 
 class Busy(Exception):

@@ -14,9 +14,10 @@ from berth.core import task_names
 from berth.core.crypto import decrypt
 from berth.deployments.models import Deployment
 from berth.fleet.models import DockerHost
+from berth.metrics.services import metrics_prune
 from berth.tenancy.services import invitations_purge_expired
 
-from . import deploy, fleet_health, healing, locks, routing, runs
+from . import deploy, fleet_health, healing, locks, metrics, routing, runs
 from .engine import Engine, EngineError
 
 logger = logging.getLogger(__name__)
@@ -138,3 +139,15 @@ def push_routes(app_ids: list[int]) -> None:
 def sync_routes() -> None:
     """Every router against the whole route table, repairing any drift."""
     routing.sync_routers()
+
+
+@shared_task(name=task_names.METRICS_SAMPLE)
+def sample_metrics() -> dict:
+    """Read every running container and every router once, into the metrics' buckets."""
+    return metrics.sample(now=timezone.now())
+
+
+@shared_task(name=task_names.METRICS_PRUNE)
+def prune_metrics() -> dict:
+    """Delete the metrics' buckets past their retention."""
+    return metrics_prune(now=timezone.now())

@@ -85,6 +85,7 @@ ORG_ROUTES = {
     ("config", "GET"): (BUILDERS, f"{APP}/config/", None),
     ("config", "PATCH"): (BUILDERS, f"{APP}/config/", {"config": {"GREETING": "hello"}}, 202),
     ("formation", "GET"): (ALL, f"{APP}/formation/", None),
+    ("metrics", "GET"): (ALL, f"{APP}/metrics/", None),
     ("domain-list", "GET"): (ALL, f"{APP}/domains/", None),
     ("domain-list", "POST"): (BUILDERS, f"{APP}/domains/", {"hostname": "www.example.com"}),
     ("domain-detail", "GET"): (ALL, APP + "/domains/{domain}/", None),

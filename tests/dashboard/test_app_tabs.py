@@ -1,5 +1,5 @@
-"""Every page of an app carries the same tabs: Overview, Deploy, Releases, Config, Domains and Runs, the ones a role
-may open and no other, and the page shown marked as the current one."""
+"""Every page of an app carries the same tabs: Overview, Deploy, Releases, Metrics, Config, Domains and Runs, the
+ones a role may open and no other, and the page shown marked as the current one."""
 
 import re
 from html import unescape
@@ -20,6 +20,7 @@ TABS = [
     ("Overview", "app", Action.APP_VIEW),
     ("Deploy", "app-deploy", Action.APP_DEPLOY),
     ("Releases", "releases", Action.APP_VIEW),
+    ("Metrics", "metrics", Action.APP_VIEW),
     ("Config", "config", Action.CONFIG_VIEW),
     ("Domains", "domains", Action.APP_VIEW),
     ("Runs", "runs", Action.APP_VIEW),
@@ -47,6 +48,8 @@ PAGES = {
     "deploy": ("get", url("app-deploy"), {}, Action.APP_DEPLOY, "Deploy"),
     "releases": ("get", url("releases"), {}, Action.APP_VIEW, "Releases"),
     "rollback confirm": ("get", url("release-rollback", 1), {}, Action.APP_DEPLOY, "Releases"),
+    "metrics": ("get", url("metrics"), {}, Action.APP_VIEW, "Metrics"),
+    "metrics for a day": ("get", url("metrics"), {"period": "day"}, Action.APP_VIEW, "Metrics"),
     "config": ("get", url("config"), {}, Action.CONFIG_VIEW, "Config"),
     "config preview": (
         "post",
@@ -83,7 +86,7 @@ def test_every_app_page_has_the_tabs_the_role_may_open_with_its_own_marked(page,
     assert tab_bars(response.content.decode()) == [expected]
 
 
-def test_a_viewer_sees_overview_releases_and_domains_only(app, members, dashboard_client):
+def test_a_viewer_sees_overview_releases_metrics_and_domains_only(app, members, dashboard_client):
     """The role table's answer, spelled out: a viewer may neither deploy nor read config."""
     html = dashboard_client(members[Role.VIEWER]).get(url("releases")).content.decode()
-    assert [label for label, _, _ in tab_bars(html)[0]] == ["Overview", "Releases", "Domains", "Runs"]
+    assert [label for label, _, _ in tab_bars(html)[0]] == ["Overview", "Releases", "Metrics", "Domains", "Runs"]

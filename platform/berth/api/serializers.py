@@ -852,6 +852,65 @@ class QuotaSerializer(serializers.Serializer):
     memory_mb = serializers.IntegerField()
 
 
+# --- metrics (docs/metrics.md) ---
+
+
+class ProcessMetricsPointSerializer(serializers.Serializer):
+    time = serializers.DateTimeField()
+    cpu_millis = serializers.FloatField(allow_null=True, help_text="Mean CPU, thousandths of a core")
+    cpu_max_millis = serializers.FloatField(allow_null=True, help_text="Highest reading in the point")
+    memory_bytes = serializers.IntegerField(allow_null=True, help_text="Mean memory in use (less page cache)")
+    memory_max_bytes = serializers.IntegerField(allow_null=True)
+    restarts = serializers.IntegerField(help_text="Containers of the slot that exited or were lost")
+
+
+class ProcessMetricsSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        help_text="process type and index, as in the logs: web.1 (web.1 canary for a canary's)"
+    )
+    process_type = serializers.CharField()
+    index = serializers.IntegerField()
+    canary = serializers.BooleanField(help_text="a replica of the app's canary, numbered apart from the release's")
+    cpu_limit_millis = serializers.IntegerField()
+    memory_limit_bytes = serializers.IntegerField()
+    restarts = serializers.IntegerField()
+    points = ProcessMetricsPointSerializer(many=True)
+
+
+class RequestMetricsPointSerializer(serializers.Serializer):
+    time = serializers.DateTimeField()
+    requests = serializers.IntegerField()
+    per_second = serializers.FloatField()
+    status_1xx = serializers.IntegerField()
+    status_2xx = serializers.IntegerField()
+    status_3xx = serializers.IntegerField()
+    status_4xx = serializers.IntegerField()
+    status_5xx = serializers.IntegerField()
+    status_other = serializers.IntegerField()
+    response_ms = serializers.FloatField(allow_null=True, help_text="Mean time to the response's first byte")
+    total_ms = serializers.FloatField(allow_null=True, help_text="Mean time of the whole request")
+
+
+class RequestMetricsSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    status_1xx = serializers.IntegerField()
+    status_2xx = serializers.IntegerField()
+    status_3xx = serializers.IntegerField()
+    status_4xx = serializers.IntegerField()
+    status_5xx = serializers.IntegerField()
+    status_other = serializers.IntegerField()
+    points = RequestMetricsPointSerializer(many=True)
+
+
+class AppMetricsSerializer(serializers.Serializer):
+    period = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    bin_seconds = serializers.IntegerField(help_text="The time each point covers")
+    processes = ProcessMetricsSerializer(many=True)
+    requests = RequestMetricsSerializer()
+
+
 # --- one-off runs ------------------------------------------------------------------------------
 
 

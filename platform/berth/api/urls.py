@@ -3,7 +3,18 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from .views import account, applications, audit, billing, deployments, fleet, organizations, registries, routing
+from .views import (
+    account,
+    applications,
+    audit,
+    billing,
+    deployments,
+    fleet,
+    metrics,
+    organizations,
+    registries,
+    routing,
+)
 
 router = SimpleRouter()
 router.register("tokens", account.ApiTokenViewSet, basename="token")
@@ -34,6 +45,7 @@ canary_promote = deployments.CanaryViewSet.as_view({"post": "promote"})
 canary_abort = deployments.CanaryViewSet.as_view({"post": "abort"})
 usage = billing.UsageViewSet.as_view({"get": "read"})
 quota = billing.QuotaViewSet.as_view({"get": "read"})
+app_metrics = metrics.MetricsViewSet.as_view({"get": "read"})
 
 urlpatterns = [
     path("me/", account.MeView.as_view(), name="me"),
@@ -43,6 +55,7 @@ urlpatterns = [
     re_path(rf"^{APP}/canary/$", canary, name="canary"),
     re_path(rf"^{APP}/canary/promote/$", canary_promote, name="canary-promote"),
     re_path(rf"^{APP}/canary/abort/$", canary_abort, name="canary-abort"),
+    re_path(rf"^{APP}/metrics/$", app_metrics, name="metrics"),
     re_path(rf"^{ORG}/usage/$", usage, name="usage"),
     re_path(rf"^{ORG}/quota/$", quota, name="quota"),
     *router.urls,

@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from .views import account, apps, audit, billing, config, domains, members, orgs, releases, runs, tokens
+from .views import account, apps, audit, billing, config, domains, members, metrics, orgs, releases, runs, tokens
 
 app_name = "dashboard"
 
@@ -53,6 +53,7 @@ app_patterns = [
     path(f"{APP}canary/promote/", apps.canary_promote, name="app-canary-promote"),
     path(f"{APP}canary/abort/", apps.canary_abort, name="app-canary-abort"),
     path(f"{APP}releases/", releases.release_list, name="releases"),
+    path(f"{APP}metrics/", metrics.app_metrics_page, name="metrics"),
     path(f"{APP}releases/<int:version>/rollback/", releases.rollback, name="release-rollback"),
     path(f"{APP}config/", config.config_vars, name="config"),
     path(f"{APP}config/reveal/", config.config_reveal, name="config-reveal"),

@@ -167,6 +167,12 @@ class Container(models.Model):
                 condition=models.Q(healthy_at__isnull=True),
                 name="container_never_healthy",
             ),
+            # Metrics count the containers that ended on their own in the last minutes, every pass.
+            models.Index(
+                fields=["finished_at"],
+                condition=models.Q(state__in=["exited", "lost"]),
+                name="container_ended_on_its_own",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "berth.routing",
     "berth.billing",
     "berth.logs",
+    "berth.metrics",
     "django.contrib.postgres",
     "berth.api",
     "berth.dashboard",
@@ -255,6 +256,12 @@ BERTH_LOG_MAX_LINES = env_int("BERTH_LOG_MAX_LINES", 20_000)
 BERTH_LOG_MAX_AGE_HOURS = env_int("BERTH_LOG_MAX_AGE_HOURS", 7 * 24)
 # The Redis that keeps them; by default the one Berth already uses. Its own instance isolates their memory.
 BERTH_LOG_REDIS_URL = env_str("BERTH_LOG_REDIS_URL", REDIS_URL)
+
+# Metrics (docs/metrics.md): how often the worker reads every running container and router, and how long
+# the minute and the hour buckets are kept.
+BERTH_METRICS_SAMPLE_SECONDS = env_int("BERTH_METRICS_SAMPLE_SECONDS", 15)
+BERTH_METRICS_MINUTE_RETENTION_HOURS = env_int("BERTH_METRICS_MINUTE_RETENTION_HOURS", 48)
+BERTH_METRICS_HOUR_RETENTION_DAYS = env_int("BERTH_METRICS_HOUR_RETENTION_DAYS", 90)
 
 # Billing. Quotas every organization has unless an operator sets its own.
 BERTH_DEFAULT_QUOTA = {

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class MetricsConfig(AppConfig):
+    name = "berth.metrics"
+    label = "metrics"
+    verbose_name = "Metrics"
+    default_auto_field = "django.db.models.BigAutoField"
