@@ -113,6 +113,7 @@ def _start(run: Run) -> Container:
     _note(run, host=host, container_name=name)  # before the create: a worker taking the run over looks for it
     _say(run, f"Starting {_shown(run.command)} on v{release.version} ({size.name}, at most {run.timeout_s} s).")
     image = prepare_host(host, release)
+    _note(run, heartbeat_at=timezone.now())  # a pull may have taken a while: this worker is still alive
     spec = container_spec(
         release=release,
         process=process,
