@@ -18,7 +18,7 @@ REQUIRED_ENV = {
     "BERTH_ALLOWED_HOSTS": "berth.example.test",
     "DOCKER_GID": "999",
 }
-BERTH_SERVICES = {"migrate", "web", "worker", "beat", "events", "logs", "router-config"}
+BERTH_SERVICES = {"migrate", "web", "worker", "runs", "beat", "events", "logs", "router-config"}
 # The router's processes: HAProxy and Caddy from Berth's image, with none of Berth's settings.
 ROUTER_SERVICES = {"router", "tls"}
 ROUTER_DIR = "/var/lib/berth/router"
@@ -67,7 +67,7 @@ def test_only_worker_code_mounts_the_docker_socket(services):
     with_socket = {
         name for name, service in services.items() if any(s.endswith("docker.sock") for s in mount_sources(service))
     }
-    assert with_socket == {"worker", "events", "logs"}  # the worker package, the only code that drives engines
+    assert with_socket == {"worker", "runs", "events", "logs"}  # the worker package, the only code that drives engines
 
 
 def test_berth_services_run_prod_settings_with_secrets_from_the_environment(services):

@@ -4,8 +4,6 @@ Converging is level-based: each pass looks at what runs now, so a deployment res
 worker died carries on from where the hosts are, and finishes with exactly the wanted containers.
 """
 
-import os
-import socket
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -20,7 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from berth.applications.models import App, Formation, Release
-from berth.applications.specs import ProcessType
+from berth.applications.specs import RUN_PROCESS_TYPE, ProcessType
 from berth.deployments.canary import canary_quantity, routed_process_types
 from berth.deployments.models import Canary, Deployment
 from berth.deployments.selectors import active_canary
@@ -33,6 +31,7 @@ from . import locks, routing
 from .healing import heal_apps, slots_backing_off
 from .placement import PlacementError
 from .reconcile import check_host
+from .runs import release_phase
 from .runtime import (
     Chosen,
     DeployFailed,
@@ -46,13 +45,10 @@ from .runtime import (
     stop_container,
     wait_healthy,
     wait_ready,
+    worker_name,
 )
 
 T = TypeVar("T")
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def app_lock(app_id: int) -> AbstractContextManager[None]:
@@ -151,6 +147,9 @@ def execute(deployment: Deployment) -> bool:
         heal=healing,
     )
     try:
+        failed = None if beside else release_phase(deployment, release)
+        if failed is not None:
+            raise DeployFailed(failed)
         converge(rollout, target)
     except DeployFailed as failure:
         fail(deployment, str(failure))
@@ -284,7 +283,12 @@ def converge(rollout: Rollout, formation: dict) -> None:
             _converge_slot(rollout, processes[name], index, size)
         extras = live_containers(app=app, canary=False, process_type=name, index__gte=quantity)
         _stop_together(list(extras.select_related("host")), deployment, f"{name} is scaled to {quantity}")
-    stale = live_containers(app=app, canary=False).exclude(process_type__in=list(processes)).select_related("host")
+    # Runs are not the release's processes, and end on their own (docs/runs.md).
+    stale = (
+        live_containers(app=app, canary=False)
+        .exclude(process_type__in=[*processes, RUN_PROCESS_TYPE])
+        .select_related("host")
+    )
     for container in stale:
         stop_container(container, deployment, f"v{release.version} has no {container.process_type} process")
     _converge_canary(rollout, formation)

@@ -10,7 +10,7 @@ from berth.core import task_names
 from berth.core.queue import enqueue
 from berth.fleet.models import DockerHost
 
-from . import deploy, healing, reconcile, routing
+from . import deploy, healing, reconcile, routing, runs
 from .engine import EngineError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def observe_host(host_id: int, suspects: Iterable[str] = ()) -> None:
 
 
 def observe_fleet() -> None:
-    """The periodic pass: observe every host, heal every app, and re-send deployments nobody runs."""
+    """The periodic pass: observe every host, heal every app, and re-send deployments and runs nobody runs."""
     for host in DockerHost.objects.filter(status__in=DockerHost.ANSWERING):
         try:
             reconcile.observe_host(host)
@@ -56,6 +56,8 @@ def observe_fleet() -> None:
     healing.heal_apps(list(App.objects.filter(current_release__isnull=False).values_list("pk", flat=True)))
     for deployment_id in deploy.stale_deployments().values_list("pk", flat=True):
         enqueue(task_names.DEPLOY, deployment_id)
+    for run_id in runs.stale_runs().values_list("pk", flat=True):
+        enqueue(task_names.RUN, run_id)
 
 
 def probe_fleet() -> None:

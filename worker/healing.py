@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from berth.applications.models import App, Formation, Release
+from berth.applications.specs import RUN_PROCESS_TYPE
 from berth.core import task_names
 from berth.core.queue import enqueue
 from berth.deployments.canary import canary_quantity, routed_process_types
@@ -145,7 +146,9 @@ def drifts(app_ids: Iterable[int]) -> dict[int, float]:
             wanted_canary[app_id].update({(name, i): size_id for i in range(canary_quantity(quantity, weight))})
     live: dict[int, list] = {app_id: [] for app_id in releases}
     live_canary: dict[int, list] = {app_id: [] for app_id in releases}
-    for app_id, is_canary, *row in live_containers(app_id__in=releases).values_list(
+    # A one-off run's container is no replica: it neither fills nor overfills a slot (docs/runs.md).
+    replicas = live_containers(app_id__in=releases).exclude(process_type=RUN_PROCESS_TYPE)
+    for app_id, is_canary, *row in replicas.values_list(
         "app_id", "canary", "process_type", "index", "release_id", "size_id", "health", "host__state"
     ):
         (live_canary if is_canary else live)[app_id].append(row)

@@ -21,7 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from berth.applications.models import Release
-from berth.deployments.models import Deployment
+from berth.applications.specs import RUN_PROCESS_TYPE
+from berth.deployments.models import Deployment, Run
 from berth.deployments.selectors import active_canary
 from berth.fleet import transitions
 from berth.fleet.models import Container, DockerHost, Size
@@ -99,6 +100,7 @@ def observe_host(host: DockerHost, *, suspects: Iterable[str] = ()) -> set[int]:
                 observed = engine.inspect(docker_id)
                 summaries[docker_id]["state"] = observed.state if observed else DOCKER_DEAD
         deploying = _deploying()
+        runs_under_way = set(Run.objects.filter(state__in=Run.UNFINISHED).values_list("pk", flat=True))
         for stopping in rows.values():  # the container may be gone already; stop_container records what it can
             if stopping.state == Container.State.STOPPING and stopping.app_id not in deploying.app_ids:
                 stop_container(stopping, None, "its deployment ended while stopping it")
@@ -107,6 +109,10 @@ def observe_host(host: DockerHost, *, suspects: Iterable[str] = ()) -> set[int]:
         seen_running = []
         for docker_id, summary in summaries.items():
             row = rows.get(docker_id)
+            if summary["labels"].get("berth.process_type") == RUN_PROCESS_TYPE:
+                if _observe_run(engine, row, summary, runs_under_way) and row is not None:
+                    seen_running.append(row.pk)
+                continue
             if row is None:
                 if _int(summary["labels"].get("berth.deployment")) not in deploying.deployment_ids:
                     changed |= _adopt_or_remove(engine, host, summary)
@@ -131,6 +137,24 @@ def observe_host(host: DockerHost, *, suspects: Iterable[str] = ()) -> set[int]:
             transitions.containers_lost([row], removed_at=now)
             changed.add(row.app_id)
     return changed
+
+
+def _observe_run(engine: Engine, row: Container | None, summary: dict, under_way: set[int]) -> bool:
+    """A one-off run's container (docs/runs.md), never adopted as a replica: while its run is under way its
+    worker records its end (after storing its last lines), and this pass only notes it running (True);
+    once the run is over, or unknown, nothing may keep it, and it is removed."""
+    if _int(summary["labels"].get("berth.index")) in under_way:
+        return row is not None and summary["state"] == DOCKER_RUNNING
+    flush_before_removal(engine, summary["docker_id"], summary["labels"])
+    if row is not None and row.is_live:
+        observed = engine.inspect(row.docker_id)
+        engine.remove(row.docker_id)
+        transitions.container_removed(row, observed)
+    else:
+        engine.remove(summary["docker_id"])
+        if row is not None:
+            transitions.container_deleted(row, at=timezone.now())
+    return False
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Starting, probing and stopping one container, keeping its observed row true to the host."""
 
 import contextlib
+import os
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +35,11 @@ class DeployFailed(Exception):
 
 # A step proves the deployment's worker alive; more than one heartbeat write a second proves nothing more.
 HEARTBEAT_EVERY_S = 1.0
+
+
+def worker_name() -> str:
+    """Who claims a deployment or a run: this process, on this machine."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def step(deployment: Deployment | None, message: str, **links: Any) -> None:

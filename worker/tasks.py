@@ -4,6 +4,7 @@ import json
 import logging
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from berth.fleet.models import DockerHost
 from berth.metrics.services import metrics_prune
 from berth.tenancy.services import invitations_purge_expired
 
-from . import deploy, fleet_health, healing, locks, metrics, routing
+from . import deploy, fleet_health, healing, locks, metrics, routing, runs
 from .engine import Engine, EngineError
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,19 @@ def health() -> dict:
     }
 
 
-@shared_task(name=task_names.DEPLOY, bind=True, max_retries=None)
+# A run, and a deployment's release command, may take up to BERTH_RUN_MAX_TIMEOUT_SECONDS: the worker's
+# default limits (worker/celery.py) would kill the task waiting for it. A run's own timeout ends it.
+RUN_SOFT_TIME_LIMIT_S: int = settings.BERTH_RUN_MAX_TIMEOUT_SECONDS + 300
+RUN_TIME_LIMIT_S: int = RUN_SOFT_TIME_LIMIT_S + 60
+
+
+@shared_task(
+    name=task_names.DEPLOY,
+    bind=True,
+    max_retries=None,
+    soft_time_limit=RUN_SOFT_TIME_LIMIT_S,
+    time_limit=RUN_TIME_LIMIT_S,
+)
 def run_deployment(self: Task, deployment_id: int, app_id: int | None = None) -> None:
     """Run the app's unfinished deployments, this one among them. Senders that know the app say so,
     which saves a query on every deploy's way to its first container."""
@@ -55,6 +68,12 @@ def run_deployment(self: Task, deployment_id: int, app_id: int | None = None) ->
     except locks.Busy:
         # Another worker is deploying this app and will run this deployment after its own.
         raise self.retry(countdown=2) from None
+
+
+@shared_task(name=task_names.RUN, soft_time_limit=RUN_SOFT_TIME_LIMIT_S, time_limit=RUN_TIME_LIMIT_S)
+def run_once(run_id: int) -> None:
+    """Carry out a one-off run (docs/runs.md); nothing when another worker has it and is alive."""
+    runs.run_once(run_id)
 
 
 @shared_task(name=task_names.CHECK_HOSTS)

@@ -16,6 +16,7 @@ from berth.applications.models import App
 from berth.applications.registries import registry_credential_set
 from berth.audit.models import AuditEvent
 from berth.billing.models import Invoice
+from berth.deployments.models import Run
 from berth.deployments.services import release_create
 from berth.tenancy.roles import Role
 from berth.tenancy.services import invitation_create
@@ -104,6 +105,9 @@ ORG_ROUTES = {
     ("canary", "PATCH"): (BUILDERS, f"{APP}/canary/", {"weight": 20}, 409),
     ("canary-promote", "POST"): (BUILDERS, f"{APP}/canary/promote/", {}, 409),
     ("canary-abort", "POST"): (BUILDERS, f"{APP}/canary/abort/", {}, 409),
+    ("run-list", "GET"): (ALL, f"{APP}/runs/", None),
+    ("run-list", "POST"): (BUILDERS, f"{APP}/runs/", {"command": "echo hello"}, 202),
+    ("run-detail", "GET"): (ALL, APP + "/runs/{run}/", None),
 }
 
 # Operator (staff) routes: tenants of any role get 403 (the fleet is not theirs to see).
@@ -187,6 +191,7 @@ def world(organization, members, owner_client):
     release, deployment = release_create(actor=members[Role.OWNER], app=app, image="berth-test/web:v1")
     App.objects.filter(pk=app.pk).update(current_release=release)
     container = ContainerFactory(host=host, app=app, release=release, size=size)
+    run = Run.objects.create(app=app, release=release, command=["true"], size=size, timeout_s=60)
     Invoice.objects.create(organization=organization, period=date(2026, 10, 1))
     credential, _ = registry_credential_set(
         actor=members[Role.OWNER], organization=organization, registry="10.0.0.5:5000", username="ci", password="x"
@@ -201,6 +206,7 @@ def world(organization, members, owner_client):
         "event": event.pk,
         "deployment": deployment.pk,
         "container": container.pk,
+        "run": run.pk,
         "credential": credential.pk,
         "host": host.pk,
         "spare_host": spare_host.pk,

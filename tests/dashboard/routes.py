@@ -12,6 +12,7 @@ from django.urls import URLPattern, URLResolver, reverse
 from berth.applications.models import App
 from berth.billing.models import Invoice
 from berth.dashboard import urls as dashboard_urls
+from berth.deployments import models as deployments_models
 from berth.deployments import services as deployments
 from berth.routing.services import domain_add
 from berth.tenancy.models import Membership
@@ -42,12 +43,15 @@ def world(organization, members):
     """acme with an app that has two releases, config, a formation, a domain, a pending invitation and a
     finalized invoice; the values of every URL argument of the organization's routes."""
     owner = members[Role.OWNER]
-    SizeFactory(name="small", is_default=True)
+    size = SizeFactory(name="small", is_default=True)
     app = App.objects.create(organization=organization, name="shop", description="The shop")
     deployments.release_create(actor=owner, app=app, image="berth-test/web:v1", process_types=None, description="")
     deployments.config_set(actor=owner, app=app, values={"GREETING": "hello"})
     domain = domain_add(actor=owner, app=app, hostname="www.example.com")
     invitation, _ = invitation_create(actor=owner, organization=organization, email="new@example.test", role="viewer")
+    run = deployments_models.Run.objects.create(
+        app=app, release=app.releases.get(version=2), command=["echo", "hi"], size=size, timeout_s=60
+    )
     invoice = Invoice.objects.create(organization=organization, period=date(2026, 10, 1), state=Invoice.State.FINALIZED)
     return {
         "org_slug": organization.slug,
@@ -57,4 +61,5 @@ def world(organization, members):
         "invitation_id": invitation.pk,
         "period": invoice.period.strftime("%Y-%m"),
         "hostname": domain.hostname,
+        "run_id": run.pk,
     }

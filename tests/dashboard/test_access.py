@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from berth.applications.models import App, ConfigVar, Formation, Release
-from berth.deployments.models import Deployment
+from berth.deployments.models import Deployment, Run
 from berth.routing.models import Domain
 from berth.tenancy.models import ApiToken, Invitation, Membership, Organization
 from berth.tenancy.roles import Role, role_allows
@@ -42,6 +42,7 @@ def snapshot() -> dict:
         "memberships": list(Membership.objects.order_by("pk").values_list("user_id", "organization_id", "role")),
         "invitations": list(Invitation.objects.order_by("pk").values_list("pk", "email", "role", "accepted_at")),
         "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
+        "runs": list(Run.objects.order_by("pk").values_list("pk", "state", "command")),
     }
 
 
@@ -84,6 +85,7 @@ def test_a_forged_post_by_a_read_only_role_is_refused_and_changes_nothing(role, 
         "hostname": "forged.example.com",
         "https_only": "on",
         "drain_timeout_s": "600",
+        "command": "echo forged",
     }
     refused = {}
     for route, entry in ORG_ROUTES:

@@ -1,4 +1,4 @@
-"""Every page of an app carries the same tabs: Overview, Deploy, Releases, Metrics, Config, Domains and Logs, the
+"""Every page of an app carries the same tabs: Overview, Deploy, Releases, Metrics, Config, Domains, Runs and Logs, the
 ones a role may open and no other, and the page shown marked as the current one."""
 
 import re
@@ -23,6 +23,7 @@ TABS = [
     ("Metrics", "metrics", Action.APP_VIEW),
     ("Config", "config", Action.CONFIG_VIEW),
     ("Domains", "domains", Action.APP_VIEW),
+    ("Runs", "runs", Action.APP_VIEW),
     ("Logs", "app-logs", Action.LOG_VIEW),
 ]
 
@@ -64,6 +65,8 @@ PAGES = {
     "routing refused": ("post", url("app-routing"), {"drain_timeout_s": "0"}, Action.APP_UPDATE, "Domains"),
     "logs": ("get", url("app-logs"), {}, Action.LOG_VIEW, "Logs"),
     "logs refused": ("get", url("app-logs"), {"source": "kernel"}, Action.LOG_VIEW, "Logs"),
+    "runs": ("get", url("runs"), {}, Action.APP_VIEW, "Runs"),
+    "runs refused": ("post", url("runs"), {"command": "a && b"}, Action.APP_DEPLOY, "Runs"),
 }
 
 
@@ -89,4 +92,11 @@ def test_every_app_page_has_the_tabs_the_role_may_open_with_its_own_marked(page,
 def test_a_viewer_sees_overview_releases_metrics_domains_and_logs_only(app, members, dashboard_client):
     """The role table's answer, spelled out: a viewer may neither deploy nor read config, but reads logs."""
     html = dashboard_client(members[Role.VIEWER]).get(url("releases")).content.decode()
-    assert [label for label, _, _ in tab_bars(html)[0]] == ["Overview", "Releases", "Metrics", "Domains", "Logs"]
+    assert [label for label, _, _ in tab_bars(html)[0]] == [
+        "Overview",
+        "Releases",
+        "Metrics",
+        "Domains",
+        "Runs",
+        "Logs",
+    ]

@@ -14,8 +14,8 @@ from berth.audit.models import AuditEvent
 from berth.billing.models import Invoice, InvoiceLine
 from berth.core.validators import slug_validator
 from berth.deployments.canary import MAX_WEIGHT, MIN_WEIGHT
-from berth.deployments.models import Canary, Deployment, DeploymentStep
-from berth.deployments.selectors import app_state
+from berth.deployments.models import Canary, Deployment, DeploymentStep, Run
+from berth.deployments.selectors import app_state, run_output
 from berth.fleet.credentials import credential_problems
 from berth.fleet.models import Container, DockerHost, Router, Size
 from berth.routing.hostnames import default_hostname
@@ -54,6 +54,16 @@ class BooleanAsSent(_AsSent):
 
 @extend_schema_field(OpenApiTypes.INT)
 class IntegerAsSent(_AsSent):
+    pass
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+class CommandAsSent(_AsSent):
+    """A command, as a string split like a shell would (no shell operators) or a list of arguments."""
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class StringAsSent(_AsSent):
     pass
 
 
@@ -411,6 +421,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "image",
             "image_digest",
             "process_types",
+            "release_command",
             "config_keys",
             "description",
             "author",
@@ -437,6 +448,15 @@ class ReleaseCreateSerializer(StrictSerializer):
         ),
     )
     description = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    release_command = CommandAsSent(
+        required=False,
+        default=None,
+        help_text="Run once before any container of the release serves, such as migrations; if it fails or "
+        "times out, the deployment fails and the release that runs keeps serving (docs/deploys.md).",
+    )
+    release_timeout = IntegerAsSent(
+        required=False, default=None, help_text="Seconds the release command may take (default 30 minutes)."
+    )
 
 
 _WEIGHT_RULE = f"A canary's weight is a whole number from {MIN_WEIGHT} to {MAX_WEIGHT} (percent of the requests)."
@@ -889,3 +909,62 @@ class AppMetricsSerializer(serializers.Serializer):
     bin_seconds = serializers.IntegerField(help_text="The time each point covers")
     processes = ProcessMetricsSerializer(many=True)
     requests = RequestMetricsSerializer()
+
+
+# --- one-off runs ------------------------------------------------------------------------------
+
+
+class RunCreateSerializer(StrictSerializer):
+    command = CommandAsSent(help_text='"rake db:migrate" or ["sh", "-c", "echo $BERTH_APP"]; Berth runs no shell.')
+    size = StringAsSent(
+        required=False, default=None, allow_null=True, help_text="A size's name (GET /api/v1/sizes/); the default one."
+    )
+    timeout = IntegerAsSent(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="Seconds after which the run is killed (default 30 minutes).",
+    )
+
+
+class RunSerializer(serializers.ModelSerializer):
+    release = serializers.IntegerField(source="release.version", read_only=True)
+    size: "serializers.SlugRelatedField[Size]" = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    process = serializers.CharField(read_only=True, help_text="Its name in the logs: app[run.12].")
+    deployment: "serializers.PrimaryKeyRelatedField[Deployment]" = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "kind",
+            "process",
+            "state",
+            "command",
+            "release",
+            "size",
+            "timeout_s",
+            "exit_code",
+            "error",
+            "deployment",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class RunDetailSerializer(RunSerializer):
+    output = serializers.SerializerMethodField(
+        help_text="Its last lines (?lines=, default 100, at most 1000), oldest first: what it printed and Berth's "
+        "lines about it; null when the log store does not answer."
+    )
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "output"]
+
+    @extend_schema_field({"type": "array", "items": {"type": "object"}, "nullable": True})
+    def get_output(self, run) -> list[dict] | None:
+        lines = run_output(run, lines=self.context.get("lines", 100))
+        return None if lines is None else [line.as_dict() for line in lines]

@@ -31,6 +31,7 @@ router.register(f"{APP}/releases", deployments.ReleaseViewSet, basename="release
 router.register(f"{APP}/deployments", deployments.DeploymentViewSet, basename="deployment")
 router.register(f"{APP}/containers", deployments.ContainerViewSet, basename="container")
 router.register(f"{APP}/domains", routing.DomainViewSet, basename="domain")
+router.register(f"{APP}/runs", deployments.RunViewSet, basename="run")
 router.register(f"{ORG}/invoices", billing.InvoiceViewSet, basename="invoice")
 router.register("sizes", fleet.SizeViewSet, basename="size")
 router.register("fleet/hosts", fleet.DockerHostViewSet, basename="host")

@@ -78,6 +78,9 @@ class Release(models.Model):
     image_digest = models.CharField(max_length=128, blank=True)
     process_types = models.JSONField()
     config = EncryptedJSONField()
+    # Run once before any container of the release serves; a failure fails its deployment
+    # (specs.parse_release_command: {} or {"command": [...], "timeout_s": n}; docs/deploys.md).
+    release_command = models.JSONField(default=dict, blank=True)
     description = models.CharField(max_length=200, blank=True)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     rollback_of = models.PositiveIntegerField(null=True, blank=True, help_text="The version this one restores.")

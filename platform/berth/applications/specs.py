@@ -25,6 +25,8 @@ IMAGE_REFERENCE = (
 PROCESS_NAME = re.compile(r"^[a-z][a-z0-9]{0,29}\Z")
 SHELL_OPERATORS = {";", "&", "&&", "|", "||", "<", ">", ">>", "(", ")", "`", "$("}
 HEALTH_TYPES = {"http", "tcp", "command", "none"}
+# The process type of one-off runs' containers (docs/runs.md): never a release's, so a run is never a replica.
+RUN_PROCESS_TYPE = "run"
 MAX_ARGS, MAX_ARG_LENGTH = 64, 1024
 
 
@@ -152,6 +154,8 @@ def parse_process_types(data) -> dict[str, ProcessType]:
         where = f"process_types.{name}"
         if not isinstance(name, str) or not PROCESS_NAME.match(name):
             raise _field(where, "A process type name is lowercase letters and digits, starting with a letter.")
+        if name == RUN_PROCESS_TYPE:
+            raise _field(where, f"{RUN_PROCESS_TYPE} is the process type of one-off runs; choose another name.")
         spec = spec or {}
         if not isinstance(spec, dict):
             raise _field(where, "A process type must be an object.")
@@ -198,4 +202,39 @@ def load_process_types(stored: dict) -> dict[str, ProcessType]:
             http=spec.get("http", name == "web" and spec["port"] is not None),
         )
         for name, spec in stored.items()
+    }
+
+
+def parse_run_command(value, where: str) -> tuple[str, ...]:
+    """The command of a one-off run or a release command: split and checked like a process type's, and
+    required. Raises Invalid naming `where`."""
+    try:
+        command = parse_command(value, where)
+    except Invalid as error:
+        raise Invalid(error.message, field=where) from None
+    if not command:
+        raise Invalid("Give the command to run, as a string or a list of strings.", field=where)
+    return command
+
+
+def parse_timeout(value, where: str) -> int:
+    """A run's timeout in whole seconds, from 1 to BERTH_RUN_MAX_TIMEOUT_SECONDS (None: the default)."""
+    if value is None:
+        return settings.BERTH_RUN_TIMEOUT_SECONDS
+    high = settings.BERTH_RUN_MAX_TIMEOUT_SECONDS
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise Invalid(f"The timeout is a whole number of seconds from 1 to {high}.", field=where)
+    return value
+
+
+def parse_release_command(command, timeout) -> dict:
+    """What a release stores of its release command: {} for none, else {"command": [...], "timeout_s": n}.
+    It runs once, before any container of the release serves (docs/deploys.md#the-release-command)."""
+    if command in (None, "", []):
+        if timeout is not None:
+            raise Invalid("A release timeout needs a release command.", field="release_timeout")
+        return {}
+    return {
+        "command": list(parse_run_command(command, "release_command")),
+        "timeout_s": parse_timeout(timeout, "release_timeout"),
     }

@@ -4,7 +4,7 @@ a quota never stops containers that already run."""
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import F, Sum
+from django.db.models import Count, F, Sum
 
 from berth.core.errors import BerthError
 from berth.tenancy.models import Organization
@@ -91,4 +91,31 @@ def quota_check_formation(
             f"This would use {memory} MB of memory; the organization's limit is {limits.max_memory_mb} MB "
             f"({memory - limits.max_memory_mb} MB over).",
             field="formation",
+        )
+
+
+def quota_check_run(organization, size) -> None:
+    """A one-off run is one more container at its size while it runs (docs/runs.md): refused when the
+    organization's formations and its runs under way, with it, would pass its container or memory limit."""
+    from berth.deployments.models import Run
+
+    locked = Organization.objects.select_for_update(of=("self",)).select_related("quota").get(pk=organization.pk)
+    limits = limits_for(locked)
+    formations = _formations_total(organization)
+    running = Run.objects.filter(app__organization=organization, state__in=Run.UNFINISHED).aggregate(
+        count=Count("id"), memory=Sum("size__memory_mb")
+    )
+    containers = formations["containers"] + running["count"] + 1
+    memory = formations["memory_mb"] + (running["memory"] or 0) + size.memory_mb
+    if containers > limits.max_containers:
+        raise QuotaExceeded(
+            f"With its runs under way and this one, the organization would run {containers} containers; its "
+            f"limit is {limits.max_containers}.",
+            field="size",
+        )
+    if memory > limits.max_memory_mb:
+        raise QuotaExceeded(
+            f"With its runs under way and this one, the organization would use {memory} MB of memory; its limit "
+            f"is {limits.max_memory_mb} MB.",
+            field="size",
         )

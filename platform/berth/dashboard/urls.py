@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from .views import account, apps, audit, billing, config, domains, logs, members, metrics, orgs, releases, tokens
+from .views import account, apps, audit, billing, config, domains, logs, members, metrics, orgs, releases, runs, tokens
 
 app_name = "dashboard"
 
@@ -62,6 +62,8 @@ app_patterns = [
     path(f"{APP}routing/", domains.routing_update, name="app-routing"),
     path(f"{APP}logs/", logs.app_logs, name="app-logs"),
     path(f"{APP}logs/download/", logs.app_logs_download, name="app-logs-download"),
+    path(f"{APP}runs/", runs.run_list, name="runs"),
+    path(f"{APP}runs/<int:run_id>/", runs.run_detail, name="run"),
 ]
 
 urlpatterns = [path("", include(account_patterns)), path("", include(org_patterns)), path("", include(app_patterns))]

@@ -127,3 +127,71 @@ class Canary(models.Model):
 
     def __str__(self) -> str:
         return f"canary v{self.release.version} of {self.app.name} at {self.weight}%"
+
+
+class Run(models.Model):
+    """One command run once in a container of its own, from a release's image and config (docs/runs.md):
+    a one-off run a person asked for, or the release command a deployment runs before its release serves.
+
+    Its container is a `fleet.Container` like any other (hardened, placed and billed alike), of process type
+    `run` and index the run's id: never a replica, so no converge or heal counts, stops or replaces it.
+    """
+
+    class Kind(models.TextChoices):
+        RUN = "run", "One-off run"
+        RELEASE = "release", "Release command"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Exited with code 0"
+        FAILED = "failed", "Exited with another code"
+        TIMED_OUT = "timed_out", "Killed at its timeout"
+        LOST = "lost", "Lost (its container or host went away, or it could not start)"
+
+    UNFINISHED = (State.QUEUED, State.RUNNING)
+
+    app = models.ForeignKey("applications.App", on_delete=models.CASCADE, related_name="runs")
+    release = models.ForeignKey("applications.Release", on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.RUN)
+    # The deployment whose release command this is (kind `release`).
+    deployment = models.ForeignKey(
+        Deployment, null=True, blank=True, on_delete=models.CASCADE, related_name="release_runs"
+    )
+    command = models.JSONField()
+    size = models.ForeignKey("fleet.Size", on_delete=models.PROTECT, related_name="+")
+    timeout_s = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # Where it runs: chosen before its container is created, so a worker that takes the run over finds it.
+    host = models.ForeignKey("fleet.DockerHost", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    container_name = models.CharField(max_length=128, blank=True)
+    container = models.ForeignKey("fleet.Container", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    # The host's StartedAt and FinishedAt of its container.
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The claim, as for deployments: which worker waits for it, and when it last proved it is alive.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    objects = AppChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="run_state_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"run.{self.pk} of {self.app.name}"
+
+    @property
+    def process(self) -> str:
+        """Its name in the logs: `app[run.12]`."""
+        return f"run.{self.pk}"
+
+    @property
+    def finished(self) -> bool:
+        return self.state not in self.UNFINISHED

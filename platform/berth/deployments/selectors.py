@@ -6,16 +6,20 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import redis
 from django.core.paginator import Page, Paginator
 from django.db import connection, models
 
 from berth.applications.models import App, Release
+from berth.applications.specs import RUN_PROCESS_TYPE
 from berth.fleet.models import Container
+from berth.logs import store
+from berth.logs.lines import LogLine
 from berth.tenancy.models import User
 from berth.tenancy.roles import Action
 
 from .canary import canary_quantity, routed_process_types
-from .models import Canary, Deployment
+from .models import Canary, Deployment, Run
 
 
 def _newest_unfinished(app: App) -> Deployment | None:
@@ -126,7 +130,7 @@ _APP_STATE = """
            FROM (SELECT c.process_type, r.version, c.canary, COUNT(*) AS count
                    FROM fleet_container c
                    JOIN applications_release r ON r.id = c.release_id
-                  WHERE c.app_id = %(app)s AND c.state = ANY(%(live)s)
+                  WHERE c.app_id = %(app)s AND c.state = ANY(%(live)s) AND c.process_type <> %(run)s
                   GROUP BY c.process_type, r.version, c.canary) live),
         (SELECT json_agg(json_build_array(f.process_type, f.quantity, s.name) ORDER BY f.process_type)
            FROM applications_formation f
@@ -153,6 +157,7 @@ def app_state(app: App) -> dict:
         "beside": [str(kind) for kind in Deployment.BESIDE],
         "live": [str(state) for state in Container.LIVE],
         "active": str(Canary.State.ACTIVE),
+        "run": RUN_PROCESS_TYPE,  # one-off runs are not processes of a release (docs/runs.md)
     }
     with connection.cursor() as cursor:
         cursor.execute(_APP_STATE, params)
@@ -566,3 +571,12 @@ def deployments_page(
             for deployment_id, at, message in cursor.fetchall():
                 lines[deployment_id].append((at, message))
     return [ActivityEntry._make((*row, lines.get(row[0]))) for row in rows], older
+
+
+def run_output(run: Run, *, lines: int = 100) -> "list[LogLine] | None":
+    """A run's last `lines` lines, oldest first: what its container printed and Berth's lines about it
+    (process `run.<id>` in the app's logs). None when the log store does not answer."""
+    try:
+        return store.recent(run.app_id, lines=lines, where=store.Filter(process=run.process))
+    except redis.RedisError:
+        return None

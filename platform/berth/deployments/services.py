@@ -15,9 +15,9 @@ from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
 from berth.applications.models import CONFIG_KEY, App, ConfigVar, Formation, Release
-from berth.applications.specs import parse_process_types
+from berth.applications.specs import parse_process_types, parse_release_command, parse_run_command, parse_timeout
 from berth.audit.services import audit_record
-from berth.billing.quotas import quota_check_formation
+from berth.billing.quotas import quota_check_formation, quota_check_run
 from berth.core import task_names
 from berth.core.errors import Conflict, Invalid, NotFound
 from berth.core.queue import enqueue_on_commit
@@ -26,7 +26,7 @@ from berth.logs import store as logs
 from berth.tenancy.models import User
 
 from .canary import MAX_WEIGHT, MIN_WEIGHT, canary_quantity, routed_process_types
-from .models import Canary, Deployment
+from .models import Canary, Deployment, Run
 from .selectors import active_canary, base_release, target_release
 
 if TYPE_CHECKING:
@@ -148,6 +148,7 @@ def _release_and_deploy(
     config: dict[str, str],
     description: str,
     kind: str,
+    release_command: dict,
     rollback_of: int | None = None,
 ) -> tuple[Release, Deployment]:
     formation = _formation(app)
@@ -157,6 +158,7 @@ def _release_and_deploy(
         version=_next_version(app),
         image=image,
         process_types=process_types,
+        release_command=release_command,
         config=config,
         description=description,
         author=actor,
@@ -195,12 +197,21 @@ def _add_formation(app: App, release: Release, formation: dict[str, Formation]) 
 
 @transaction.atomic
 def release_create(
-    *, actor: User, app: App, image: str, process_types: dict | None = None, description: str = ""
+    *,
+    actor: User,
+    app: App,
+    image: str,
+    process_types: dict | None = None,
+    description: str = "",
+    release_command: str | list | None = None,
+    release_timeout: int | None = None,
 ) -> tuple[Release, Deployment]:
-    """Make release vN+1 from an image and process types, with the app's current config."""
+    """Make release vN+1 from an image and process types, with the app's current config; with a release
+    command, which runs before any of its containers serves (docs/deploys.md#the-release-command)."""
     app = _lock_app(app)
     _refuse_during_canary(app, "A new release", _REPLACES_RUNNING)
     parsed = parse_process_types(process_types)
+    command = parse_release_command(release_command, release_timeout)
     stored = {name: spec.as_json() for name, spec in parsed.items()}
     return _release_and_deploy(
         actor=actor,
@@ -210,6 +221,7 @@ def release_create(
         config=_current_config(app),
         description=description,
         kind=Deployment.Kind.RELEASE,
+        release_command=command,
     )
 
 
@@ -234,6 +246,7 @@ def _rollback(*, actor: User | None, app: App, to: Release, description: str) ->
         config=to.config,
         description=description[:200],
         kind=Deployment.Kind.ROLLBACK,
+        release_command=to.release_command,
         rollback_of=to.version,
     )
 
@@ -338,6 +351,7 @@ def config_set(*, actor: User, app: App, values: dict[str, str | None]) -> tuple
         config=config,
         description=_config_description(values),
         kind=Deployment.Kind.RELEASE,
+        release_command=base.release_command,
     )
 
 
@@ -538,12 +552,26 @@ def _canary_processes(app: App, formation: dict[str, Formation], process_types: 
 
 @transaction.atomic
 def canary_create(
-    *, actor: User, app: App, image: str, weight: int, process_types: dict | None = None, description: str = ""
+    *,
+    actor: User,
+    app: App,
+    image: str,
+    weight: int,
+    process_types: dict | None = None,
+    description: str = "",
+    release_command: object = None,
+    release_timeout: object = None,
 ) -> tuple[Release, Deployment, Canary]:
     """Make release vN+1 from an image and process types, with the app's config, and deploy it as a canary
     beside the release that runs: its replicas of the process types that take HTTP get `weight` % of the
     requests until it is promoted or aborted. Its other process types stay on the release that runs."""
     canary_weight_check(weight)
+    if release_command not in (None, "", []) or release_timeout is not None:
+        # It would run against what the release that runs uses (its database, say) while that release serves.
+        raise Invalid(
+            "A canary has no release command: deploy the release without a canary to run one.",
+            field="release_command",
+        )
     app = _lock_app(app)
     _refuse_during_canary(app, "An app has one canary at a time:", "start the next one once this one ended.")
     _running_or_refuse(app)
@@ -693,3 +721,54 @@ def canary_failed(*, app: App, canary: Canary, reason: str) -> None:
 def _canary_end(canary: Canary, *, state: str, actor: User | None, reason: str = "") -> None:
     canary.state, canary.ended_at, canary.ended_by, canary.reason = state, timezone.now(), actor, reason[:2000]
     canary.save(update_fields=["state", "ended_at", "ended_by", "reason"])
+
+
+# --- one-off runs (docs/runs.md) ----------------------------------------------------------------
+
+
+@transaction.atomic
+def run_create(*, actor: User, app: App, command: object, size: object = None, timeout: object = None) -> Run:
+    """Run a command once, in a container of its own from the release that runs (its image and config), at
+    a size (the default one unless named), killed after `timeout` seconds; the worker starts it after
+    commit. Bad input raises Invalid naming the field; an app that runs no release cannot run anything."""
+    parsed = parse_run_command(command, "command")
+    timeout_s = parse_timeout(timeout, "timeout")
+    chosen = _run_size(size)
+    app = _lock_app(app)
+    if app.current_release_id is None:
+        raise Conflict(
+            "The app runs no release yet: a run uses the image and config of the one that runs.", code="no_release"
+        )
+    quota_check_run(app.organization, chosen)
+    run = Run.objects.create(
+        app=app,
+        release_id=app.current_release_id,
+        command=list(parsed),
+        size=chosen,
+        timeout_s=timeout_s,
+        created_by=actor,
+    )
+    # The command may hold what a tenant would not show (a token in an argument): its first word only.
+    audit_record(
+        actor=actor,
+        action="run.create",
+        target=run,
+        organization=app.organization,
+        changes={"program": parsed[0][:100], "size": chosen.name, "timeout_s": timeout_s},
+    )
+    enqueue_on_commit(task_names.RUN, run.pk)
+    return run
+
+
+def _run_size(name: object) -> Size:
+    if name is None:
+        size = Size.objects.filter(is_default=True).first() or Size.objects.order_by("memory_mb").first()
+        if size is None:
+            raise Conflict("No container sizes are defined yet; an operator must add one.", code="no_sizes")
+        return size
+    if not isinstance(name, str) or len(name) > 40:
+        raise Invalid("Give the name of a size (GET /api/v1/sizes/).", field="size")
+    size = Size.objects.filter(name=name).first()
+    if size is None:
+        raise Invalid(f"There is no size named {name!r} (GET /api/v1/sizes/).", field="size")
+    return size

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from berth.applications.models import App, Release
+from berth.applications.specs import RUN_PROCESS_TYPE
 from berth.deployments.models import Deployment
 from berth.tenancy.models import User
 from berth.tenancy.roles import Action
@@ -154,6 +155,8 @@ def _scoped(actor: User, app: App, states: tuple[str, ...]) -> tuple[str, tuple]
     read (for_actor, app.view), for a statement written in SQL to filter by. Narrowed to the states the
     statement reads, so PostgreSQL finds them by the (app, state) index, not among the app's whole history."""
     scoped = Container.objects.for_actor(actor, Action.APP_VIEW).filter(app=app, state__in=states)
+    # One-off runs end as their command does, which is no crash of a replica (docs/runs.md).
+    scoped = scoped.exclude(process_type=RUN_PROCESS_TYPE)
     return scoped.order_by().values("id").query.sql_with_params()
 
 

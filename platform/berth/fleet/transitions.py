@@ -9,6 +9,7 @@ started and whether and when it ended, so metering is part of:
 - `container_healthy`: a new container's interval opens once it passed its health check (the ledger
   takes the host's StartedAt whenever it is written, so a deploy does not wait for it before that);
 - `container_adopted`: a running container rebuilt from its labels;
+- `container_run_started`: a one-off run's container, billed from its start (it has no health check);
 - `container_exited`, `container_removed`, `containers_lost`: its interval closes at the host's
   FinishedAt, or at the last time it was seen running.
 
@@ -28,7 +29,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from berth.applications.models import Release
-from berth.applications.specs import ProcessType
+from berth.applications.specs import RUN_PROCESS_TYPE, ProcessType
 from berth.billing.metering import usage_sync
 from berth.deployments.models import Deployment
 from berth.logs import store as logs
@@ -115,6 +116,45 @@ def container_started(
         healthy_at=now if healthy else None,
         last_seen_at=now,
     )
+
+
+def container_run_started(
+    *,
+    host: DockerHost,
+    docker_id: str,
+    name: str,
+    release: Release,
+    deployment: Deployment | None,
+    run_id: int,
+    size: Size,
+    image_digest: str,
+    observed: Observed | None,
+) -> Container:
+    """Record the container of a one-off run or a release command (deployments.Run) the worker just
+    started: process type `run`, index the run's id, never a replica. It has no health check to pass, so
+    its usage opens at once, from the host's StartedAt (one that already ended is closed at once). A worker
+    that takes the run over may find its row written already (its first worker died just after): that row."""
+    container, _ = Container.objects.get_or_create(
+        host=host,
+        docker_id=docker_id,
+        defaults={
+            "name": name,
+            "organization_id": release.app.organization_id,
+            "app": release.app,
+            "release": release,
+            "deployment": deployment,
+            "process_type": RUN_PROCESS_TYPE,
+            "index": run_id,
+            "size": size,
+            "state": Container.State.RUNNING,
+            "health": Container.Health.UNKNOWN,
+            "image_digest": image_digest,
+            "started_at": observed.started_at if observed else None,
+            "last_seen_at": timezone.now(),
+        },
+    )
+    _usage_sync(container.pk)
+    return container
 
 
 def container_healthy(container: Container, observed: Observed | None = None, *, usage: bool = True) -> None:

@@ -33,8 +33,8 @@ MAX_SCAN = 100_000
 _SCAN_BATCH = 2_000
 CURSOR_TTL_S = 30 * 86400
 
-# KEYS: stream, cursor hash ("" for Berth's own lines), epoch (when the store first held a line). ARGV: max lines, min id, stream ttl, cursor ttl,
-# then one value per line: ns (19 digits, so strings compare as numbers), source, process, process
+# KEYS: stream, cursor hash ("" for Berth's own lines), epoch (when the store first held a line).
+# ARGV: max lines, min id, stream ttl, cursor ttl, then one value per line: ns (19 digits, so strings compare as numbers), source, process, process
 # type, stream and text, separated by \x1f (FIELD). One value, not six: most of an append's cost in
 # the client is per value sent. The cursor hash holds the last stored ns per stream (stdout, stderr).
 _APPEND = """
@@ -97,10 +97,13 @@ class Filter:
     process_type: str = ""
     source: str = ""
     search: str = ""
+    # One process: `run.12`'s lines and Berth's about it.
+    process: str = ""
 
     def matches(self, line: LogLine) -> bool:
         return (
             (not self.process_type or line.process_type == self.process_type)
+            and (not self.process or line.process == self.process)
             and (not self.source or line.source == self.source)
             and (not self.search or self.search.lower() in line.text.lower())
         )

@@ -5,6 +5,8 @@ from typing import Any
 
 import dj_database_url
 
+from berth.core import task_names
+
 from .env import env_bool, env_int, env_list, env_str
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -208,6 +210,10 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
 # container. Workers keep them as web processes do (worker.celery applies Django's rules, CONN_MAX_AGE
 # and the health check, around each task); Celery itself still closes them every 1,000 tasks.
 CELERY_DB_REUSE_MAX = 1000
+# One-off runs wait hours for their container: they have a queue and workers of their own (Procfile `runs`),
+# so runs never take the slots deployments, reconciles and billing need (docs/runs.md#workers).
+BERTH_RUNS_QUEUE = env_str("BERTH_RUNS_QUEUE", "runs")
+CELERY_TASK_ROUTES = {task_names.RUN: {"queue": BERTH_RUNS_QUEUE}}
 
 EMAIL_BACKEND = env_str("BERTH_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("BERTH_FROM_EMAIL", "berth@localhost")
@@ -242,6 +248,13 @@ BERTH_PARALLEL_STARTS = env_int("BERTH_PARALLEL_STARTS", 8)
 # An organization's containers on one host share one bridge network; a /24 from the engine's
 # address pool has 253 addresses for them, less a margin.
 BERTH_ORG_CONTAINERS_PER_HOST = env_int("BERTH_ORG_CONTAINERS_PER_HOST", 250)
+# One-off runs and release commands (docs/runs.md): how long one may run unless it says, and at most. A run
+# is killed when its time is up.
+BERTH_RUN_TIMEOUT_SECONDS = env_int("BERTH_RUN_TIMEOUT_SECONDS", 30 * 60)
+BERTH_RUN_MAX_TIMEOUT_SECONDS = env_int("BERTH_RUN_MAX_TIMEOUT_SECONDS", 6 * 3600)
+# A running run whose worker has not written for this long is taken over by another (which waits for the
+# same container, or finds it gone).
+BERTH_RUN_STALE_SECONDS = env_int("BERTH_RUN_STALE_SECONDS", 60)
 # How long registering a host waits for a worker to connect to its engine (the engine has 10 s of it).
 BERTH_ENGINE_CHECK_TIMEOUT_SECONDS = env_int("BERTH_ENGINE_CHECK_TIMEOUT_SECONDS", 20)
 

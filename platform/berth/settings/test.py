@@ -19,7 +19,11 @@ CELERY_TASK_ALWAYS_EAGER = False
 # Tasks the suite enqueues go to a queue of their own, so a developer's running worker never
 # takes them; tests that need a worker start one on this queue.
 CELERY_TASK_DEFAULT_QUEUE = f"berth-test-{os.getpid()}"
+# Runs too: the suite's workers consume that one queue.
+BERTH_RUNS_QUEUE = CELERY_TASK_DEFAULT_QUEUE
+CELERY_TASK_ROUTES = {task_names.RUN: {"queue": BERTH_RUNS_QUEUE}}  # noqa: F405
 BERTH_HOST_DOWN_AFTER_SECONDS = 2
 BERTH_DEPLOYMENT_STALE_SECONDS = 5
 # Every deploy of the suite waits this long per new container; tests of readiness set their own.
 BERTH_MIN_READY_SECONDS = 1
+BERTH_RUN_STALE_SECONDS = 5

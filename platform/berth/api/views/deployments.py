@@ -3,15 +3,15 @@ Deployment the worker will carry out; no view talks to a Docker host."""
 
 from django.db.models import Prefetch
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from berth.applications.models import Formation, Release
-from berth.core.errors import NotFound
+from berth.core.errors import Invalid, NotFound
 from berth.deployments import services
-from berth.deployments.models import Canary, Deployment, DeploymentStep
+from berth.deployments.models import Canary, Deployment, DeploymentStep, Run
 from berth.deployments.selectors import active_canary
 from berth.fleet.models import Container
 from berth.fleet.selectors import container_exits
@@ -268,3 +268,44 @@ class ContainerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AppScop
             actor=request.user, app=self.app, process_type=data.validated_data["process_type"], container=container
         )
         return Response(serializers.DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AppScopedViewSet):
+    """One-off runs of the app's release, and the release commands its deployments ran (docs/runs.md).
+    POST starts one; GET shows its state, exit code and last output lines."""
+
+    queryset = Run.objects.none()
+    serializer_class = serializers.RunSerializer
+    lookup_value_regex = r"[0-9]{1,18}"
+    required_actions = {"list": Action.APP_VIEW, "retrieve": Action.APP_VIEW, "create": Action.APP_DEPLOY}
+
+    def get_queryset(self):
+        rows = Run.objects.for_actor(self.request.user, self.required_actions[self.action]).filter(app=self.app)
+        return rows.select_related("release", "size", "created_by")
+
+    def get_serializer_class(self):
+        return serializers.RunDetailSerializer if self.action == "retrieve" else serializers.RunSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("lines", int, description="How many of its last lines (default 100, at most 1000).")
+        ]
+    )
+    def retrieve(self, request, org_slug=None, app_name=None, pk=None):
+        raw = request.query_params.get("lines", "100")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_RUN_LINES:
+            raise Invalid(f"lines is a whole number from 1 to {MAX_RUN_LINES}.", field="lines")
+        run = self.get_object()
+        return Response(serializers.RunDetailSerializer(run, context={"lines": int(raw)}).data)
+
+    @extend_schema(request=serializers.RunCreateSerializer, responses={202: serializers.RunSerializer})
+    def create(self, request, org_slug=None, app_name=None):
+        """Run a command once in a container of its own, from the release that runs (image and config),
+        hardened and billed like any container, killed at its timeout. Answers at once; the worker starts it."""
+        data = serializers.RunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = services.run_create(actor=request.user, app=self.app, **data.validated_data)
+        return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+MAX_RUN_LINES = 1000
