@@ -34,9 +34,10 @@ _SCAN_BATCH = 2_000
 CURSOR_TTL_S = 30 * 86400
 
 # KEYS: stream, cursor hash ("" for Berth's own lines), epoch (when the store first held a line).
-# ARGV: max lines, min id, stream ttl, cursor ttl, then one value per line: ns (19 digits, so strings compare as numbers), source, process, process
-# type, stream and text, separated by \x1f (FIELD). One value, not six: most of an append's cost in
-# the client is per value sent. The cursor hash holds the last stored ns per stream (stdout, stderr).
+# ARGV: max lines, min id, stream ttl, cursor ttl, then one value per line: ns (19 digits, so strings
+# compare as numbers), source, process, process type, stream and text, separated by \x1f (FIELD). One
+# value, not six: most of an append's cost in the client is per value sent. The cursor hash holds the
+# last stored ns per stream (stdout, stderr).
 _APPEND = """
 local cursors, changed = {}, {}
 local stored = 0
