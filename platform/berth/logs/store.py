@@ -149,7 +149,8 @@ def append(app_id: int, entries: Iterable[Entry], *, docker_id: str = "") -> int
     min_id = f"{int(timezone.now().timestamp() * 1000) - max_age_ms}-0"
     keys = [stream_key(app_id), cursor_key(docker_id) if docker_id else "", epoch_key()]
     arguments = [settings.BERTH_LOG_MAX_LINES, min_id, max_age_ms // 1000, CURSOR_TTL_S, *values]
-    return int(_append_script()(keys=keys, args=arguments))
+    # The client given at each call: the script object must not keep the one of an earlier setting.
+    return int(_append_script()(keys=keys, args=arguments, client=client()))
 
 
 @functools.cache
