@@ -877,28 +877,26 @@ class ProcessMetricsSerializer(serializers.Serializer):
     points = ProcessMetricsPointSerializer(many=True)
 
 
-class RequestMetricsPointSerializer(serializers.Serializer):
-    time = serializers.DateTimeField()
+class RequestCountsSerializer(serializers.Serializer):
+    """Requests and their answers by status class: over a period, and over each of its points."""
+
     requests = serializers.IntegerField()
-    per_second = serializers.FloatField()
     status_1xx = serializers.IntegerField()
     status_2xx = serializers.IntegerField()
     status_3xx = serializers.IntegerField()
     status_4xx = serializers.IntegerField()
     status_5xx = serializers.IntegerField()
     status_other = serializers.IntegerField()
+
+
+class RequestMetricsPointSerializer(RequestCountsSerializer):
+    time = serializers.DateTimeField()
+    per_second = serializers.FloatField()
     response_ms = serializers.FloatField(allow_null=True, help_text="Mean time to the response's first byte")
     total_ms = serializers.FloatField(allow_null=True, help_text="Mean time of the whole request")
 
 
-class RequestMetricsSerializer(serializers.Serializer):
-    requests = serializers.IntegerField()
-    status_1xx = serializers.IntegerField()
-    status_2xx = serializers.IntegerField()
-    status_3xx = serializers.IntegerField()
-    status_4xx = serializers.IntegerField()
-    status_5xx = serializers.IntegerField()
-    status_other = serializers.IntegerField()
+class RequestMetricsSerializer(RequestCountsSerializer):
     points = RequestMetricsPointSerializer(many=True)
 
 
