@@ -11,6 +11,8 @@ from berth.logs.lines import BERTH, MAX_LINE_CHARS, STDERR, STDOUT, clean, ns_of
 from berth.logs.store import Entry, Filter
 
 APP_ID = 987_654
+# The store's keys name the database (its oid too), so every test here asks it once.
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
@@ -115,3 +117,48 @@ def test_a_line_that_did_not_go_through_clean_cannot_break_an_append():
     first, second = store.recent(APP_ID)
     assert (first.text, first.process, first.stream) == ("one\\x1ftwo\\x1ethree", "web\\x1f1", STDERR)
     assert (second.text, second.stream) == ("next", STDOUT)
+
+
+def test_a_database_made_again_does_not_find_the_lines_of_the_one_before():
+    """App ids start again in a database dropped and created again (or restored from a backup): the log
+    store must not hand a new app the lines of the app that had its id before."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    base = settings.DATABASES["default"]
+    name = f"{base['NAME']}_again"
+    url = f"postgres://{base['USER']}@{base['HOST']}:{base['PORT']}/{name}"
+    program = (
+        "import sys, django; django.setup();"
+        "from berth.logs import store; from berth.logs.lines import ns_of; from django.utils import timezone;"
+        "store.append(7, [store.Entry(ns_of(timezone.now()), sys.argv[1])]) if sys.argv[1] != '-' else None;"
+        "print([line.text for line in store.recent(7)])"
+    )
+    root = settings.REPO_ROOT
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "berth.settings.test",
+        "PYTHONPATH": f"{root / 'platform'}:{root}",
+    }
+
+    def run(*args: str) -> str:
+        command = [sys.executable, "-c", program, *args]
+        return subprocess.run(command, env=env, cwd=root, check=True, capture_output=True, text=True).stdout
+
+    def database(action: str) -> None:
+        where = ["-h", base["HOST"], "-p", str(base["PORT"]), "-U", base["USER"]]
+        subprocess.run([action, *where, "--if-exists", name] if action == "dropdb" else [action, *where, name], check=True)
+
+    database("dropdb")
+    try:
+        database("createdb")
+        assert run("a line of the first database") == "['a line of the first database']\n"
+        database("dropdb")
+        database("createdb")
+        assert run("-") == "[]\n"
+    finally:
+        database("dropdb")

@@ -115,9 +115,19 @@ def client() -> redis.Redis:
     return redis.Redis.from_url(settings.BERTH_LOG_REDIS_URL)
 
 
+_DATABASE_OIDS: dict[str, int] = {}
+
+
 def _prefix() -> str:
-    # Keyed by database as well, so installations (and test databases) sharing one Redis never mix.
-    return f"berth:logs:{connection.settings_dict['NAME']}"
+    """Keys name the database, so installations (and test databases) sharing one Redis never mix, and by its
+    oid too: a database dropped and made again, or restored from a backup, numbers its apps from where it
+    was, and its new apps must not find the lines of the apps that had their ids before."""
+    name = connection.settings_dict["NAME"]
+    if name not in _DATABASE_OIDS:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+            _DATABASE_OIDS[name] = cursor.fetchone()[0]
+    return f"berth:logs:{name}:{_DATABASE_OIDS[name]}"
 
 
 def stream_key(app_id: int) -> str:
