@@ -151,7 +151,8 @@ def test_a_database_made_again_does_not_find_the_lines_of_the_one_before():
 
     def database(action: str) -> None:
         where = ["-h", base["HOST"], "-p", str(base["PORT"]), "-U", base["USER"]]
-        subprocess.run([action, *where, "--if-exists", name] if action == "dropdb" else [action, *where, name], check=True)
+        options = ["--if-exists"] if action == "dropdb" else []
+        subprocess.run([action, *where, *options, name], check=True)
 
     database("dropdb")
     try:
