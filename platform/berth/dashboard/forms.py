@@ -30,3 +30,12 @@ def parsed_as_api(form: forms.Form, serializer_class: type[Serializer]) -> dict 
         return dict(serializer.validated_data)
     add_refusal(form, ValidationError(serializer.errors))
     return None
+
+
+def typed_int(typed: str) -> int | str:
+    """A number field's text as JSON would carry it: a whole number, or else the text as typed, for the
+    API's serializer or the service to refuse by name (a form of its own would say it differently)."""
+    try:
+        return int(typed.strip())
+    except ValueError:
+        return typed.strip()

@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
+from berth.applications.specs import RUN_PROCESS_TYPE
 from berth.fleet.models import Container
 
 from .models import HOUR, MINUTE, STEPS, ContainerBucket, Reading, RouteBucket
 
 STATUS_CLASSES = ("status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "status_other")
 ROUTE_COUNTERS = ("requests", *STATUS_CLASSES)
-# The process type of one-off runs: they end on their own by design, which is no restart.
-RUN_PROCESS_TYPE = "run"
 # Counters not read again for this long belong to a container or backend that is gone.
 READING_RETENTION = timedelta(days=1)
 
@@ -218,7 +217,7 @@ def restarts_count(*, since: datetime) -> None:
                     "step": step,
                     "start": start,
                     "ended": [Container.State.EXITED, Container.State.LOST],
-                    "run": RUN_PROCESS_TYPE,
+                    "run": RUN_PROCESS_TYPE,  # runs end on their own by design, which is no restart
                 },
             )
 

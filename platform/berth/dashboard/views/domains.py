@@ -25,7 +25,7 @@ from berth.tenancy.models import Membership
 from berth.tenancy.roles import Action, role_allows
 
 from ..access import actor, app_of, org_page, require
-from ..forms import add_refusal, parsed_as_api
+from ..forms import add_refusal, parsed_as_api, typed_int
 
 PER_PAGE = 50
 REFUSED = 400
@@ -54,12 +54,7 @@ class RoutingForm(forms.Form):
     )
 
     def clean_drain_timeout_s(self) -> int | str:
-        # A whole number as JSON would carry it; anything else as typed, for the service to refuse by name.
-        typed = self.cleaned_data["drain_timeout_s"].strip()
-        try:
-            return int(typed)
-        except ValueError:
-            return typed
+        return typed_int(self.cleaned_data["drain_timeout_s"])
 
 
 @org_page(Action.APP_VIEW)

@@ -24,7 +24,7 @@ from berth.tenancy.models import Membership
 from berth.tenancy.roles import Action, role_allows
 
 from ..access import actor, app_of, org_page, require
-from ..forms import add_refusal, parsed_as_api
+from ..forms import add_refusal, parsed_as_api, typed_int
 from ..rendering import render_page
 
 PER_PAGE = 50
@@ -64,14 +64,8 @@ class RunForm(forms.Form):
         return self.cleaned_data["size"] or None
 
     def clean_timeout(self) -> int | str | None:
-        # A whole number as JSON would carry it; anything else as typed, for the service to refuse by name.
-        typed = self.cleaned_data["timeout"].strip()
-        if not typed:
-            return None
-        try:
-            return int(typed)
-        except ValueError:
-            return typed
+        typed = self.cleaned_data["timeout"]
+        return typed_int(typed) if typed.strip() else None
 
 
 @org_page(Action.APP_VIEW)
